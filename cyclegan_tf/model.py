@@ -185,7 +185,7 @@ class CycleGAN(keras.Model):
         return self.generator_ab(images, training=training)
 
     def train_step(self, data):
-        real_a, real_b = data
+        real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
         use_identity = self.lambda_identity > 0
         with tf.GradientTape() as generator_tape:
             fake_b = self.generator_ab(real_a, training=True)
@@ -218,7 +218,7 @@ class CycleGAN(keras.Model):
 
     def test_step(self, data):
         """Cycle and identity losses on held-out pairs (no adversarial terms: no update happens)."""
-        real_a, real_b = data
+        real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
         fake_b = self.generator_ab(real_a, training=False)
         fake_a = self.generator_ba(real_b, training=False)
         terms = self._cycle_terms(real_a, real_b, fake_a, fake_b, True, training=False)

@@ -1,0 +1,125 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cyclegan_tf import CycleGAN
+
+SIZE = 32
+
+
+def _tiny(**overrides):
+    options = dict(ngf=4, ndf=4, n_res_blocks=1, image_size=SIZE, pool_size=0, seed=0)
+    options.update(overrides)
+    return CycleGAN(**options)
+
+
+def _pairs(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-1, 1, (n, SIZE, SIZE, 3)).astype("float32")
+    b = rng.uniform(-1, 1, (n, SIZE, SIZE, 3)).astype("float32")
+    return a, b
+
+
+def _reference_gradients(model, real_a, real_b):
+    """The reference objective, written out independently of CycleGAN.train_step (LSGAN, no pool)."""
+    g_ab, g_ba = model.generator_ab, model.generator_ba
+    d_a, d_b = model.discriminator_a, model.discriminator_b
+    lam, lam_id = model.lambda_cycle, model.lambda_identity
+
+    def mse(x, target):
+        return tf.reduce_mean(tf.square(x - target))
+
+    def l1(x, y):
+        return tf.reduce_mean(tf.abs(x - y))
+
+    g_vars = g_ab.trainable_variables + g_ba.trainable_variables
+    with tf.GradientTape() as tape:
+        fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+        loss = mse(d_b(fake_b), 1.0) + mse(d_a(fake_a), 1.0)
+        loss += lam * l1(g_ba(fake_b), real_a) + lam * l1(g_ab(fake_a), real_b)
+        loss += lam * lam_id * (l1(g_ba(real_a), real_a) + l1(g_ab(real_b), real_b))
+    g_grads = tape.gradient(loss, g_vars)
+    d_vars = d_a.trainable_variables + d_b.trainable_variables
+    with tf.GradientTape() as tape:
+        loss_a = 0.5 * (mse(d_a(real_a), 1.0) + mse(d_a(fake_a), 0.0))
+        loss_b = 0.5 * (mse(d_b(real_b), 1.0) + mse(d_b(fake_b), 0.0))
+        loss = loss_a + loss_b
+    d_grads = tape.gradient(loss, d_vars)
+    return g_vars, g_grads, d_vars, d_grads
+
+
+def test_train_step_is_the_reference_update():
+    model = _tiny()
+    model.compile(
+        generator_optimizer=keras.optimizers.SGD(0.1),
+        discriminator_optimizer=keras.optimizers.SGD(0.1),
+    )
+    real_a, real_b = _pairs(2)
+    g_vars, g_grads, d_vars, d_grads = _reference_gradients(model, real_a, real_b)
+    expected = [v.numpy() - 0.1 * g.numpy() for v, g in zip(g_vars, g_grads)]
+    expected += [v.numpy() - 0.1 * g.numpy() for v, g in zip(d_vars, d_grads)]
+    model.train_on_batch(real_a, real_b)
+    for variable, value in zip(g_vars + d_vars, expected):
+        np.testing.assert_allclose(variable.numpy(), value, atol=2e-5, err_msg=variable.path)
+
+
+def test_fit_reports_the_seed_metrics_and_changes_weights():
+    model = _tiny(pool_size=4)
+    model.compile()
+    a, b = _pairs(8)
+    dataset = tf.data.Dataset.from_tensor_slices((a, b)).batch(2).repeat()
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(dataset, epochs=2, steps_per_epoch=3, verbose=0)
+    for name in ("d_loss", "g_loss", "adv", "cycle", "identity", "d_a", "adv_ab", "cycle_bab"):
+        assert np.all(np.isfinite(history.history[name])), name
+    logs = {k: v[-1] for k, v in history.history.items()}
+    assert logs["adv"] == pytest.approx((logs["adv_ab"] + logs["adv_ba"]) / 2, rel=1e-5)
+    assert logs["d_loss"] == pytest.approx((logs["d_a"] + logs["d_b"]) / 2, rel=1e-5)
+    assert logs["g_loss"] == pytest.approx(
+        2 * (logs["adv"] + logs["cycle"] + logs["identity"]), rel=1e-4
+    )
+    changed = [not np.array_equal(x, y) for x, y in zip(before, model.get_weights())]
+    assert sum(changed) > len(changed) // 2
+    assert int(model.generator_optimizer.iterations.numpy()) == 6
+    assert int(model.discriminator_optimizer.iterations.numpy()) == 6
+
+
+def test_zero_identity_weight_reports_no_identity():
+    model = _tiny(lambda_identity=0.0)
+    model.compile()
+    logs = model.train_on_batch(*_pairs(2), return_dict=True)
+    assert logs["identity"] == 0.0 and logs["cycle"] > 0
+
+
+def test_evaluate_reports_cycle_and_identity_only():
+    model = _tiny()
+    model.compile()
+    results = model.evaluate(*_pairs(4), batch_size=2, return_dict=True, verbose=0)
+    assert set(results) >= {"cycle", "identity", "cycle_aba", "identity_b"}
+    assert "d_loss" not in results and results["cycle"] > 0
+
+
+def test_keras_round_trip_gives_identical_outputs(tmp_path):
+    model = _tiny(discriminator="global", gan_mode="vanilla", pool_size=3)
+    model.compile()
+    a, b = _pairs(2)
+    model.train_on_batch(a, b)
+    path = str(tmp_path / "cyclegan.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded(a), model(a))
+    np.testing.assert_array_equal(loaded.discriminator_b(b), model.discriminator_b(b))
+    assert int(loaded.pool_a.count.numpy()) == 2
+    assert int(loaded.generator_optimizer.iterations.numpy()) == 1
+    loaded.train_on_batch(a, b)  # the restored optimizers keep training
+
+
+def test_invalid_options_are_rejected():
+    with pytest.raises(ValueError, match="image_size"):
+        _tiny(image_size=30)
+    with pytest.raises(ValueError, match="lambda_cycle=-1"):
+        _tiny(lambda_cycle=-1)
+    with pytest.raises(ValueError, match="gan_mode"):
+        _tiny(gan_mode="hinge")
