@@ -144,6 +144,13 @@ def export_pair(generator_ab, generator_ba, export_dir, run_name, version=None):
         A dict ``{model_name: version_folder}``.
     """
     name_ab, name_ba = model_names(run_name)
+    if version is not None:
+        for name in (name_ab, name_ba):
+            if os.path.exists(os.path.join(export_dir, name, str(version))):
+                raise ValueError(
+                    f"{os.path.join(export_dir, name, str(version))} already exists; versions are "
+                    "never overwritten (pass another)"
+                )
     return {
         name_ab: export_generator(generator_ab, export_dir, name_ab, version),
         name_ba: export_generator(generator_ba, export_dir, name_ba, version),

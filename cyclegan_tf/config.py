@@ -1,0 +1,256 @@
+"""Typed training options: one dataclass that is also the command line and ``config.json``.
+
+Every field becomes a flag of ``scripts/train.py`` (``image_size`` → ``--image-size``), and a run folder
+keeps the resolved options as ``config.json`` so a run can be resumed, compared or reproduced.
+"""
+
+import dataclasses
+import json
+import os
+
+_DEFAULT_DATASET = "apple2orange"
+
+
+def _option(default, help, choices=None, group="training"):  # noqa: A002 - mirrors argparse
+    metadata = {"help": help, "choices": choices, "group": group}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """All options of a training run, with the reference's defaults.
+
+    Attributes are documented by their ``help`` metadata, which is also the ``--help`` text.
+    """
+
+    # Data.
+    dataset: str = _option(
+        _DEFAULT_DATASET, "TFDS cycle_gan config (e.g. apple2orange) or 'synthetic'.", group="data"
+    )
+    data_dir: str | None = _option(
+        None, "Folder with trainA/ trainB/ [testA/ testB/] (the published zips).", group="data"
+    )
+    image_size: int = _option(256, "Training crop size (a multiple of 4).", group="data")
+    load_size: int = _option(
+        286, "Images are resized to this before the random crop.", group="data"
+    )
+    # Networks and objective.
+    ngf: int = _option(64, "Generator filters in the first layer.", group="model")
+    ndf: int = _option(64, "Discriminator filters in the first layer.", group="model")
+    n_res_blocks: int = _option(9, "Residual blocks per generator.", group="model")
+    n_disc_layers: int = _option(3, "Stride-2 layers per discriminator.", group="model")
+    discriminator: str = _option(
+        "patch", "Discriminator kind.", choices=("patch", "global"), group="model"
+    )
+    gan_mode: str = _option(
+        "lsgan", "Adversarial loss.", choices=("lsgan", "vanilla"), group="model"
+    )
+    lambda_cycle: float = _option(10.0, "Weight of each cycle-consistency term.", group="model")
+    lambda_identity: float = _option(
+        0.5, "Identity weight relative to --lambda-cycle (0 skips it).", group="model"
+    )
+    pool_size: int = _option(
+        50, "Generated images remembered per domain (0: no pool).", group="model"
+    )
+    # Optimisation.
+    batch_size: int = _option(1, "Global batch size.")
+    epochs: int = _option(200, "Total epochs.")
+    decay_epochs: int | None = _option(
+        None, "Epochs of linear learning-rate decay at the end (default: half of --epochs)."
+    )
+    steps_per_epoch: int | None = _option(
+        None, "Steps per epoch (default: the larger domain's size / batch size)."
+    )
+    lr: float = _option(2e-4, "Adam learning rate.")
+    beta1: float = _option(0.5, "Adam beta_1.")
+    seed: int = _option(0, "Seed of the initial weights, data order and image pools.")
+    # Outputs.
+    name: str | None = _option(
+        None, "Model name (default: the dataset's, e.g. apple2orange).", group="outputs"
+    )
+    output_dir: str | None = _option(None, "Run folder (default: runs/<name>).", group="outputs")
+    export_dir: str = _option("saved_models", "Where SavedModels are exported.", group="outputs")
+    sample_every: int = _option(
+        100, "Write a sample grid every N steps (0: never).", group="outputs"
+    )
+    # Scale and speed.
+    mirrored_strategy: bool = _option(
+        False, "Train on all local GPUs (MirroredStrategy).", group="scale"
+    )
+    cpu_replicas: int | None = _option(
+        None, "Split the CPU into N logical devices (with --mirrored-strategy).", group="scale"
+    )
+    multi_worker: bool = _option(
+        False, "MultiWorkerMirroredStrategy configured from TF_CONFIG.", group="scale"
+    )
+    mixed_precision: str | None = _option(
+        None, "Mixed precision policy.", choices=("bf16", "fp16"), group="scale"
+    )
+    jit_compile: bool = _option(False, "Compile the train step with XLA.", group="scale")
+
+    def resolved(self):
+        """Returns a copy with the derived defaults filled in (name, output_dir, decay_epochs).
+
+        Raises:
+            ValueError: if an option is out of range; the message names it and its value.
+        """
+        config = dataclasses.replace(self)
+        if config.name is None:
+            config.name = (
+                config.dataset if config.data_dir is None else _folder_name(config.data_dir)
+            )
+        if config.output_dir is None:
+            config.output_dir = os.path.join("runs", config.name)
+        if config.decay_epochs is None:
+            config.decay_epochs = config.epochs // 2
+        config.validate()
+        return config
+
+    def validate(self):
+        """Checks ranges and combinations.
+
+        Raises:
+            ValueError: naming the first option out of range and its value.
+        """
+        positive = (
+            "image_size",
+            "load_size",
+            "batch_size",
+            "epochs",
+            "ngf",
+            "ndf",
+            "n_disc_layers",
+        )
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise ValueError(f"--{_flag(key)} must be positive. Received: {getattr(self, key)}")
+        non_negative = (
+            "n_res_blocks",
+            "pool_size",
+            "lambda_cycle",
+            "lambda_identity",
+            "sample_every",
+        )
+        for key in non_negative:
+            if getattr(self, key) < 0:
+                raise ValueError(f"--{_flag(key)} must be >= 0. Received: {getattr(self, key)}")
+        if self.image_size % 4:
+            raise ValueError(f"--image-size must be a multiple of 4. Received: {self.image_size}")
+        if self.load_size < self.image_size:
+            raise ValueError(
+                "--load-size must be >= --image-size. "
+                f"Received: load_size={self.load_size}, image_size={self.image_size}"
+            )
+        if self.decay_epochs is not None and not 0 <= self.decay_epochs <= self.epochs:
+            raise ValueError(
+                f"--decay-epochs must be between 0 and --epochs ({self.epochs}). "
+                f"Received: {self.decay_epochs}"
+            )
+        if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
+            raise ValueError(
+                f"--steps-per-epoch must be positive. Received: {self.steps_per_epoch}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive. Received: {self.lr}")
+        for key, field in self.fields().items():
+            choices = field.metadata["choices"]
+            value = getattr(self, key)
+            if choices and value is not None and value not in choices:
+                raise ValueError(f"--{_flag(key)} must be one of {choices}. Received: {value!r}")
+
+    def model_options(self):
+        """The ``CycleGAN`` constructor arguments of this run."""
+        keys = (
+            "ngf",
+            "ndf",
+            "n_res_blocks",
+            "n_disc_layers",
+            "discriminator",
+            "gan_mode",
+            "lambda_cycle",
+            "lambda_identity",
+            "pool_size",
+            "image_size",
+            "seed",
+        )
+        return {key: getattr(self, key) for key in keys}
+
+    ARCHITECTURE_KEYS = (
+        "ngf",
+        "ndf",
+        "n_res_blocks",
+        "n_disc_layers",
+        "discriminator",
+        "image_size",
+        "pool_size",
+    )
+
+    def differences(self, other):
+        """``{key: (self_value, other_value)}`` for every option that differs."""
+        return {
+            key: (getattr(self, key), getattr(other, key))
+            for key in self.fields()
+            if getattr(self, key) != getattr(other, key)
+        }
+
+    def to_json(self, path):
+        """Writes the options to ``path`` as JSON (atomically)."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(dataclasses.asdict(self), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_json(cls, path):
+        """Reads options written by ``to_json``; unknown keys are an error naming them."""
+        with open(path) as f:
+            values = json.load(f)
+        unknown = sorted(set(values) - set(cls.fields()))
+        if unknown:
+            raise ValueError(f"{path}: unknown options {unknown}.")
+        return cls(**values)
+
+    @classmethod
+    def fields(cls):
+        """The dataclass fields by name."""
+        return {field.name: field for field in dataclasses.fields(cls)}
+
+    @classmethod
+    def add_arguments(cls, parser):
+        """Adds one flag per field to an ``argparse`` parser, grouped as in ``--help``."""
+        groups = {}
+        for key, field in cls.fields().items():
+            group_name = field.metadata["group"]
+            if group_name not in groups:
+                groups[group_name] = parser.add_argument_group(group_name)
+            group = groups[group_name]
+            kwargs = {"default": field.default, "help": field.metadata["help"]}
+            if field.type in (bool, "bool"):
+                group.add_argument(f"--{_flag(key)}", action="store_true", **kwargs)
+                continue
+            kwargs["type"] = _parser_type(field.type)
+            if field.metadata["choices"]:
+                kwargs["choices"] = field.metadata["choices"]
+            group.add_argument(f"--{_flag(key)}", metavar=key.upper(), **kwargs)
+
+    @classmethod
+    def from_args(cls, namespace):
+        """Builds a config from parsed ``argparse`` arguments."""
+        return cls(**{key: getattr(namespace, key) for key in cls.fields()})
+
+
+def _flag(key):
+    return key.replace("_", "-")
+
+
+def _parser_type(annotation):
+    text = str(annotation)
+    for name, kind in (("int", int), ("float", float)):
+        if text.startswith(name) or annotation is kind:
+            return kind
+    return str
+
+
+def _folder_name(path):
+    return os.path.basename(os.path.normpath(path)) or "cyclegan"
