@@ -1,0 +1,74 @@
+"""Shared test fixtures: tiny datasets and image files (data only)."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    """A tiny synthetic apples/oranges set: 64 px, 16 train and 8 test images per domain."""
+    from cyclegan_tf.data.synthetic import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("data") / "fruit"
+    return write_synthetic_dataset(str(root), size=64, n_train=16, n_test=8, seed=0)
+
+
+def _pattern(height=6, width=10):
+    """An RGB pattern whose channels differ, so a swapped or dropped channel shows."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 25, y * 40, np.full_like(x, 100)], axis=-1).astype(np.uint8)
+
+
+def _encode(image, fmt, **kwargs):
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _image_file_cases():
+    """``{file name: (bytes, expected uint8 RGB, tolerance)}``, one per supported variant."""
+    import tensorflow as tf
+
+    rgb = _pattern()
+    gray = rgb[..., 0]
+    rgba = np.concatenate([rgb, (np.arange(60) * 4).reshape(6, 10, 1).astype(np.uint8)], -1)
+    # 16-bit: 257 * v maps exactly to v in 8 bits.
+    rgb16 = tf.io.encode_png(rgb.astype(np.uint16) * 257).numpy()
+    y, x = np.mgrid[0:16, 0:16]
+    smooth = np.stack([60 + 4 * x, 40 + 3 * y, np.full_like(x, 150)], -1).astype(np.uint8)
+    blocks = np.zeros((8, 8, 3), np.uint8)
+    blocks[:4, :4], blocks[:4, 4:], blocks[4:, :4], blocks[4:, 4:] = (
+        (255, 0, 0),
+        (0, 255, 0),
+        (0, 0, 255),
+        (250, 250, 250),
+    )
+    frames = [Image.fromarray(blocks), Image.fromarray(np.full((8, 8, 3), 30, np.uint8))]
+    gif = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    return {
+        "rgb.png": (_encode(Image.fromarray(rgb), "PNG"), rgb, 0),
+        "gray.png": (_encode(Image.fromarray(gray), "PNG"), np.repeat(gray[..., None], 3, -1), 0),
+        "rgba.png": (_encode(Image.fromarray(rgba), "PNG"), rgb, 0),
+        "rgb16.png": (rgb16, rgb, 0),
+        "rgb.bmp": (_encode(Image.fromarray(rgb), "BMP"), rgb, 0),
+        "smooth.JPG": (
+            _encode(Image.fromarray(smooth), "JPEG", quality=95, subsampling=0),
+            smooth,
+            8,
+        ),
+        "animated.gif": (gif, blocks, 0),
+    }
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    """Writes ``_image_file_cases()`` to a folder; returns ``{name: (path, expected, tol)}``."""
+    files = {}
+    for name, (contents, expected, tolerance) in _image_file_cases().items():
+        path = tmp_path / name
+        path.write_bytes(contents)
+        files[name] = (str(path), expected, tolerance)
+    return files
