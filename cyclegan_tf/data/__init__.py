@@ -1,0 +1,57 @@
+"""Data: image sources (a folder, TFDS ``cycle_gan``, the synthetic fruit set) and pipelines.
+
+Example:
+    ```python
+    from cyclegan_tf import data
+
+    domain_a, domain_b = data.load_domains(dataset="synthetic", split="train")
+    dataset, steps = data.make_train_dataset(domain_a, domain_b, image_size=128, load_size=143)
+    ```
+"""
+
+from cyclegan_tf.data.decode import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    decode_image,
+    image_to_uint8,
+    list_image_files,
+    read_image_file,
+)
+from cyclegan_tf.data.pipeline import (
+    make_eval_dataset,
+    make_train_dataset,
+    make_translate_dataset,
+    preprocess_eval,
+    preprocess_train,
+)
+from cyclegan_tf.data.sources import (
+    DomainData,
+    load_domains,
+    load_folder,
+    load_synthetic,
+    load_tfds,
+    tfds_configs,
+)
+from cyclegan_tf.data.synthetic import hue_statistic, write_synthetic_dataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DataError",
+    "DomainData",
+    "decode_image",
+    "hue_statistic",
+    "image_to_uint8",
+    "list_image_files",
+    "load_domains",
+    "load_folder",
+    "load_synthetic",
+    "load_tfds",
+    "make_eval_dataset",
+    "make_train_dataset",
+    "make_translate_dataset",
+    "preprocess_eval",
+    "preprocess_train",
+    "read_image_file",
+    "tfds_configs",
+    "write_synthetic_dataset",
+]
