@@ -125,6 +125,23 @@ def test_same_seed_same_batches_other_seed_other_batches():
     assert any(not np.array_equal(a1, a3) for (a1, _), (a3, _) in zip(first, other))
 
 
+def test_resuming_at_an_epoch_gives_the_batches_the_full_run_gave():
+    def batches(start_epoch, count):
+        dataset, steps = pipeline.make_train_dataset(
+            _domain(_ramp(5)), _domain(_ramp(3)), 8, 12, 2, seed=4, start_epoch=start_epoch
+        )
+        assert steps == 3
+        return list(dataset.take(count).as_numpy_iterator())
+
+    full = batches(0, 3 * 3 + 4)
+    resumed = batches(3, 4)
+    for (a1, b1), (a2, b2) in zip(full[9:], resumed):
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(b1, b2)
+    with pytest.raises(ValueError, match="start_epoch=-1"):
+        batches(-1, 1)
+
+
 def test_train_dataset_visits_every_image_each_epoch():
     images = _ramp(6)
     dataset, steps = pipeline.make_train_dataset(

@@ -99,12 +99,17 @@ def _derived_seeds(seed, count):
     return [int(s) >> 1 for s in np.random.SeedSequence(seed).generate_state(count)]
 
 
-def _jittered(domain, image_size, load_size, shuffle_seed, jitter_seed):
-    """One domain: cached decoded images, reshuffled every pass, repeated, jittered."""
+def _jittered(domain, image_size, load_size, shuffle_seed, jitter_seed, start):
+    """One domain: cached decoded images, reshuffled every pass, repeated, jittered.
+
+    The stream is a pure function of the seeds: its element ``k`` is the same whether the stream
+    starts at 0 or at ``start <= k``.
+    """
     # Caching before the jitter keeps decoding out of every epoch after the first.
     images = domain.images.cache()
     images = images.shuffle(domain.num_examples, seed=shuffle_seed, reshuffle_each_iteration=True)
-    images = images.repeat().enumerate()
+    # Skipping happens before the jitter, on cached images: cheap even after many epochs.
+    images = images.repeat().skip(start).enumerate(start=start)
 
     def jitter(index, image):
         example_seed = tf.stack([tf.constant(jitter_seed, tf.int64), index])
@@ -121,6 +126,7 @@ def make_train_dataset(
     batch_size=1,
     seed=0,
     steps_per_epoch=None,
+    start_epoch=0,
 ):
     """The infinite training stream of unpaired ``(real_a, real_b)`` batches.
 
@@ -138,13 +144,17 @@ def make_train_dataset(
         batch_size: int, images per domain per batch. Defaults to 1.
         seed: int, seed of the shuffles and the jitter. Defaults to 0.
         steps_per_epoch: int or None, overrides the steps of an epoch.
+        start_epoch: int, the first epoch the stream yields: a run resumed at epoch ``e`` sees
+            the batches the uninterrupted run saw from epoch ``e`` on (same seed and sizes).
+            Defaults to 0.
 
     Returns:
         ``(dataset, steps_per_epoch)``: the dataset yields ``(real_a, real_b)``, each
         ``float32 [batch_size, image_size, image_size, 3]`` in [-1, 1].
 
     Raises:
-        ValueError: if a size, ``batch_size`` or ``steps_per_epoch`` is out of range.
+        ValueError: if a size, ``batch_size``, ``steps_per_epoch`` or ``start_epoch`` is out
+            of range.
 
     Example:
         ```python
@@ -161,9 +171,14 @@ def make_train_dataset(
         raise ValueError(
             f"steps_per_epoch must be a positive integer or None. Received: {steps_per_epoch!r}"
         )
+    if not isinstance(start_epoch, int) or start_epoch < 0:
+        raise ValueError(
+            f"start_epoch must be a non-negative integer. Received: start_epoch={start_epoch!r}"
+        )
+    start = start_epoch * steps_per_epoch * batch_size  # Images each domain has given so far.
     shuffle_a, jitter_a, shuffle_b, jitter_b = _derived_seeds(seed, 4)
-    real_a = _jittered(domain_a, image_size, load_size, shuffle_a, jitter_a)
-    real_b = _jittered(domain_b, image_size, load_size, shuffle_b, jitter_b)
+    real_a = _jittered(domain_a, image_size, load_size, shuffle_a, jitter_a, start)
+    real_b = _jittered(domain_b, image_size, load_size, shuffle_b, jitter_b, start)
     dataset = tf.data.Dataset.zip((real_a, real_b))
     dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return dataset, steps_per_epoch
