@@ -71,7 +71,33 @@ class TrainConfig:
     output_dir: str | None = _option(None, "Run folder (default: runs/<name>).", group="outputs")
     export_dir: str = _option("saved_models", "Where SavedModels are exported.", group="outputs")
     sample_every: int = _option(
-        100, "Write a sample grid every N steps (0: never).", group="outputs"
+        100, "Write images/latest.png every N steps (0: only per epoch).", group="outputs"
+    )
+    backup_every: int | None = _option(
+        None, "Back up for resume every N steps (default: every epoch).", group="outputs"
+    )
+    export_every: int | None = _option(
+        None, "Also export SavedModels every N epochs (always at the end).", group="outputs"
+    )
+    init_from: str | None = _option(
+        None,
+        "Start from the networks of a run folder or its models/ (fine-tuning).",
+        group="outputs",
+    )
+    # Evaluation.
+    eval_every: int | None = _option(
+        None, "Validate (cycle/identity L1 on the test split) every N epochs.", group="evaluation"
+    )
+    fid_every: int | None = _option(
+        None, "Compute FID/KID of A->B on a fixed test subset every N epochs.", group="evaluation"
+    )
+    keep_best: bool = _option(
+        False,
+        "Keep the generator with the best FID as models/best_netG_A2B.keras.",
+        group="evaluation",
+    )
+    inception_weights: str | None = _option(
+        None, "Local InceptionV3 ImageNet weights (.h5) for FID/KID.", group="evaluation"
     )
     # Scale and speed.
     mirrored_strategy: bool = _option(
@@ -146,9 +172,13 @@ class TrainConfig:
                 f"--decay-epochs must be between 0 and --epochs ({self.epochs}). "
                 f"Received: {self.decay_epochs}"
             )
-        if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
+        for key in ("steps_per_epoch", "backup_every", "export_every", "eval_every", "fid_every"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{_flag(key)} must be positive. Received: {value}")
+        if self.keep_best and not self.fid_every:
             raise ValueError(
-                f"--steps-per-epoch must be positive. Received: {self.steps_per_epoch}"
+                "--keep-best needs --fid-every N (the best generator is chosen by FID)."
             )
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive. Received: {self.lr}")

@@ -72,3 +72,59 @@ def image_files(tmp_path):
         path.write_bytes(contents)
         files[name] = (str(path), expected, tolerance)
     return files
+
+
+# Training fixtures: a tiny, fast configuration on the synthetic set.
+TINY_TRAIN_ARGS = (
+    "--image-size",
+    "32",
+    "--load-size",
+    "36",
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--n-res-blocks",
+    "1",
+    "--batch-size",
+    "2",
+    "--epochs",
+    "2",
+    "--steps-per-epoch",
+    "3",
+    "--pool-size",
+    "4",
+    "--sample-every",
+    "2",
+    "--name",
+    "apple2orange",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_args(synthetic_dir):
+    """``tiny_args(output_dir, export_dir)``: CLI arguments of a tiny training run."""
+
+    def make(output_dir, export_dir):
+        return [
+            "--data-dir",
+            synthetic_dir,
+            *TINY_TRAIN_ARGS,
+            "--output-dir",
+            output_dir,
+            "--export-dir",
+            export_dir,
+        ]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_args):
+    """A finished tiny training run: ``(run_dir, export_dir)``."""
+    from cyclegan_tf.cli import train as train_cli
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    run, export_dir = str(root / "run"), str(root / "saved_models")
+    assert train_cli.main(tiny_args(run, export_dir)) == 0
+    return run, export_dir

@@ -1,0 +1,133 @@
+"""``cyclegan-serve`` / ``scripts/serve.py``: TF Serving's REST API and a web page, for development."""
+
+import argparse
+import ipaddress
+import logging
+import re
+
+from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+
+PROG = "cyclegan-serve"
+_SERVE_MISSING = (
+    "serving needs FastAPI and uvicorn; install the extra: pip install 'cyclegan_tf[serve]'"
+)
+
+logger = logging.getLogger(PROG)
+
+
+def pixel_count(text):
+    """``"4096x4096"`` or ``"16777216"`` to a pixel count (argparse type)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX*]\s*(\d+))?\s*", text)
+    if not match or int(match.group(1)) * int(match.group(2) or 1) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT or a pixel count, e.g. 4096x4096. Received: {text!r}"
+        )
+    return int(match.group(1)) * int(match.group(2) or 1)
+
+
+def positive_float(text):
+    """A float > 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number. Received: {text!r}")
+    return value
+
+
+def build_parser():
+    """The argument parser; flag names follow TF Serving's where it has one."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Serve every model under --model-base-path with TF Serving's REST API "
+        "(/v1/models/<name>[:predict|/metadata]) and a web page at /.",
+    )
+    parser.add_argument(
+        "--model-base-path",
+        default="saved_models",
+        help="Folder with one subfolder per model, each with numeric versions (default: %(default)s).",
+    )
+    parser.add_argument("--port", type=int, default=8501, help="Port (default: %(default)s).")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="Address to bind (default: %(default)s, loopback only)."
+    )
+    parser.add_argument(
+        "--max-request-mb",
+        type=positive_float,
+        default=32.0,
+        help="Largest request body in MiB; larger ones get 413 (default: %(default)g).",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=pixel_count,
+        default=4096 * 4096,
+        help="Largest image, as WIDTHxHEIGHT or a pixel count; larger ones get 400 (default: 4096x4096).",
+    )
+    parser.add_argument(
+        "--file-system-poll-wait-seconds",
+        type=float,
+        default=1.0,
+        help="Seconds between scans for new versions; 0 scans once at start (default: %(default)g).",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="Log level, access log included at info (default: %(default)s).",
+    )
+    return parser
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv=None):
+    """Loads the models and serves them until interrupted."""
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow()
+    with user_errors(PROG):
+        if not 0 < args.port < 65536:
+            raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
+        try:
+            import uvicorn
+
+            from cyclegan_tf.serving.rest import create_app
+        except ImportError as error:
+            raise ValueError(f"{_SERVE_MISSING} ({error})") from None
+        from cyclegan_tf.serving.registry import ModelRegistry
+
+        registry = ModelRegistry(args.model_base_path, args.file_system_poll_wait_seconds)
+        registry.refresh()
+        app = create_app(
+            registry,
+            max_request_bytes=int(args.max_request_mb * 2**20),
+            max_pixels=args.max_pixels,
+        )
+    names = registry.model_names()
+    if names:
+        served = ", ".join(f"{name} (version {registry.get(name).version})" for name in names)
+        logger.info("Serving %s from %s", served, args.model_base_path)
+    else:
+        logger.warning(
+            "No models in %s yet; new ones are picked up as they appear", args.model_base_path
+        )
+    if not _is_loopback(args.host):
+        logger.warning("Listening on %s: this server has no authentication", args.host)
+    logger.info("Web page: http://%s:%d/", args.host, args.port)
+    registry.start_polling()
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        registry.stop_polling()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

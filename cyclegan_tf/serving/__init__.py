@@ -1,0 +1,17 @@
+"""A development server that speaks TF Serving's REST API, and a web page to try the models.
+
+Production serving is TensorFlow Serving itself; this package serves the same SavedModels with the same
+REST API, so a client works unchanged against either. It needs only TensorFlow and the optional extra
+``cyclegan_tf[serve]`` (FastAPI, uvicorn); it never imports training code.
+"""
+
+from cyclegan_tf.serving.registry import ModelRegistry, ServableNotFoundError, ServedVersion
+
+__all__ = ["ModelRegistry", "ServableNotFoundError", "ServedVersion", "create_app"]
+
+
+def create_app(*args, **kwargs):
+    """``rest.create_app``, imported lazily so the registry works without FastAPI installed."""
+    from cyclegan_tf.serving.rest import create_app as create
+
+    return create(*args, **kwargs)

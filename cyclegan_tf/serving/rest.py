@@ -1,0 +1,185 @@
+"""The HTTP app: TF Serving's REST API (status, metadata, predict) plus the web page at ``/``.
+
+Routes, as in TF Serving:
+
+* ``GET /v1/models/{name}[/versions/{v}]``: model status;
+* ``GET /v1/models/{name}[/versions/{v}]/metadata``: signature defs;
+* ``POST /v1/models/{name}[/versions/{v}]:predict``: row or columnar predict.
+
+Errors are ``{"error": "..."}`` with TF Serving's statuses: 400 for bad requests, 404 for unknown models or
+versions, 413 for bodies over the size limit. Outside TF Serving's API: ``GET /`` (the page),
+``/static/*`` (its script and style) and ``GET /api/models`` (what the page lists in its menu).
+Predictions run in worker threads, so requests are served concurrently.
+"""
+
+import logging
+import os
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cyclegan_tf.serving import predict as predict_lib
+from cyclegan_tf.serving.registry import ServableNotFoundError
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 4096 * 4096
+# Past the limit, the rest of a body is read and dropped (up to this much more) so that the client,
+# still sending, receives the 413 instead of a reset connection.
+_DRAIN_BYTES = 64 * 1024 * 1024
+
+
+def _error(status, message):
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _parse_version(text):
+    if not text.isdigit():
+        raise StarletteHTTPException(404, f"Malformed version: {text!r} is not a number")
+    return int(text)
+
+
+def _split_verb(text):
+    name, colon, verb = text.rpartition(":")
+    if not colon:
+        raise StarletteHTTPException(404, f"Missing ':predict' in {text!r}")
+    return name, verb
+
+
+async def _read_body(request, limit):
+    """The body, or ``RequestError(413)`` once it is over ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > limit
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            too_large = True
+        if too_large:
+            if size > limit + _DRAIN_BYTES:
+                break
+            continue
+        chunks.append(chunk)
+    if too_large:
+        raise predict_lib.RequestError(
+            413,
+            f"the request body is over {limit} bytes (--max-request-mb {limit / 2**20:g}); "
+            "send smaller or fewer images",
+        )
+    return b"".join(chunks)
+
+
+def create_app(
+    registry, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_pixels=DEFAULT_MAX_PIXELS
+):
+    """Builds the FastAPI app serving ``registry``'s models.
+
+    Args:
+        registry: a ``registry.ModelRegistry`` (already refreshed; polling is the caller's choice).
+        max_request_bytes: int, the largest request body accepted. Defaults to 32 MiB.
+        max_pixels: int, the largest height x width accepted per image. Defaults to 4096 x 4096.
+
+    Returns:
+        A ``fastapi.FastAPI`` app, ready for ``uvicorn.run``.
+    """
+    if int(max_request_bytes) <= 0:
+        raise ValueError(f"max_request_bytes must be positive. Received: {max_request_bytes}")
+    if int(max_pixels) <= 0:
+        raise ValueError(f"max_pixels must be positive. Received: {max_pixels}")
+    app = FastAPI(
+        title="cyclegan_tf serving",
+        description="TF Serving's REST API for the exported generators, and a web page.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.registry = registry
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, error):
+        return _error(error.status_code, str(error.detail))
+
+    @app.exception_handler(ServableNotFoundError)
+    async def not_found(request, error):
+        return _error(404, str(error))
+
+    @app.exception_handler(predict_lib.RequestError)
+    async def bad_request(request, error):
+        return _error(error.status, error.message)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, error):
+        logger.exception("Unhandled error for %s %s", request.method, request.url.path)
+        return _error(500, f"internal error: {type(error).__name__}: {error}")
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"))
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/api/models")
+    def list_models():
+        models = []
+        for name in registry.model_names():
+            try:
+                served = registry.get(name)
+            except ServableNotFoundError:
+                continue  # unloaded between the two calls
+            models.append(
+                {
+                    "name": name,
+                    "version": str(served.version),
+                    "signatures": sorted(served.signatures),
+                }
+            )
+        return {"models": models, "max_request_bytes": max_request_bytes, "max_pixels": max_pixels}
+
+    @app.get("/v1/models/{name}")
+    def model_status(name: str):
+        return registry.status(name)
+
+    @app.get("/v1/models/{name}/versions/{version}")
+    def version_status(name: str, version: str):
+        return registry.status(name, _parse_version(version))
+
+    @app.get("/v1/models/{name}/metadata")
+    def model_metadata(name: str):
+        return registry.metadata(name)
+
+    @app.get("/v1/models/{name}/versions/{version}/metadata")
+    def version_metadata(name: str, version: str):
+        return registry.metadata(name, _parse_version(version))
+
+    async def run_predict(request, name, version, verb):
+        if verb != "predict":
+            raise StarletteHTTPException(
+                404 if verb not in ("classify", "regress") else 400,
+                f"this server implements :predict only. Received: :{verb}",
+            )
+        served = registry.get(name, version)
+        body = await _read_body(request, max_request_bytes)
+
+        def work():
+            response = predict_lib.predict(served, predict_lib.parse_json(body), max_pixels)
+            return predict_lib.render(response)
+
+        content = await anyio.to_thread.run_sync(work)
+        return Response(content, media_type="application/json")
+
+    @app.post("/v1/models/{name_and_verb}")
+    async def model_predict(request: Request, name_and_verb: str):
+        name, verb = _split_verb(name_and_verb)
+        return await run_predict(request, name, None, verb)
+
+    @app.post("/v1/models/{name}/versions/{version_and_verb}")
+    async def version_predict(request: Request, name: str, version_and_verb: str):
+        version, verb = _split_verb(version_and_verb)
+        return await run_predict(request, name, _parse_version(version), verb)
+
+    return app

@@ -1,0 +1,131 @@
+// The page talks to the server through TF Serving's REST API (translate_bytes signature, b64 encoding).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const limits = { maxRequestBytes: 32 * 1024 * 1024, maxPixels: 4096 * 4096 };
+let currentFile = null;
+let originalUrl = null;
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+  $("status").textContent = "";
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+function megabytes(bytes) {
+  return (bytes / (1024 * 1024)).toFixed(1) + " MB";
+}
+
+async function loadModels() {
+  let body;
+  try {
+    const response = await fetch("/api/models");
+    body = await response.json();
+  } catch (error) {
+    showError("Could not reach the server: " + error);
+    return;
+  }
+  limits.maxRequestBytes = body.max_request_bytes;
+  limits.maxPixels = body.max_pixels;
+  $("limits").textContent =
+    `JPEG, PNG, GIF or BMP; up to ${megabytes((body.max_request_bytes * 3) / 4)} ` +
+    `and ${body.max_pixels.toLocaleString("en")} pixels.`;
+  const select = $("model");
+  select.replaceChildren();
+  const models = body.models.filter((m) => m.signatures.includes("translate_bytes"));
+  for (const model of models) {
+    const option = document.createElement("option");
+    option.value = model.name;
+    option.textContent = `${model.name} (version ${model.version})`;
+    select.append(option);
+  }
+  if (!models.length) {
+    showError("No models are being served yet. Export or import one into the model base path.");
+    return;
+  }
+  select.disabled = false;
+}
+
+function readBase64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result.slice(reader.result.indexOf(",") + 1));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function translate() {
+  const file = currentFile;
+  const model = $("model").value;
+  if (!file || $("model").disabled) return;
+  clearError();
+  // base64 grows the file by 4/3; check here rather than upload something the server refuses.
+  if ((file.size * 4) / 3 + 1024 > limits.maxRequestBytes) {
+    showError(
+      `${file.name} is too large (${megabytes(file.size)}); this server accepts images up to ` +
+        `${megabytes((limits.maxRequestBytes * 3) / 4)}.`
+    );
+    return;
+  }
+  if (originalUrl) URL.revokeObjectURL(originalUrl);
+  originalUrl = URL.createObjectURL(file);
+  $("original").src = originalUrl;
+  $("translated").removeAttribute("src");
+  $("download").removeAttribute("href");
+  $("result").hidden = true;
+  $("status").textContent = `Translating ${file.name} with ${model}…`;
+  let response, body;
+  try {
+    const b64 = await readBase64(file);
+    response = await fetch(`/v1/models/${encodeURIComponent(model)}:predict`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ signature_name: "translate_bytes", instances: [{ b64 }] }),
+    });
+    body = await response.json().catch(() => ({ error: `the server answered HTTP ${response.status}` }));
+  } catch (error) {
+    showError("The request failed: " + error);
+    return;
+  }
+  if (currentFile !== file || $("model").value !== model) return; // a newer request is running
+  if (!response.ok) {
+    showError(`Could not translate ${file.name}: ${body.error || "HTTP " + response.status}`);
+    return;
+  }
+  const url = "data:image/png;base64," + body.predictions[0].b64;
+  const stem = file.name.replace(/\.[^.]*$/, "") || "image";
+  $("translated").src = url;
+  $("download").href = url;
+  $("download").download = `${stem}-${model}.png`;
+  $("result").hidden = false;
+  $("status").textContent = `${file.name}, translated with ${model}.`;
+}
+
+function pick(files) {
+  if (!files || !files.length) return;
+  currentFile = files[0];
+  translate();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const drop = $("drop");
+  $("file").addEventListener("change", (event) => pick(event.target.files));
+  $("model").addEventListener("change", translate);
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    pick(event.dataTransfer.files);
+  });
+  loadModels();
+});

@@ -1,0 +1,234 @@
+"""One trainer: a ``TrainConfig`` in, a trained ``CycleGAN`` and a run folder out (see ``run_folder``)."""
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from cyclegan_tf import callbacks as run_callbacks
+from cyclegan_tf import data, distribute
+from cyclegan_tf.model import CycleGAN, default_optimizer
+from cyclegan_tf.run_folder import RunFolder
+from cyclegan_tf.schedules import LinearDecayAfter
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_IMAGES = 4  # rows of the sample grids
+
+
+def load_training_data(config, start_epoch=0):
+    """The train pipeline and its steps per epoch, from the config's data source.
+
+    Args:
+        config: a resolved ``TrainConfig``.
+        start_epoch: int, the first epoch to produce (a resumed run sees the same order it would have).
+
+    Returns:
+        ``(dataset, steps_per_epoch)``: a dataset of ``(real_a, real_b)`` batches.
+    """
+    domain_a, domain_b = data.load_domains(
+        dataset=config.dataset, data_dir=config.data_dir, split="train", seed=config.seed
+    )
+    logger.info("Training images: %d in A, %d in B.", domain_a.num_examples, domain_b.num_examples)
+    return data.make_train_dataset(
+        domain_a,
+        domain_b,
+        image_size=config.image_size,
+        load_size=config.load_size,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        steps_per_epoch=config.steps_per_epoch,
+        start_epoch=start_epoch,
+    )
+
+
+def load_sample_images(config, count=SAMPLE_IMAGES):
+    """A fixed handful of test images per domain (train images if there is no test split).
+
+    Returns:
+        ``(images_a, images_b)``, float32 arrays ``[count, image_size, image_size, 3]`` in [-1, 1].
+    """
+    try:
+        domain_a, domain_b = data.load_domains(
+            dataset=config.dataset, data_dir=config.data_dir, split="test", seed=config.seed
+        )
+    except data.DataError:
+        domain_a, domain_b = data.load_domains(
+            dataset=config.dataset, data_dir=config.data_dir, split="train", seed=config.seed
+        )
+    pairs = data.make_eval_dataset(domain_a, domain_b, config.image_size, batch_size=count)
+    images_a, images_b = next(iter(pairs))
+    return images_a.numpy(), images_b.numpy()
+
+
+def build_model(config, steps_per_epoch):
+    """A compiled ``CycleGAN`` with the reference's optimizers and learning-rate schedule.
+
+    Args:
+        config: a resolved ``TrainConfig``.
+        steps_per_epoch: int, steps per epoch (drives the schedule).
+
+    Returns:
+        A compiled ``CycleGAN``.
+    """
+    model = CycleGAN(**config.model_options())
+
+    def optimizer():
+        schedule = LinearDecayAfter(config.lr, config.epochs, config.decay_epochs, steps_per_epoch)
+        return distribute.wrap_optimizer(
+            default_optimizer(schedule, beta_1=config.beta1), config.mixed_precision
+        )
+
+    model.compile(
+        generator_optimizer=optimizer(),
+        discriminator_optimizer=optimizer(),
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+def load_network_weights(model, source):
+    """Copies the networks of a run folder (or its ``models/``) into ``model`` (``--init-from``).
+
+    Raises:
+        ValueError: if no network file is there, or one does not fit this model's architecture.
+    """
+    import cyclegan_tf  # noqa: F401 - registers the custom layers
+
+    models_dir = (
+        os.path.join(source, "models") if os.path.isdir(os.path.join(source, "models")) else source
+    )
+    found = 0
+    for attribute, filename in run_callbacks.NETWORK_FILES.items():
+        path = os.path.join(models_dir, filename)
+        if not os.path.exists(path):
+            continue
+        network = getattr(model, attribute)
+        loaded = keras.models.load_model(path, compile=False)
+        try:
+            network.set_weights(loaded.get_weights())
+        except ValueError as error:
+            raise ValueError(
+                f"--init-from: {path} does not fit this model's {attribute} ({error}); "
+                "use the same --ngf/--ndf/--n-res-blocks/--n-disc-layers/--discriminator"
+            ) from None
+        found += 1
+    if not found:
+        raise ValueError(
+            f"--init-from: no network files ({', '.join(run_callbacks.NETWORK_FILES.values())}) "
+            f"in {models_dir}"
+        )
+    logger.info("Initialised %d network(s) from %s.", found, models_dir)
+
+
+def default_callbacks(config, run, sample_images=None, backup_dir=None):
+    """The callbacks of a run, in an order that matters.
+
+    The loss guard comes first so that nothing is saved from a diverged step; the CSV row of an epoch is
+    written before its backup, so an interruption repeats at most that epoch's row.
+    """
+    callbacks = [run_callbacks.StopOnNonFiniteLoss()]
+    if sample_images is not None:
+        callbacks.append(
+            run_callbacks.SampleGrid(
+                *sample_images,
+                run.images,
+                every_steps=config.sample_every,
+                tensorboard_dir=run.logs,
+            )
+        )
+    callbacks += [
+        run_callbacks.TrainingLog(run.text_log, every=config.sample_every or 100),
+        keras.callbacks.CSVLogger(run.csv, append=True),
+        keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
+        run_callbacks.SaveNetworks(run.models),
+        keras.callbacks.BackupAndRestore(
+            backup_dir or run.backup,
+            save_freq=config.backup_every or "epoch",
+            double_checkpoint=True,
+        ),
+        run_callbacks.ExportGenerators(config.export_dir, config.name, config.export_every),
+    ]
+    return callbacks
+
+
+@contextlib.contextmanager
+def worker_outputs(config, tf_config):
+    """Where this worker writes: the chief the run folder, other workers a temporary copy.
+
+    Non-chief workers of a multi-worker run write models, logs, grids and exports to a temporary folder
+    that is deleted afterwards (as Keras' multi-worker guide does), and keep their resume state next to
+    the chief's, in ``.backup-<type>-<index>``.
+
+    Yields:
+        ``(config, backup_dir)`` for this worker.
+    """
+    if distribute.is_chief(tf_config):
+        yield config, None
+        return
+    task = tf_config["task"]
+    scratch = tempfile.mkdtemp(prefix=f"cyclegan-{task['type']}-{task['index']}-")
+    backup = os.path.join(config.output_dir, f".backup-{task['type']}-{task['index']}")
+    try:
+        yield (
+            dataclasses.replace(
+                config, output_dir=scratch, export_dir=os.path.join(scratch, "saved_models")
+            ),
+            backup,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def train(config):
+    """Trains a CycleGAN as the config says and writes its run folder.
+
+    Running the same command again after an interruption resumes from the last backup.
+
+    Args:
+        config: a ``TrainConfig`` (resolved here).
+
+    Returns:
+        ``(model, history)``.
+    """
+    config = config.resolved()
+    strategy, tf_config = distribute.make_strategy(
+        config.mirrored_strategy, config.cpu_replicas, config.multi_worker
+    )
+    distribute.check_batch_size(config.batch_size, strategy)
+    logger.info("Training on %d replica(s).", strategy.num_replicas_in_sync)
+    distribute.set_precision(config.mixed_precision)
+    with worker_outputs(config, tf_config) as (config, backup_dir):
+        run = RunFolder(config.output_dir)
+        start_epoch = run.prepare(config)
+        keras.utils.set_random_seed(config.seed)
+        dataset, steps_per_epoch = load_training_data(config, start_epoch)
+        if tf_config is not None:
+            dataset = _shard_by_data(dataset)
+        with strategy.scope():
+            model = build_model(config, steps_per_epoch)
+        if config.init_from and not start_epoch:
+            load_network_weights(model, config.init_from)
+        callbacks = default_callbacks(config, run, load_sample_images(config), backup_dir)
+        history = model.fit(
+            dataset,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    return model, history
+
+
+def _shard_by_data(dataset):
+    """Each worker keeps every N-th batch: the pipeline reads from memory, not from sharded files."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)

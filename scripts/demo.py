@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.demo import main
+
+raise SystemExit(main())

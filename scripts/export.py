@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.export import main
+
+raise SystemExit(main())

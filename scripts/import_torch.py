@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.import_torch import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.serve import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.translate import main
+
+raise SystemExit(main())

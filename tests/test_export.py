@@ -1,0 +1,117 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cyclegan_tf import export
+from cyclegan_tf.cli import export as export_cli
+from cyclegan_tf.models import resnet_generator
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    generator = resnet_generator(ngf=4, n_res_blocks=1)
+    base = str(tmp_path_factory.mktemp("exports"))
+    return generator, base, export.export_generator(generator, base, "fruit_a2b")
+
+
+def test_model_names():
+    assert export.model_names("apple2orange") == ("apple2orange", "orange2apple")
+    assert export.model_names("horse2zebra") == ("horse2zebra", "zebra2horse")
+    assert export.model_names("fruit") == ("fruit_a2b", "fruit_b2a")
+
+
+def test_versions_only_grow_and_are_never_overwritten(exported, tmp_path):
+    generator, base, first = exported
+    assert first.endswith(os.path.join("fruit_a2b", "1"))
+    second = export.export_generator(generator, base, "fruit_a2b")
+    assert second.endswith(os.path.join("fruit_a2b", "2"))
+    mtime = os.path.getmtime(os.path.join(second, "saved_model.pb"))
+    with pytest.raises(ValueError, match="already exists"):
+        export.export_generator(generator, base, "fruit_a2b", version=2)
+    assert os.path.getmtime(os.path.join(second, "saved_model.pb")) == mtime
+    assert not [
+        name for name in os.listdir(os.path.join(base, "fruit_a2b")) if name.startswith(".")
+    ]
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        export.export_generator(generator, str(a_file), "m")
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    _, _, path = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run(
+        [cli, "show", "--all", "--dir", path], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-1000:]
+    text = result.stdout
+    serving = text[text.index("signature_def['serving_default']") :]
+    serving = serving[: serving.index("Method name")]
+    assert "inputs['images']" in serving and "outputs['images']" in serving
+    assert "DT_FLOAT" in serving and "(-1, -1, -1, 3)" in serving
+    translate = text[text.index("signature_def['translate_bytes']") :]
+    translate = translate[: translate.index("Method name")]
+    assert "inputs['image_bytes']" in translate and "outputs['image_bytes']" in translate
+    assert "DT_STRING" in translate and "shape: (-1)" in translate
+
+
+def test_signatures_run_without_this_package_on_odd_sizes(exported, tmp_path):
+    generator, _, path = exported
+    reference_input = np.random.default_rng(0).uniform(0, 255, (1, 37, 53, 3)).astype("float32")
+    np.save(tmp_path / "input.npy", reference_input)
+    script = textwrap.dedent(
+        f"""
+        import io, json, sys
+        import numpy as np, tensorflow as tf
+        from PIL import Image
+        loaded = tf.saved_model.load({path!r})
+        images = np.load({str(tmp_path / "input.npy")!r})
+        out = loaded.signatures["serving_default"](images=tf.constant(images))["images"].numpy()
+        np.save({str(tmp_path / "output.npy")!r}, out)
+        tiny = loaded.signatures["serving_default"](images=tf.zeros([2, 1, 1, 3]))["images"]
+        encoded = []
+        for size in [(37, 53), (1, 1)]:
+            buffer = io.BytesIO()
+            Image.fromarray(np.full(size + (3,), 200, np.uint8)).save(buffer, "PNG")
+            encoded.append(buffer.getvalue())
+        pngs = loaded.signatures["translate_bytes"](image_bytes=tf.constant(encoded))["image_bytes"]
+        sizes = [Image.open(io.BytesIO(png)).size for png in pngs.numpy()]
+        print(json.dumps({{"tiny": list(tiny.shape), "sizes": sizes,
+                          "imported": "cyclegan_tf" in sys.modules}}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(tmp_path),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"tiny": [2, 1, 1, 3], "sizes": [[53, 37], [1, 1]], "imported": False}
+    outputs = np.load(tmp_path / "output.npy")
+    from cyclegan_tf import inference
+
+    expected = inference.translate_pixels(generator, reference_input).numpy()
+    np.testing.assert_allclose(outputs, expected, atol=1e-3)
+
+
+def test_export_cli_from_a_run(tiny_run, tmp_path, capsys):
+    run, _ = tiny_run
+    base = str(tmp_path / "exports")
+    assert export_cli.main(["--run", run, "--export-dir", base, "--version", "7"]) == 0
+    assert os.path.isdir(os.path.join(base, "apple2orange", "7"))
+    assert os.path.isdir(os.path.join(base, "orange2apple", "7"))
+    with pytest.raises(SystemExit):
+        export_cli.main(["--run", run, "--export-dir", base, "--version", "7"])
+    assert "already exists" in capsys.readouterr().err
+    assert export_cli.main(["--run", run, "--export-dir", base, "--name", "fruit"]) == 0
+    assert os.listdir(os.path.join(base, "fruit_b2a")) == ["1"]

@@ -1,0 +1,118 @@
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cyclegan_tf import callbacks, training
+from cyclegan_tf.cli import train as train_cli
+from cyclegan_tf.config import TrainConfig
+
+
+def _read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_the_run_folder_and_exports(tiny_run):
+    run, export_dir = tiny_run
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["name"] == "apple2orange" and config["decay_epochs"] == 1
+    rows = _read_csv(os.path.join(run, "logs", "training.csv"))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"d_loss", "g_loss", "adv", "cycle", "identity", "cycle_aba"} <= set(rows[0])
+    assert all(np.isfinite(float(row["g_loss"])) for row in rows)
+    log_lines = open(os.path.join(run, "logs", "train.log")).read().splitlines()
+    assert log_lines[-1].startswith("[Epoch 2/2] [Batch 3/3] [D loss: ")
+    assert (
+        "[G loss: " in log_lines[-1] and ", cycle: " in log_lines[-1] and "ETA: " in log_lines[-1]
+    )
+    for filename in callbacks.NETWORK_FILES.values():
+        network = keras.models.load_model(os.path.join(run, "models", filename), compile=False)
+        assert network.output_shape[-1] in (1, 3)
+    assert os.path.exists(os.path.join(run, "images", "epoch_001.png"))
+    assert os.path.exists(os.path.join(run, "images", "epoch_002.png"))
+    assert os.path.exists(os.path.join(run, "images", "latest.png"))
+    assert not os.path.exists(os.path.join(run, "backup"))  # deleted when training finishes
+    assert os.listdir(os.path.join(export_dir, "apple2orange")) == ["1"]
+    assert os.listdir(os.path.join(export_dir, "orange2apple")) == ["1"]
+    events = os.listdir(os.path.join(run, "logs", "train"))
+    assert any(name.startswith("events.out.tfevents") for name in events)
+
+
+def test_a_finished_run_is_never_overwritten(tiny_run, tiny_args, capsys):
+    run, export_dir = tiny_run
+    before = os.path.getmtime(os.path.join(run, "models", "netG_A2B.keras"))
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(tiny_args(run, export_dir))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "already holds a finished run" in err and len(err.strip().splitlines()) == 1
+    assert os.path.getmtime(os.path.join(run, "models", "netG_A2B.keras")) == before
+
+
+def test_resume_with_another_architecture_is_refused(tmp_path, tiny_args, capsys):
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    (run / "backup" / "latest.weights.h5").write_bytes(b"")
+    args = tiny_args(str(run), str(tmp_path / "exports"))
+    TrainConfig.from_args(train_cli.build_parser().parse_args(args)).resolved().to_json(
+        str(run / "config.json")
+    )
+    with pytest.raises(SystemExit):
+        train_cli.main([*args, "--ngf", "8"])
+    err = capsys.readouterr().err
+    assert "--ngf is 8 but the run was started with 4" in err
+
+
+def test_bad_options_fail_with_one_line(tmp_path, synthetic_dir, capsys):
+    cases = {
+        ("--image-size", "30"): "--image-size must be a multiple of 4",
+        ("--load-size", "16", "--image-size", "32"): "--load-size must be >= --image-size",
+        ("--batch-size", "0"): "--batch-size must be positive",
+        ("--keep-best",): "--keep-best needs --fid-every",
+        ("--data-dir", str(tmp_path / "missing")): str(tmp_path / "missing"),
+    }
+    for extra, message in cases.items():
+        argv = ["--data-dir", synthetic_dir, "--output-dir", str(tmp_path / "r"), *extra]
+        with pytest.raises(SystemExit) as exit_info:
+            train_cli.main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_non_finite_loss_stops_before_anything_is_saved(tmp_path):
+    model = training.CycleGAN(ngf=4, ndf=4, n_res_blocks=1, image_size=32, pool_size=0)
+    model.compile()
+    images = np.full((2, 32, 32, 3), np.nan, "float32")
+    dataset = tf.data.Dataset.from_tensor_slices((images, images)).batch(1).repeat()
+    models_dir = tmp_path / "models"
+    guard = callbacks.StopOnNonFiniteLoss()
+    with pytest.raises(
+        callbacks.TrainingDiverged, match=r"became nan at step 1 \(epoch 1, batch 1\)"
+    ):
+        model.fit(
+            dataset,
+            epochs=1,
+            steps_per_epoch=2,
+            verbose=0,
+            callbacks=[guard, callbacks.SaveNetworks(str(models_dir))],
+        )
+    assert not models_dir.exists()
+
+
+def test_init_from_copies_the_networks(tiny_run, tiny_args):
+    run, _ = tiny_run
+    config = TrainConfig.from_json(os.path.join(run, "config.json"))
+    model = training.build_model(config, steps_per_epoch=3)
+    training.load_network_weights(model, run)
+    saved = keras.models.load_model(os.path.join(run, "models", "netD_B.keras"), compile=False)
+    for mine, theirs in zip(model.discriminator_b.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    other = training.CycleGAN(ngf=8, ndf=4, n_res_blocks=1, image_size=32)
+    with pytest.raises(ValueError, match="does not fit this model's generator_ab"):
+        training.load_network_weights(other, run)
