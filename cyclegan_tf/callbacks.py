@@ -95,7 +95,9 @@ class TrainingLog(keras.callbacks.Callback):
             self._write(batch + 1, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._write(self.params.get("steps") or 0, logs)
+        steps = self.params.get("steps") or 0
+        if not (self.every and steps % self.every == 0):  # else the last batch's line is there
+            self._write(steps, logs)
 
     def _write(self, batch, logs):
         logs = logs or {}

@@ -116,3 +116,35 @@ def test_init_from_copies_the_networks(tiny_run, tiny_args):
     other = training.CycleGAN(ngf=8, ndf=4, n_res_blocks=1, image_size=32)
     with pytest.raises(ValueError, match="does not fit this model's generator_ab"):
         training.load_network_weights(other, run)
+
+
+class _Crash(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt  # after epoch 2's backup, like a Ctrl-C
+
+
+def test_resume_restores_optimizer_state_and_pools(tmp_path, tiny_args, monkeypatch):
+    run, exports = str(tmp_path / "run"), str(tmp_path / "exports")
+    argv = [*tiny_args(run, exports), "--epochs", "4", "--pool-size", "50"]
+    config = TrainConfig.from_args(train_cli.build_parser().parse_args(argv))
+    make_callbacks = training.default_callbacks
+    monkeypatch.setattr(
+        training, "default_callbacks", lambda *a, **k: [*make_callbacks(*a, **k), _Crash()]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config)
+    monkeypatch.setattr(training, "default_callbacks", make_callbacks)
+    assert [row["epoch"] for row in _read_csv(os.path.join(run, "logs", "training.csv"))] == [
+        "0",
+        "1",
+    ]
+
+    model, history = training.train(config)
+    assert history.epoch == [2, 3]
+    assert int(model.generator_optimizer.iterations.numpy()) == 4 * 3
+    assert int(model.discriminator_optimizer.iterations.numpy()) == 4 * 3
+    # 4 epochs x 3 steps x 2 images: restored after the interruption, not refilled from empty.
+    assert int(model.pool_a.count.numpy()) == 24
+    rows = _read_csv(os.path.join(run, "logs", "training.csv"))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2", "3"]
