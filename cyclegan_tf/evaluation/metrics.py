@@ -27,7 +27,9 @@ class Scores:
 def _check_features(features, name, min_rows=2):
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2:
-        raise ValueError(f"{name} must be a [n, d] array of feature vectors. Received: shape={features.shape}")
+        raise ValueError(
+            f"{name} must be a [n, d] array of feature vectors. Received: shape={features.shape}"
+        )
     if features.shape[0] < min_rows:
         raise ValueError(
             f"{name} needs at least {min_rows} feature vectors. Received: {features.shape[0]}"
@@ -118,10 +120,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
         )
     diff = mu1 - mu2
     value = (
-        diff @ diff
-        + np.trace(sigma1)
-        + np.trace(sigma2)
-        - 2.0 * trace_sqrt_product(sigma1, sigma2)
+        diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
     )
     # Equal distributions give 0 up to round-off, which can be a tiny negative number.
     return max(float(value), 0.0)
