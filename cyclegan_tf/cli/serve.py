@@ -71,6 +71,12 @@ def build_parser():
         help="Seconds between scans for new versions; 0 scans once at start (default: %(default)g).",
     )
     parser.add_argument(
+        "--max-concurrent-runs",
+        type=int,
+        default=None,
+        help="How many model runs may overlap (default: no limit); requests beyond wait their turn.",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -109,6 +115,7 @@ def main(argv=None):
             registry,
             max_request_bytes=int(args.max_request_mb * 2**20),
             max_pixels=args.max_pixels,
+            max_concurrent_runs=args.max_concurrent_runs,
         )
     names = registry.model_names()
     if names:

@@ -13,6 +13,7 @@ Reference:
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 
@@ -203,13 +204,15 @@ def to_json_value(array, name):
     return array.tolist()
 
 
-def predict(served, request, max_pixels):
+def predict(served, request, max_pixels, run_slot=None):
     """Runs one ``:predict`` request against a served version.
 
     Args:
         served: a ``registry.ServedVersion``.
         request: dict, the parsed request body.
         max_pixels: int, the largest height x width accepted per image.
+        run_slot: a context manager held while the model runs (e.g. a ``threading.Semaphore`` that
+            bounds concurrent model runs), or None. Parsing and encoding happen outside it.
 
     Returns:
         The response dict: ``{"predictions": ...}`` or ``{"outputs": ...}``.
@@ -231,10 +234,10 @@ def predict(served, request, max_pixels):
         values = _split_columnar_format(request["inputs"], names)
     arrays = {name: to_array(values[name], specs[name], name) for name in names}
     check_image_sizes(arrays, max_pixels)
+    inputs = {name: tf.constant(array, dtype=specs[name].dtype) for name, array in arrays.items()}
     try:
-        outputs = served.signatures[signature_name](
-            **{name: tf.constant(array, dtype=specs[name].dtype) for name, array in arrays.items()}
-        )
+        with run_slot or contextlib.nullcontext():
+            outputs = served.signatures[signature_name](**inputs)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
         message = getattr(error, "message", None) or str(error)
         raise _bad(message.strip().splitlines()[0] if message.strip() else repr(error)) from None

@@ -14,6 +14,7 @@ Predictions run in worker threads, so requests are served concurrently.
 
 import logging
 import os
+import threading
 
 import anyio
 from fastapi import FastAPI, Request
@@ -75,7 +76,10 @@ async def _read_body(request, limit):
 
 
 def create_app(
-    registry, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_pixels=DEFAULT_MAX_PIXELS
+    registry,
+    max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
+    max_pixels=DEFAULT_MAX_PIXELS,
+    max_concurrent_runs=None,
 ):
     """Builds the FastAPI app serving ``registry``'s models.
 
@@ -83,6 +87,8 @@ def create_app(
         registry: a ``registry.ModelRegistry`` (already refreshed; polling is the caller's choice).
         max_request_bytes: int, the largest request body accepted. Defaults to 32 MiB.
         max_pixels: int, the largest height x width accepted per image. Defaults to 4096 x 4096.
+        max_concurrent_runs: int or None, how many model runs may overlap; the JSON and image
+            encoding of other requests still proceeds meanwhile. None (the default) does not limit.
 
     Returns:
         A ``fastapi.FastAPI`` app, ready for ``uvicorn.run``.
@@ -97,6 +103,11 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+    )
+    if max_concurrent_runs is not None and int(max_concurrent_runs) <= 0:
+        raise ValueError(f"max_concurrent_runs must be positive. Received: {max_concurrent_runs}")
+    run_slot = (
+        None if max_concurrent_runs is None else threading.BoundedSemaphore(max_concurrent_runs)
     )
     app.state.registry = registry
 
@@ -166,7 +177,9 @@ def create_app(
         body = await _read_body(request, max_request_bytes)
 
         def work():
-            response = predict_lib.predict(served, predict_lib.parse_json(body), max_pixels)
+            response = predict_lib.predict(
+                served, predict_lib.parse_json(body), max_pixels, run_slot
+            )
             return predict_lib.render(response)
 
         content = await anyio.to_thread.run_sync(work)

@@ -1,0 +1,126 @@
+import base64
+import io
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the [browser] extra is not installed")
+
+from cyclegan_tf import export  # noqa: E402
+from cyclegan_tf.models import resnet_generator  # noqa: E402
+from cyclegan_tf.serving.process import ServerProcess  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium browser on this machine (apt-get install chromium)"
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000
+
+
+def write_png(path, height, width, seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved_models")
+    for seed, name in enumerate(["apple2orange", "orange2apple"]):
+        keras.utils.set_random_seed(seed)
+        export.export_generator(resnet_generator(ngf=4, n_res_blocks=1), str(base), name)
+    args = ["--max-pixels", "200x200", "--max-request-mb", "1", "--log-level", "warning"]
+    with ServerProcess(str(base), args) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#model:not([disabled])")
+        yield page
+        browser.close()
+
+
+def upload(page, path):
+    page.set_input_files("#file", str(path))
+
+
+def error_shown(page, text):
+    """Waits until the page's error box is visible and holds ``text``; returns the whole message."""
+    page.wait_for_function(
+        "text => { const box = document.getElementById('error');"
+        " return !box.hidden && box.textContent.includes(text); }",
+        arg=text,
+    )
+    return page.inner_text("#error")
+
+
+def test_page_lists_the_served_models(page):
+    options = page.eval_on_selector_all("#model option", "options => options.map(o => o.value)")
+    assert options == ["apple2orange", "orange2apple"]
+
+
+def test_upload_shows_original_and_translation_with_download(page, tmp_path):
+    upload(page, write_png(tmp_path / "apple.png", 48, 64))
+    page.wait_for_function(
+        "() => { const img = document.getElementById('translated');"
+        " return img.complete && img.naturalWidth > 0; }"
+    )
+    size = page.eval_on_selector("#translated", "img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [64, 48]
+    original = page.eval_on_selector("#original", "img => [img.naturalWidth, img.naturalHeight]")
+    assert original == [64, 48]
+    assert page.is_hidden("#error")
+    link = page.eval_on_selector("#download", "a => [a.getAttribute('download'), a.href]")
+    assert link[0] == "apple-apple2orange.png"
+    assert link[1].startswith("data:image/png;base64,")
+    downloaded = Image.open(io.BytesIO(base64.b64decode(link[1].split(",", 1)[1])))
+    assert downloaded.size == (64, 48)
+
+    first = link[1]
+    page.select_option("#model", "orange2apple")
+    page.wait_for_function(
+        "first => document.getElementById('download').href.startsWith('data:')"
+        " && document.getElementById('download').href !== first",
+        arg=first,
+    )
+    assert page.get_attribute("#download", "download") == "apple-orange2apple.png"
+
+
+def test_a_file_that_is_not_an_image_shows_an_error(page, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("these are not pixels")
+    upload(page, text)
+    message = error_shown(page, "is not an image")
+    assert message.startswith("Could not translate notes.png: image_bytes[0] is not an image")
+
+
+def test_an_image_over_the_pixel_limit_shows_an_error(page, tmp_path):
+    upload(page, write_png(tmp_path / "huge.png", 300, 250))
+    assert "at most 40000 pixels" in error_shown(page, "250x300 = 75000 pixels")
+
+
+def test_a_file_over_the_size_limit_is_refused_before_upload(page, tmp_path):
+    big = tmp_path / "big.bmp"
+    big.write_bytes(b"BM" + bytes(900_000))
+    upload(page, big)
+    assert "accepts images up to" in error_shown(page, "big.bmp is too large")
