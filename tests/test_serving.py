@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -346,3 +347,17 @@ def test_cli_refuses_a_missing_base_path(tmp_path, capsys):
 @pytest.mark.parametrize("text,pixels", [("4096x4096", 4096 * 4096), ("100", 100), ("3 x 5", 15)])
 def test_max_pixels_accepts_sizes_and_counts(text, pixels):
     assert serve_cli.pixel_count(text) == pixels
+
+
+def test_the_server_does_not_import_training_code():
+    code = (
+        "import sys; import cyclegan_tf.cli.serve, cyclegan_tf.serving.rest; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('cyclegan_tf'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = result.stdout.split()
+    assert "cyclegan_tf.serving.registry" in loaded
+    for module in ("cyclegan_tf.training", "cyclegan_tf.data", "cyclegan_tf.callbacks"):
+        assert module not in loaded

@@ -124,3 +124,21 @@ def test_a_file_over_the_size_limit_is_refused_before_upload(page, tmp_path):
     big.write_bytes(b"BM" + bytes(900_000))
     upload(page, big)
     assert "accepts images up to" in error_shown(page, "big.bmp is too large")
+
+
+def test_a_dropped_image_is_translated(page, tmp_path):
+    data = write_png(tmp_path / "dropped.png", 40, 24, seed=3).read_bytes()
+    transfer = page.evaluate_handle(
+        "bytes => { const transfer = new DataTransfer();"
+        " transfer.items.add(new File([new Uint8Array(bytes)], 'dropped.png', {type: 'image/png'}));"
+        " return transfer; }",
+        list(data),
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_function(
+        "() => (document.getElementById('download').getAttribute('download') || '')"
+        ".startsWith('dropped-')"
+    )
+    page.wait_for_function("() => document.getElementById('translated').naturalWidth > 0")
+    size = page.eval_on_selector("#translated", "img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [24, 40]
