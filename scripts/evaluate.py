@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.evaluate import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from cyclegan_tf.cli import evaluate as evaluate_cli
+from cyclegan_tf.evaluation import metrics
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory):
+    """A tiny randomly initialised generator saved as .keras."""
+    from cyclegan_tf.models import resnet_generator
+
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("model") / "netG_A2B.keras")
+    resnet_generator(ngf=4, n_res_blocks=1, name="netG_A2B").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """What the docs tell offline users to make: InceptionV3(weights=None).save_weights(...)."""
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("inception") / "inception_v3.weights.h5")
+    keras.applications.InceptionV3(weights=None).save_weights(path)
+    return path
+
+
+def test_evaluates_offline_with_a_local_weights_file(
+    synthetic_dir, generator_file, weights_file, tmp_path, capsys
+):
+    json_path, cache = str(tmp_path / "fid.json"), str(tmp_path / "cache")
+    code = evaluate_cli.main(
+        [
+            "--model", generator_file,
+            "--data-dir", synthetic_dir,
+            "--split", "testA",
+            "--inception-weights", weights_file,
+            "--json", json_path,
+            "--cache-dir", cache,
+            "--max-images", "4",
+            "--kid-subsets", "3",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "translated" in out and "untranslated source" in out
+
+    with open(json_path) as f:
+        results = json.load(f)
+    assert results["source"] == os.path.join(synthetic_dir, "testA")
+    assert results["target"] == os.path.join(synthetic_dir, "testB")
+    assert (results["num_source"], results["num_target"], results["kid_subset_size"]) == (4, 4, 4)
+    for scores in (results, results["baseline"]):
+        assert all(math.isfinite(scores[key]) for key in ("fid", "kid", "kid_std"))
+        assert scores["fid"] >= 0
+
+    # The baseline compares the untranslated source with the target, whose features were cached.
+    cached = {name.split("-")[0]: np.load(os.path.join(cache, name)) for name in os.listdir(cache)}
+    assert sorted(cached) == ["testA", "testB"]
+    assert cached["testA"].shape == (4, 2048)
+    expected = metrics.fid(cached["testA"], cached["testB"])
+    assert results["baseline"]["fid"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_offline_without_weights_fails_with_one_line(
+    synthetic_dir, generator_file, monkeypatch, capsys
+):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://...: None -- [Errno -3] name resolution")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(
+            ["--model", generator_file, "--data-dir", synthetic_dir, "--split", "testA"]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("cyclegan-evaluate: error: cannot download the InceptionV3")
+    assert "--inception-weights FILE" in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "no source images: give --source DIR"),
+        (["--source", "{a}"], "--source needs --target"),
+        (["--dataset", "synthetic"], "--dataset/--data-dir needs --split"),
+        (["--source", "{a}", "--data-dir", "{root}", "--split", "testA"], "not both"),
+        (["--source", "{empty}", "--target", "{a}"], "holds 0 image file(s)"),
+        (["--source", "{root}/nowhere", "--target", "{a}"], "no such folder"),
+        (["--source", "{a}", "--target", "{a}", "--max-images", "1"], "Received: 1"),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_reason(synthetic_dir, tmp_path, capsys, extra, message):
+    (tmp_path / "empty").mkdir()
+    paths = {"a": os.path.join(synthetic_dir, "testA"), "root": synthetic_dir}
+    paths["empty"] = str(tmp_path / "empty")
+    argv = ["--model", "unused.keras"] + [arg.format(**paths) for arg in extra]
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_model_fails_before_inception_is_built(synthetic_dir, capsys):
+    folder = os.path.join(synthetic_dir, "testA")
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(["--model", "absent.keras", "--source", folder, "--target", folder])
+    assert "--model: no such file or folder: absent.keras" in capsys.readouterr().err
