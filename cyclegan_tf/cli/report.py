@@ -1,0 +1,38 @@
+"""``cyclegan-report`` / ``scripts/report.py``: write ``RUN/report.html`` for a training run."""
+
+import argparse
+
+from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+
+PROG = "cyclegan-report"
+
+
+def build_parser():
+    """The argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Write RUN/report.html: config, loss curves, sample grids and exports in one file.",
+    )
+    parser.add_argument("run", help="The run folder (runs/<name>).")
+    parser.add_argument(
+        "--export",
+        nargs="+",
+        help="Exported model folders to list (default: found from the run's config.json).",
+    )
+    return parser
+
+
+def main(argv=None):
+    """Writes the report and prints its path; returns 0 (errors exit with status 2)."""
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow()
+    with user_errors(PROG):
+        from cyclegan_tf.report import write_report
+
+        path = write_report(args.run, export_paths=args.export)
+    print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
