@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import sys
 import zipfile
 
 import keras
@@ -165,9 +166,11 @@ def translate_files(translator, files, output_dir, side_by_side=False, progress=
         A list of ``TranslationResult``, one per input, in order.
     """
     os.makedirs(output_dir, exist_ok=True)
-    bar = (
-        keras.utils.Progbar(len(files), unit_name="image") if progress and len(files) > 1 else None
-    )
+    bar = None
+    if progress and len(files) > 1:
+        # A live bar on a terminal; one summary line in logs and CI output.
+        verbose = 1 if sys.stdout.isatty() else 2
+        bar = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
     results = []
     for index, path in enumerate(files):
         result = TranslationResult(source=path)
