@@ -165,28 +165,67 @@ def translate_files(translator, files, output_dir, side_by_side=False, progress=
     Returns:
         A list of ``TranslationResult``, one per input, in order.
     """
-    os.makedirs(output_dir, exist_ok=True)
-    bar = None
-    if progress and len(files) > 1:
-        # A live bar on a terminal; one summary line in logs and CI output.
-        verbose = 1 if sys.stdout.isatty() else 2
-        bar = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
     results = []
-    for index, path in enumerate(files):
+    for path in _progress(files, progress):
         result = TranslationResult(source=path)
         try:
             image = read_image_file(path)
         except (ValueError, OSError) as error:
             result.error = str(error).splitlines()[0] if str(error) else type(error).__name__
         else:
-            translated = translate_array(translator, image)
             stem = os.path.splitext(os.path.basename(path))[0]
-            result.output = os.path.join(output_dir, f"{stem}.png")
-            Image.fromarray(translated).save(result.output)
-            if side_by_side:
-                pair = np.concatenate([image, translated], axis=1)
-                Image.fromarray(pair).save(os.path.join(output_dir, f"{stem}_compare.png"))
+            result.output = write_translation(translator, image, output_dir, stem, side_by_side)
         results.append(result)
+    return results
+
+
+def translate_domain(translator, domain, output_dir, side_by_side=False, progress=True):
+    """Translates every image of a ``DomainData`` into ``output_dir``, named after its source file.
+
+    Args:
+        translator: from ``load_translator``.
+        domain: ``cyclegan_tf.data.DomainData``; outputs are named by its ``names`` (the source file
+            stems), or ``image_0001``… where the source has no file names (TFDS).
+        output_dir: str, created if missing.
+        side_by_side: bool, also write ``<name>_compare.png``.
+        progress: bool, show a progress bar.
+
+    Returns:
+        A list of ``TranslationResult``.
+    """
+    names = domain.names or [f"image_{i + 1:04d}" for i in range(domain.num_examples)]
+    pairs = zip(names, domain.images.as_numpy_iterator())
+    return [
+        TranslationResult(
+            source=name, output=write_translation(translator, image, output_dir, name, side_by_side)
+        )
+        for name, image in _progress(list(pairs), progress, total=len(names))
+    ]
+
+
+def write_translation(translator, image, output_dir, stem, side_by_side=False):
+    """Translates one ``uint8`` image and writes ``<stem>.png`` (and ``<stem>_compare.png``).
+
+    Returns:
+        str, the translated PNG's path.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    translated = translate_array(translator, image)
+    output = os.path.join(output_dir, f"{stem}.png")
+    Image.fromarray(translated).save(output)
+    if side_by_side:
+        pair = np.concatenate([image, translated], axis=1)
+        Image.fromarray(pair).save(os.path.join(output_dir, f"{stem}_compare.png"))
+    return output
+
+
+def _progress(items, enabled, total=None):
+    """Yields ``items`` while a progress bar counts them (live on a terminal, one line otherwise)."""
+    total = len(items) if total is None else total
+    bar = None
+    if enabled and total > 1:
+        bar = keras.utils.Progbar(total, unit_name="image", verbose=1 if sys.stdout.isatty() else 2)
+    for index, item in enumerate(items):
+        yield item
         if bar is not None:
             bar.update(index + 1)
-    return results
