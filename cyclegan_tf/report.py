@@ -268,10 +268,12 @@ def render(run_dir, export_paths=None):
         parts.append('<p class="muted">No exported SavedModels.</p>')
 
     if config:
-        parts += [
-            "<h2>Configuration</h2>",
-            f'<div class="config">{_table(sorted(config.items()))}</div>',
+        # Values as config.json writes them (null, false); strings without quotes.
+        rows = [
+            (key, value if isinstance(value, str) else json.dumps(value))
+            for key, value in sorted(config.items())
         ]
+        parts += ["<h2>Configuration</h2>", f'<div class="config">{_table(rows)}</div>']
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -58,8 +58,10 @@ def download_imagenet_weights():
             file_hash=IMAGENET_NOTOP_HASH,
         )
     except Exception as error:  # noqa: BLE001 - get_file raises a bare Exception on network errors
+        # Keras says "URL fetch failure on <url>: <code> -- <reason>"; the URL follows anyway.
+        reason = _first_line(error).rpartition(" -- ")[2]
         raise ValueError(
-            f"cannot download the InceptionV3 ImageNet weights ({_first_line(error)}); download "
+            f"cannot download the InceptionV3 ImageNet weights ({reason}); download "
             f"{IMAGENET_NOTOP_URL} on a machine with internet access and pass the file with "
             "--inception-weights FILE"
         ) from None
