@@ -20,6 +20,7 @@ from cyclegan_tf.schedules import LinearDecayAfter
 logger = logging.getLogger(__name__)
 
 SAMPLE_IMAGES = 4  # rows of the sample grids
+FID_SUBSET = 200  # test images per domain scored during training
 
 
 def load_training_data(config, start_epoch=0):
@@ -143,6 +144,7 @@ def default_callbacks(config, run, sample_images=None, backup_dir=None):
                 tensorboard_dir=run.logs,
             )
         )
+    callbacks += evaluation_callbacks(config, run)  # adds fid/kid to the logs the CSV row holds
     callbacks += [
         run_callbacks.TrainingLog(run.text_log, every=config.sample_every or 100),
         keras.callbacks.CSVLogger(run.csv, append=True),
@@ -153,9 +155,73 @@ def default_callbacks(config, run, sample_images=None, backup_dir=None):
             save_freq=config.backup_every or "epoch",
             double_checkpoint=True,
         ),
-        run_callbacks.ExportGenerators(config.export_dir, config.name, config.export_every),
     ]
-    return callbacks
+    exporter = run_callbacks.ExportGenerators(config.export_dir, config.name, config.export_every)
+    return [*callbacks, exporter, WriteReport(run.root, exporter)]
+
+
+def load_test_domains(config, purpose):
+    """The test split of both domains.
+
+    Raises:
+        ValueError: if the source has no test split, naming the option that needs it.
+    """
+    try:
+        return data.load_domains(
+            dataset=config.dataset, data_dir=config.data_dir, split="test", seed=config.seed
+        )
+    except data.DataError as error:
+        raise ValueError(f"{purpose} needs a test split (testA/ and testB/): {error}") from None
+
+
+def evaluation_callbacks(config, run):
+    """``--fid-every``: FID/KID of A→B on a fixed test subset, and ``--keep-best``."""
+    if not config.fid_every:
+        return []
+    from cyclegan_tf.evaluation import FidCallback, InceptionFeatures
+
+    test_a, test_b = load_test_domains(config, "--fid-every")
+    source = list(test_a.images.take(FID_SUBSET).as_numpy_iterator())
+    target = list(test_b.images.take(FID_SUBSET).as_numpy_iterator())
+    keep_best = os.path.join(run.models, "best_netG_A2B.keras") if config.keep_best else None
+    return [
+        FidCallback(
+            source,
+            target,
+            InceptionFeatures(config.inception_weights or "imagenet"),
+            every=config.fid_every,
+            keep_best_path=keep_best,
+        )
+    ]
+
+
+def validation_data(config):
+    """``--eval-every``: the test split as ``(real_a, real_b)`` pairs for ``fit``'s validation pass."""
+    if not config.eval_every:
+        return None
+    test_a, test_b = load_test_domains(config, "--eval-every")
+    return data.make_eval_dataset(test_a, test_b, config.image_size, batch_size=config.batch_size)
+
+
+class WriteReport(keras.callbacks.Callback):
+    """Writes ``RUN/report.html`` (config, loss curves, sample grids, exports) when training ends.
+
+    Args:
+        run_dir: str, the run folder.
+        exporter: an ``ExportGenerators`` callback placed before this one, whose exports the report
+            lists; None lets the report find them from ``config.json``.
+    """
+
+    def __init__(self, run_dir, exporter=None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.exporter = exporter
+
+    def on_train_end(self, logs=None):
+        from cyclegan_tf.report import write_report
+
+        exported = list(self.exporter.exported.values()) if self.exporter is not None else []
+        logger.info("Report: %s", write_report(self.run_dir, exported or None))
 
 
 @contextlib.contextmanager
@@ -202,28 +268,34 @@ def train(config):
         config.mirrored_strategy, config.cpu_replicas, config.multi_worker
     )
     distribute.check_batch_size(config.batch_size, strategy)
-    logger.info("Training on %d replica(s).", strategy.num_replicas_in_sync)
-    distribute.set_precision(config.mixed_precision)
-    with worker_outputs(config, tf_config) as (config, backup_dir):
-        run = RunFolder(config.output_dir)
-        start_epoch = run.prepare(config)
-        keras.utils.set_random_seed(config.seed)
-        dataset, steps_per_epoch = load_training_data(config, start_epoch)
-        if tf_config is not None:
-            dataset = _shard_by_data(dataset)
-        with strategy.scope():
-            model = build_model(config, steps_per_epoch)
-        if config.init_from and not start_epoch:
-            load_network_weights(model, config.init_from)
-        callbacks = default_callbacks(config, run, load_sample_images(config), backup_dir)
-        history = model.fit(
-            dataset,
-            epochs=config.epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+    logger.info("Training on %s.", distribute.describe(strategy))
+    with distribute.precision(config.mixed_precision):
+        with worker_outputs(config, tf_config) as (config, backup_dir):
+            run = RunFolder(config.output_dir)
+            start_epoch = run.prepare(config)
+            if backup_dir is not None:
+                # A non-chief worker's run folder is new each time; its resume state is its backup's.
+                run.backup = backup_dir
+                start_epoch = run.backup_epoch()
+            keras.utils.set_random_seed(config.seed)
+            dataset, steps_per_epoch = load_training_data(config, start_epoch)
+            if tf_config is not None:
+                dataset = _shard_by_data(dataset)
+            with strategy.scope():
+                model = build_model(config, steps_per_epoch)
+            if config.init_from and not start_epoch:
+                load_network_weights(model, config.init_from)
+            callbacks = default_callbacks(config, run, load_sample_images(config), run.backup)
+            history = model.fit(
+                dataset,
+                epochs=config.epochs,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                validation_data=validation_data(config),
+                validation_freq=config.eval_every or 1,
+                shuffle=False,
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
     return model, history
 
 
