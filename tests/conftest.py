@@ -128,3 +128,14 @@ def tiny_run(tmp_path_factory, tiny_args):
     run, export_dir = str(root / "run"), str(root / "saved_models")
     assert train_cli.main(tiny_args(run, export_dir)) == 0
     return run, export_dir
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory):
+    """What the docs tell offline users to make: InceptionV3(weights=None).save_weights(...)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("inception") / "inception_v3.weights.h5")
+    keras.applications.InceptionV3(weights=None).save_weights(path)
+    return path

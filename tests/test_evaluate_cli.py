@@ -21,15 +21,6 @@ def generator_file(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    """What the docs tell offline users to make: InceptionV3(weights=None).save_weights(...)."""
-    keras.utils.set_random_seed(0)
-    path = str(tmp_path_factory.mktemp("inception") / "inception_v3.weights.h5")
-    keras.applications.InceptionV3(weights=None).save_weights(path)
-    return path
-
-
 def test_evaluates_offline_with_a_local_weights_file(
     synthetic_dir, generator_file, weights_file, tmp_path, capsys
 ):

@@ -148,3 +148,18 @@ def test_resume_restores_optimizer_state_and_pools(tmp_path, tiny_args, monkeypa
     assert int(model.pool_a.count.numpy()) == 24
     rows = _read_csv(os.path.join(run, "logs", "training.csv"))
     assert [row["epoch"] for row in rows] == ["0", "1", "2", "3"]
+
+
+def test_validation_fid_and_best_generator_during_training(tmp_path, tiny_args, weights_file):
+    run, exports = str(tmp_path / "run"), str(tmp_path / "exports")
+    argv = [*tiny_args(run, exports), "--eval-every", "1", "--fid-every", "2", "--keep-best"]
+    assert train_cli.main([*argv, "--inception-weights", weights_file]) == 0
+    rows = _read_csv(os.path.join(run, "logs", "training.csv"))
+    assert all(float(row["val_cycle"]) > 0 and float(row["val_identity"]) > 0 for row in rows)
+    assert all(np.isfinite(float(row["fid"])) for row in rows)  # first and last epochs are scored
+    best = keras.models.load_model(
+        os.path.join(run, "models", "best_netG_A2B.keras"), compile=False
+    )
+    assert best.output_shape == (None, None, None, 3)
+    report = open(os.path.join(run, "report.html")).read()
+    assert "data:image/png;base64," in report and "apple2orange" in report
