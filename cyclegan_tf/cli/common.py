@@ -26,3 +26,14 @@ def user_errors(prog):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+MODEL_HELP = (
+    "A generator .keras file (RUN/models/netG_A2B.keras), a SavedModel version folder, or a model "
+    "base folder (its highest version)."
+)
+
+
+def add_model_argument(parser, extra_help=""):
+    """Adds ``--model``: what ``cyclegan_tf.translation.load_translator`` accepts."""
+    parser.add_argument("--model", required=True, help=f"{MODEL_HELP}{extra_help}")

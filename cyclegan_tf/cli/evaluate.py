@@ -12,7 +12,7 @@ import json
 import os
 import time
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_model_argument, quiet_tensorflow, user_errors
 
 PROG = "cyclegan-evaluate"
 SPLITS = ("trainA", "trainB", "testA", "testB")
@@ -54,12 +54,7 @@ def build_parser():
             "of the untranslated source (the identity baseline)."
         ),
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        help="A generator .keras file (RUN/models/netG_A2B.keras), a SavedModel version folder, "
-        "or a model base folder (its highest version).",
-    )
+    add_model_argument(parser)
     parser.add_argument("--source", help="Folder of source-domain images to translate.")
     parser.add_argument(
         "--target", help="Folder of target-domain images (default: the other domain of --split)."

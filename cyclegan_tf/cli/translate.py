@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_model_argument, quiet_tensorflow, user_errors
 
 PROG = "cyclegan-translate"
 
@@ -24,12 +24,7 @@ def build_parser():
         prog=PROG,
         description="Translate images with a generator; outputs keep the input's size.",
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        help="A generator .keras file (RUN/models/netG_A2B.keras), a SavedModel version folder, a "
-        "model base folder (its highest version), or with --dataset/--data-dir a run folder.",
-    )
+    add_model_argument(parser, " With --dataset/--data-dir: a run folder.")
     parser.add_argument("--model-b2a", help="With --dataset/--data-dir: the B->A model.")
     inputs = parser.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--input", nargs="+", help="Image files and/or folders.")
