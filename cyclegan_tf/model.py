@@ -111,8 +111,11 @@ class CycleGAN(keras.Model):
         self.discriminator_a = build_discriminator(name="netD_A", **disc_args)
         self.discriminator_b = build_discriminator(name="netD_B", **disc_args)
         pool_shape = (image_size, image_size, 3)
-        self.pool_a = ImagePool(pool_size, pool_shape, seed=seed, name="pool_a")
-        self.pool_b = ImagePool(pool_size, pool_shape, seed=seed + 1, name="pool_b")
+        # float32 whatever the policy: a mixed policy would autocast the pool's variables to tensors.
+        pool_args = {"dtype": "float32"}
+        self.pool_a = ImagePool(pool_size, pool_shape, seed=seed, name="pool_a", **pool_args)
+        self.pool_b = ImagePool(pool_size, pool_shape, seed=seed + 1, name="pool_b", **pool_args)
+        self._jit_per_replica = False
 
         names = _SUMMARY_METRICS + _DIRECTION_METRICS
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in names}
@@ -147,12 +150,27 @@ class CycleGAN(keras.Model):
         if self.generator_optimizer is self.discriminator_optimizer:
             raise ValueError("generator_optimizer and discriminator_optimizer must be two objects.")
         kwargs.setdefault("jit_compile", False)
+        # Keras compiles `strategy.run` as a whole, which XLA cannot place over several devices; with
+        # several replicas the forward and backward passes of each replica are compiled instead.
+        self._jit_per_replica = bool(kwargs["jit_compile"]) and (
+            self.distribute_strategy.num_replicas_in_sync > 1
+        )
+        if self._jit_per_replica:
+            kwargs["jit_compile"] = False
         # `model.optimizer` is the generators' so that its iteration count is the training step that
         # callbacks (TensorBoard, BackupAndRestore) read.
         super().compile(optimizer=self.generator_optimizer, **kwargs)
         # Building before the first step keeps variable creation out of the traced train function.
         self.generator_optimizer.build(self.generator_variables)
         self.discriminator_optimizer.build(self.discriminator_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # The networks are built in __init__ and the optimizers in compile(), so there is nothing to
+        # build. Keras' TensorFlow trainer would still pull a batch and reduce it across replicas,
+        # which fails under MultiWorkerMirroredStrategy for an (a, b) tuple of PerReplica values.
+        if self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def get_compile_config(self):
         return {
@@ -186,35 +204,54 @@ class CycleGAN(keras.Model):
 
     def train_step(self, data):
         real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
-        use_identity = self.lambda_identity > 0
-        with tf.GradientTape() as generator_tape:
+        generator_grads, fake_a, fake_b, terms = self._compiled(self._generator_gradients)(
+            real_a, real_b
+        )
+        pooled_fake_a = self.pool_a(fake_a)
+        pooled_fake_b = self.pool_b(fake_b)
+        discriminator_grads, d_terms = self._compiled(self._discriminator_gradients)(
+            real_a, real_b, pooled_fake_a, pooled_fake_b
+        )
+        self.generator_optimizer.apply_gradients(zip(generator_grads, self.generator_variables))
+        self.discriminator_optimizer.apply_gradients(
+            zip(discriminator_grads, self.discriminator_variables)
+        )
+        terms.update(d_terms)
+        terms["g_loss"] = tf.add_n([terms[name] for name in terms if name not in d_terms])
+        terms["d_loss"] = (d_terms["d_a"] + d_terms["d_b"]) / 2.0
+        return self._update_trackers(terms, self.loss_trackers)
+
+    def _compiled(self, function):
+        return tf.function(function, jit_compile=True) if self._jit_per_replica else function
+
+    def _generator_gradients(self, real_a, real_b):
+        """The generators' joint objective: gradients, both fakes and the weighted terms."""
+        with tf.GradientTape() as tape:
             fake_b = self.generator_ab(real_a, training=True)
             fake_a = self.generator_ba(real_b, training=True)
             terms = {
                 "adv_ab": self._gan_loss(self.discriminator_b(fake_b, training=True), True),
                 "adv_ba": self._gan_loss(self.discriminator_a(fake_a, training=True), True),
-                **self._cycle_terms(real_a, real_b, fake_a, fake_b, use_identity, training=True),
+                **self._cycle_terms(
+                    real_a, real_b, fake_a, fake_b, self.lambda_identity > 0, training=True
+                ),
             }
             g_loss = tf.add_n(list(terms.values()))
             scaled = self.generator_optimizer.scale_loss(_scale_for_replicas(g_loss))
-        generator_grads = generator_tape.gradient(scaled, self.generator_variables)
+        grads = tape.gradient(scaled, self.generator_variables)
+        return grads, tf.stop_gradient(fake_a), tf.stop_gradient(fake_b), terms
 
-        pooled_fake_a = self.pool_a(tf.stop_gradient(fake_a))
-        pooled_fake_b = self.pool_b(tf.stop_gradient(fake_b))
-        with tf.GradientTape() as discriminator_tape:
-            terms["d_a"] = self._discriminator_loss(self.discriminator_a, real_a, pooled_fake_a)
-            terms["d_b"] = self._discriminator_loss(self.discriminator_b, real_b, pooled_fake_b)
-            d_loss = terms["d_a"] + terms["d_b"]
-            scaled = self.discriminator_optimizer.scale_loss(_scale_for_replicas(d_loss))
-        discriminator_grads = discriminator_tape.gradient(scaled, self.discriminator_variables)
-
-        self.generator_optimizer.apply_gradients(zip(generator_grads, self.generator_variables))
-        self.discriminator_optimizer.apply_gradients(
-            zip(discriminator_grads, self.discriminator_variables)
-        )
-        terms["g_loss"] = g_loss
-        terms["d_loss"] = d_loss / 2.0
-        return self._update_trackers(terms, self.loss_trackers)
+    def _discriminator_gradients(self, real_a, real_b, fake_a, fake_b):
+        """The discriminators' objective on real images and pooled fakes: gradients and terms."""
+        with tf.GradientTape() as tape:
+            terms = {
+                "d_a": self._discriminator_loss(self.discriminator_a, real_a, fake_a),
+                "d_b": self._discriminator_loss(self.discriminator_b, real_b, fake_b),
+            }
+            scaled = self.discriminator_optimizer.scale_loss(
+                _scale_for_replicas(terms["d_a"] + terms["d_b"])
+            )
+        return tape.gradient(scaled, self.discriminator_variables), terms
 
     def test_step(self, data):
         """Cycle and identity losses on held-out pairs (no adversarial terms: no update happens)."""
@@ -257,7 +294,12 @@ class CycleGAN(keras.Model):
                 terms[summary] = (terms[first] + terms[second]) / 2.0
         for name, tracker in trackers.items():
             tracker.update_state(terms.get(name, 0.0))
-        return {name: tracker.result() for name, tracker in trackers.items()}
+        results = {name: tracker.result() for name, tracker in trackers.items()}
+        if _multi_worker():
+            # Keras' TensorFlow trainer reduces the logs of a multi-worker step along axis 0, which a
+            # scalar lacks; the trackers already hold the global means, so a [1] vector reduces to them.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def get_config(self):
         return {
@@ -297,3 +339,11 @@ def _scale_for_replicas(loss):
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return loss / replicas if replicas > 1 else loss
+
+
+def _multi_worker():
+    """Whether training runs under ``MultiWorkerMirroredStrategy`` with more than one worker."""
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()
+    )

@@ -1,0 +1,106 @@
+"""MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1, configured through TF_CONFIG."""
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import socket
+
+import numpy as np
+import pytest
+
+from cyclegan_tf import training
+from cyclegan_tf.cli import train as train_cli
+from cyclegan_tf.config import TrainConfig
+
+WORKERS = 2
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _worker(tf_config, argv, weights_path):
+    """One worker: the training command with ``--multi-worker``; saves its final weights."""
+    os.environ["TF_CONFIG"] = json.dumps(tf_config)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config = TrainConfig.from_args(train_cli.build_parser().parse_args(argv))
+    model, _ = training.train(config)
+    np.savez(weights_path, *model.generator_ab.get_weights())
+
+
+@pytest.mark.slow
+def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path, tiny_args):
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
+    argv = [
+        *tiny_args(run, export_dir),
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--multi-worker",
+    ]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(WORKERS)]}
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}},
+                argv,
+                str(tmp_path / f"weights_{index}.npz"),
+            ),
+        )
+        for index in range(WORKERS)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=300)
+    for process in workers:
+        if process.is_alive():
+            process.kill()
+    assert [process.exitcode for process in workers] == [0, 0]
+
+    weights = [np.load(tmp_path / f"weights_{index}.npz") for index in range(WORKERS)]
+    assert len(weights[0].files) > 0
+    for name in weights[0].files:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name])
+
+    # The chief (worker 0) wrote the run folder and the export; worker 1 left nothing behind.
+    import keras
+
+    import cyclegan_tf  # noqa: F401 - registers the custom layers
+
+    saved = keras.models.load_model(os.path.join(run, "models", "netG_A2B.keras"), compile=False)
+    for expected, actual in zip(saved.get_weights(), (weights[1][n] for n in weights[1].files)):
+        np.testing.assert_array_equal(actual, expected)
+    assert os.listdir(os.path.join(export_dir, "apple2orange")) == ["1"]
+    assert os.listdir(os.path.join(export_dir, "orange2apple")) == ["1"]
+    assert not [name for name in os.listdir(run) if name.startswith(".backup")]
+    with open(os.path.join(run, "logs", "training.csv")) as f:
+        assert len(f.read().strip().splitlines()) == 1 + 2  # header and two epochs
+
+
+def test_non_chief_writes_to_a_scratch_folder_it_removes(tmp_path):
+    config = TrainConfig(output_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "saved"))
+    tf_config = {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}
+    with training.worker_outputs(config, tf_config) as (worker_config, backup_dir):
+        scratch = worker_config.output_dir
+        assert os.path.isdir(scratch) and not scratch.startswith(str(tmp_path))
+        assert worker_config.export_dir == os.path.join(scratch, "saved_models")
+        assert backup_dir == os.path.join(config.output_dir, ".backup-worker-1")
+        assert dataclasses.replace(worker_config, output_dir=None, export_dir=None) == (
+            dataclasses.replace(config, output_dir=None, export_dir=None)
+        )
+    assert not os.path.exists(scratch)
+    chief = {**tf_config, "task": {"type": "worker", "index": 0}}
+    with training.worker_outputs(config, chief) as (chief_config, backup_dir):
+        assert chief_config == config and backup_dir is None
