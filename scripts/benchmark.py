@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.benchmark import main
+
+raise SystemExit(main())
