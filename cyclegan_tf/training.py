@@ -23,20 +23,27 @@ SAMPLE_IMAGES = 4  # rows of the sample grids
 FID_SUBSET = 200  # test images per domain scored during training
 
 
-def load_training_data(config, start_epoch=0):
+def load_training_domains(config):
+    """Both domains of the training split (fails before anything is written if the data is bad)."""
+    domain_a, domain_b = data.load_domains(
+        dataset=config.dataset, data_dir=config.data_dir, split="train", seed=config.seed
+    )
+    logger.info("Training images: %d in A, %d in B.", domain_a.num_examples, domain_b.num_examples)
+    return domain_a, domain_b
+
+
+def load_training_data(config, start_epoch=0, domains=None):
     """The train pipeline and its steps per epoch, from the config's data source.
 
     Args:
         config: a resolved ``TrainConfig``.
         start_epoch: int, the first epoch to produce (a resumed run sees the same order it would have).
+        domains: ``(domain_a, domain_b)`` from ``load_training_domains``; loaded here if None.
 
     Returns:
         ``(dataset, steps_per_epoch)``: a dataset of ``(real_a, real_b)`` batches.
     """
-    domain_a, domain_b = data.load_domains(
-        dataset=config.dataset, data_dir=config.data_dir, split="train", seed=config.seed
-    )
-    logger.info("Training images: %d in A, %d in B.", domain_a.num_examples, domain_b.num_examples)
+    domain_a, domain_b = domains or load_training_domains(config)
     return data.make_train_dataset(
         domain_a,
         domain_b,
@@ -271,6 +278,7 @@ def train(config):
     logger.info("Training on %s.", distribute.describe(strategy))
     with distribute.precision(config.mixed_precision):
         with worker_outputs(config, tf_config) as (config, backup_dir):
+            domains = load_training_domains(config)
             run = RunFolder(config.output_dir)
             start_epoch = run.prepare(config)
             if backup_dir is not None:
@@ -278,7 +286,7 @@ def train(config):
                 run.backup = backup_dir
                 start_epoch = run.backup_epoch()
             keras.utils.set_random_seed(config.seed)
-            dataset, steps_per_epoch = load_training_data(config, start_epoch)
+            dataset, steps_per_epoch = load_training_data(config, start_epoch, domains)
             if tf_config is not None:
                 dataset = _shard_by_data(dataset)
             with strategy.scope():

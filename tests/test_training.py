@@ -83,6 +83,7 @@ def test_bad_options_fail_with_one_line(tmp_path, synthetic_dir, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()  # nothing is written for a run that cannot start
 
 
 def test_non_finite_loss_stops_before_anything_is_saved(tmp_path):
