@@ -1,0 +1,55 @@
+"""Pixel ranges and sizes: the networks see [-1, 1], files and servers [0, 255].
+
+The generators downsample twice, so their inputs must be multiples of ``SIZE_MULTIPLE`` on each side.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+SIZE_MULTIPLE = 4
+
+
+def to_model_range(images):
+    """Maps pixel values in [0, 255] (any numeric dtype) to float32 in [-1, 1].
+
+    The reference's ``Normalize((0.5,) * 3, (0.5,) * 3)`` after ``ToTensor``; works on tensors, in graphs
+    and in ``tf.data``.
+    """
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_pixel_range(images):
+    """Maps float images in [-1, 1] to float32 pixel values in [0, 255], clipped."""
+    return tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 127.5, 0.0, 255.0)
+
+
+def to_uint8(images):
+    """Converts images in [-1, 1] (arrays or tensors) to a ``uint8`` NumPy array, rounded and clipped."""
+    pixels = (np.asarray(images, dtype=np.float32) + 1.0) * 127.5
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+def check_size_multiple(name, value, minimum=SIZE_MULTIPLE):
+    """Raises ``ValueError`` unless ``value`` is an int >= ``minimum`` and a multiple of 4.
+
+    Args:
+        name: str, the argument's name, used in the message.
+        value: the value to check.
+        minimum: int, the smallest value accepted. Defaults to 4.
+
+    Example:
+        >>> check_size_multiple("image_size", 30)
+        Traceback (most recent call last):
+        ...
+        ValueError: image_size must be a multiple of 4 and at least 4 (the generators downsample twice). Received: image_size=30
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or value % SIZE_MULTIPLE
+    ):
+        raise ValueError(
+            f"{name} must be a multiple of {SIZE_MULTIPLE} and at least {minimum} (the generators "
+            f"downsample twice). Received: {name}={value!r}"
+        )
