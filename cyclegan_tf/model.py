@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import losses
+from cyclegan_tf import _keras_compat, losses
 from cyclegan_tf.image_pool import ImagePool
 from cyclegan_tf.models import build_discriminator, resnet_generator
 
@@ -23,7 +23,7 @@ _VALIDATION_METRICS = ("cycle", "identity", "cycle_aba", "cycle_bab", "identity_
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
-class CycleGAN(keras.Model):
+class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
     """CycleGAN: unpaired translation between image domains A and B.
 
     The four networks, named once against the paper and the seed repository's files:
@@ -47,7 +47,7 @@ class CycleGAN(keras.Model):
         ndf: int, discriminator filters. Defaults to 64.
         n_res_blocks: int, residual blocks per generator. Defaults to 9.
         n_disc_layers: int, stride-2 layers per discriminator. Defaults to 3.
-        discriminator: str, ``"patch"`` (the reference PatchGAN) or ``"global"``. Defaults to
+        discriminator_kind: str, ``"patch"`` (the reference PatchGAN) or ``"global"``. Defaults to
             ``"patch"``.
         gan_mode: str, ``"lsgan"`` or ``"vanilla"``. Defaults to ``"lsgan"``.
         lambda_cycle: float, weight of each cycle-consistency term. Defaults to 10.
@@ -75,7 +75,7 @@ class CycleGAN(keras.Model):
         ndf=64,
         n_res_blocks=9,
         n_disc_layers=3,
-        discriminator="patch",
+        discriminator_kind="patch",
         gan_mode="lsgan",
         lambda_cycle=10.0,
         lambda_identity=0.5,
@@ -96,7 +96,7 @@ class CycleGAN(keras.Model):
         self.ndf = ndf
         self.n_res_blocks = n_res_blocks
         self.n_disc_layers = n_disc_layers
-        self.discriminator = discriminator
+        self.discriminator_kind = discriminator_kind
         self.gan_mode = gan_mode
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
@@ -107,7 +107,7 @@ class CycleGAN(keras.Model):
 
         self.generator_ab = resnet_generator(ngf, n_res_blocks, name="netG_A2B")
         self.generator_ba = resnet_generator(ngf, n_res_blocks, name="netG_B2A")
-        disc_args = {"kind": discriminator, "ndf": ndf, "n_layers": n_disc_layers}
+        disc_args = {"kind": discriminator_kind, "ndf": ndf, "n_layers": n_disc_layers}
         self.discriminator_a = build_discriminator(name="netD_A", **disc_args)
         self.discriminator_b = build_discriminator(name="netD_B", **disc_args)
         pool_shape = (image_size, image_size, 3)
@@ -149,28 +149,13 @@ class CycleGAN(keras.Model):
         self.discriminator_optimizer = discriminator_optimizer or default_optimizer()
         if self.generator_optimizer is self.discriminator_optimizer:
             raise ValueError("generator_optimizer and discriminator_optimizer must be two objects.")
-        kwargs.setdefault("jit_compile", False)
-        # Keras compiles `strategy.run` as a whole, which XLA cannot place over several devices; with
-        # several replicas the forward and backward passes of each replica are compiled instead.
-        self._jit_per_replica = bool(kwargs["jit_compile"]) and (
-            self.distribute_strategy.num_replicas_in_sync > 1
-        )
-        if self._jit_per_replica:
-            kwargs["jit_compile"] = False
+        self._jit_per_replica = _keras_compat.per_replica_jit(kwargs, self.distribute_strategy)
         # `model.optimizer` is the generators' so that its iteration count is the training step that
         # callbacks (TensorBoard, BackupAndRestore) read.
         super().compile(optimizer=self.generator_optimizer, **kwargs)
         # Building before the first step keeps variable creation out of the traced train function.
         self.generator_optimizer.build(self.generator_variables)
         self.discriminator_optimizer.build(self.discriminator_variables)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # The networks are built in __init__ and the optimizers in compile(), so there is nothing to
-        # build. Keras' TensorFlow trainer would still pull a batch and reduce it across replicas,
-        # which fails under MultiWorkerMirroredStrategy for an (a, b) tuple of PerReplica values.
-        if self.optimizer is not None and self.optimizer.built:
-            return
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def get_compile_config(self):
         return {
@@ -222,7 +207,7 @@ class CycleGAN(keras.Model):
         return self._update_trackers(terms, self.loss_trackers)
 
     def _compiled(self, function):
-        return tf.function(function, jit_compile=True) if self._jit_per_replica else function
+        return _keras_compat.jit_replica_function(function) if self._jit_per_replica else function
 
     def _generator_gradients(self, real_a, real_b):
         """The generators' joint objective: gradients, both fakes and the weighted terms."""
@@ -295,11 +280,7 @@ class CycleGAN(keras.Model):
         for name, tracker in trackers.items():
             tracker.update_state(terms.get(name, 0.0))
         results = {name: tracker.result() for name, tracker in trackers.items()}
-        if _multi_worker():
-            # Keras' TensorFlow trainer reduces the logs of a multi-worker step along axis 0, which a
-            # scalar lacks; the trackers already hold the global means, so a [1] vector reduces to them.
-            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
-        return results
+        return _keras_compat.multi_worker_logs(results)
 
     def get_config(self):
         return {
@@ -308,7 +289,7 @@ class CycleGAN(keras.Model):
             "ndf": self.ndf,
             "n_res_blocks": self.n_res_blocks,
             "n_disc_layers": self.n_disc_layers,
-            "discriminator": self.discriminator,
+            "discriminator_kind": self.discriminator_kind,
             "gan_mode": self.gan_mode,
             "lambda_cycle": self.lambda_cycle,
             "lambda_identity": self.lambda_identity,
@@ -339,11 +320,3 @@ def _scale_for_replicas(loss):
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return loss / replicas if replicas > 1 else loss
-
-
-def _multi_worker():
-    """Whether training runs under ``MultiWorkerMirroredStrategy`` with more than one worker."""
-    strategy = tf.distribute.get_strategy()
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-        strategy.extended._in_multi_worker_mode()
-    )

@@ -101,7 +101,7 @@ def test_evaluate_reports_cycle_and_identity_only():
 
 
 def test_keras_round_trip_gives_identical_outputs(tmp_path):
-    model = _tiny(discriminator="global", gan_mode="vanilla", pool_size=3)
+    model = _tiny(discriminator_kind="global", gan_mode="vanilla", pool_size=3)
     model.compile()
     a, b = _pairs(2)
     model.train_on_batch(a, b)

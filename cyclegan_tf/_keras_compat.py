@@ -1,0 +1,101 @@
+"""Every workaround for a Keras or TensorFlow limitation, in one place.
+
+Each entry says where it was seen and has a test in ``tests/test_keras_compat.py`` that reproduces the
+limitation: when an upgrade fixes it, that test fails, and the workaround can go.
+
+Seen on Keras 3.15.1 with TensorFlow 2.21.0.
+"""
+
+import tensorflow as tf
+
+
+class PrebuiltModelMixin:
+    """Skips Keras' symbolic build for a model whose networks and optimizers are built up front.
+
+    Limitation: before the first step, Keras' TensorFlow trainer (``_maybe_symbolic_build`` in
+    ``keras/src/backend/tensorflow/trainer.py``) pulls one batch and reduces it across replicas with
+    ``strategy.reduce("MEAN", batch, axis=None)``. Under ``MultiWorkerMirroredStrategy`` with several
+    workers that reduction fails for a batch that is an ``(a, b)`` tuple. A model whose variables all
+    exist already has nothing to build, so the step is skipped when its optimizer is built.
+
+    Seen: Keras 3.15.1, TensorFlow 2.21.0. Test: ``test_multi_worker.py`` trains two workers through
+    ``fit``; ``test_keras_compat.py`` checks that Keras still calls the reduction.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+def in_multi_worker_mode():
+    """Whether the current strategy is ``MultiWorkerMirroredStrategy`` over more than one worker.
+
+    Uses the strategy's public ``cluster_resolver`` rather than the private
+    ``extended._in_multi_worker_mode()``.
+    """
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    resolver = strategy.cluster_resolver
+    if resolver is None:
+        return False
+    cluster = resolver.cluster_spec().as_dict()
+    return sum(len(tasks) for job, tasks in cluster.items() if job in ("chief", "worker")) > 1
+
+
+def multi_worker_logs(results):
+    """Reshapes scalar step results to ``[1]`` under multi-worker training.
+
+    Limitation: Keras' ``reduce_per_replica`` reduces the logs of a multi-worker step with
+    ``strategy.reduce("MEAN", value, axis=0)``, which fails for scalars (``keras/src/backend/tensorflow/
+    trainer.py``). The metric trackers already hold global means, so a ``[1]`` vector reduces to them.
+
+    Seen: Keras 3.15.1, TensorFlow 2.21.0. Test: ``test_keras_compat.py``.
+
+    Args:
+        results: dict of scalar tensors, what ``train_step`` returns.
+
+    Returns:
+        The same dict, with ``[1]``-shaped values in multi-worker mode.
+    """
+    if not in_multi_worker_mode():
+        return results
+    return {name: tf.reshape(value, [1]) for name, value in results.items()}
+
+
+def per_replica_jit(compile_kwargs, strategy):
+    """Moves ``jit_compile`` from the whole step to each replica's work when there are several replicas.
+
+    Limitation: with ``jit_compile=True`` Keras compiles ``strategy.run`` as a whole, which XLA cannot
+    place over several devices (``InvalidArgumentError`` under ``MirroredStrategy`` with two devices).
+    The caller compiles each replica's forward and backward pass instead (``jit_replica_function``).
+
+    Seen: Keras 3.15.1, TensorFlow 2.21.0. Test: ``test_keras_compat.py``.
+
+    Args:
+        compile_kwargs: dict, the keyword arguments of ``keras.Model.compile`` (changed in place).
+        strategy: the ``tf.distribute`` strategy of the model.
+
+    Returns:
+        bool, whether each replica's work must be compiled with ``jit_replica_function``.
+    """
+    compile_kwargs.setdefault("jit_compile", False)
+    per_replica = bool(compile_kwargs["jit_compile"]) and strategy.num_replicas_in_sync > 1
+    if per_replica:
+        compile_kwargs["jit_compile"] = False
+    return per_replica
+
+
+def jit_replica_function(function):
+    """``function`` compiled with XLA, for the per-replica work of ``per_replica_jit``."""
+    return tf.function(function, jit_compile=True)
+
+
+__all__ = [
+    "PrebuiltModelMixin",
+    "in_multi_worker_mode",
+    "jit_replica_function",
+    "multi_worker_logs",
+    "per_replica_jit",
+]

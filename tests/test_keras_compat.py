@@ -1,0 +1,100 @@
+"""Each workaround in ``cyclegan_tf._keras_compat`` reproduces the limitation it works around.
+
+When an upgrade of Keras or TensorFlow fixes one, its test here fails: the workaround can then go.
+The probes that need two logical CPU devices or a ``MultiWorkerMirroredStrategy`` run in a spawned
+process, so they do not change this process's devices.
+"""
+
+import concurrent.futures
+import inspect
+import multiprocessing
+import os
+
+import pytest
+from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+from cyclegan_tf import _keras_compat
+
+
+def _probe_limitations():
+    """In a fresh process: does XLA over two replicas fail, do scalar multi-worker logs fail?"""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from keras.src.backend.tensorflow import trainer
+
+    results = {}
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    with tf.distribute.MirroredStrategy(devices).scope():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse", jit_compile=True)
+    try:
+        model.fit(np.ones((4, 4)), np.ones((4, 1)), epochs=1, verbose=0)
+        results["xla_over_replicas"] = "works"
+    except tf.errors.InvalidArgumentError:
+        results["xla_over_replicas"] = "fails"
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    multi_worker = trainer._collective_all_reduce_multi_worker
+    trainer._collective_all_reduce_multi_worker = lambda strategy: True  # as with two workers
+    try:
+        trainer.reduce_per_replica({"loss": tf.constant(1.0)}, strategy, "auto")
+        results["scalar_logs"] = "works"
+    except ValueError:
+        results["scalar_logs"] = "fails"
+    finally:
+        trainer._collective_all_reduce_multi_worker = multi_worker
+    with strategy.scope():
+        reduced = trainer.reduce_per_replica({"loss": tf.constant([1.0])}, strategy, "auto")
+        results["vector_logs"] = np.asarray(reduced["loss"]).ravel().tolist()
+    return results
+
+
+@pytest.fixture(scope="module")
+def limitations():
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, context) as pool:
+        return pool.submit(_probe_limitations).result(timeout=300)
+
+
+def test_xla_over_several_replicas_still_fails(limitations):
+    # Needed by per_replica_jit; when this fails, Keras can compile strategy.run as a whole.
+    assert limitations["xla_over_replicas"] == "fails"
+
+
+def test_scalar_logs_of_a_multi_worker_step_still_fail_to_reduce(limitations):
+    # Needed by multi_worker_logs; the [1]-shaped logs it returns do reduce, to the same value.
+    assert limitations["scalar_logs"] == "fails"
+    assert limitations["vector_logs"] == [1.0]
+
+
+def test_keras_still_reduces_a_batch_before_the_first_step():
+    # Needed by PrebuiltModelMixin: the reduction of an (a, b) batch fails with several workers.
+    source = inspect.getsource(TensorFlowTrainer._maybe_symbolic_build)
+    assert "distribute_strategy.reduce(" in source
+
+
+def test_per_replica_jit_moves_jit_compile_off_the_whole_step():
+    class Strategy:
+        def __init__(self, replicas):
+            self.num_replicas_in_sync = replicas
+
+    kwargs = {"jit_compile": True}
+    assert _keras_compat.per_replica_jit(kwargs, Strategy(2)) is True
+    assert kwargs["jit_compile"] is False
+    kwargs = {"jit_compile": True}
+    assert _keras_compat.per_replica_jit(kwargs, Strategy(1)) is False
+    assert kwargs["jit_compile"] is True
+    kwargs = {}
+    assert _keras_compat.per_replica_jit(kwargs, Strategy(2)) is False
+    assert kwargs == {"jit_compile": False}
+
+
+def test_not_in_multi_worker_mode_by_default():
+    assert _keras_compat.in_multi_worker_mode() is False
+    results = {"loss": 1.0}
+    assert _keras_compat.multi_worker_logs(results) is results
