@@ -23,11 +23,12 @@ Reference:
 """
 
 import logging
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
+from cyclegan_tf import io
+from cyclegan_tf.errors import OptionError, first_line
 from cyclegan_tf.models.generators import resnet_generator
 
 logger = logging.getLogger(__name__)
@@ -226,14 +227,14 @@ def load_torch_state_dict(path):
         ImportError: if ``torch`` is not installed, saying which extra to install.
         ValueError: if the file is missing or is not a state dict of tensors.
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"no such weights file: {path}")
+    if not io.isfile(path):
+        raise OptionError("weights", f"no such weights file: {path}")
     torch = _import_torch()
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with io.local_copy(path) as local:
+            loaded = torch.load(local, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises pickle, zip and runtime errors alike
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is not a PyTorch state dict file: {message}") from None
+        raise ValueError(f"{path} is not a PyTorch state dict file: {first_line(error)}") from None
     if not isinstance(loaded, Mapping):
         raise ValueError(
             f"{path} holds a {type(loaded).__name__}, not a state dict (a mapping of names to tensors)"
@@ -246,3 +247,36 @@ def load_torch_state_dict(path):
             )
         arrays[str(key)] = value.detach().cpu().numpy()
     return arrays
+
+
+def import_weights(weights, name, export_dir="saved_models", version=None, ngf=64, n_res_blocks=9):
+    """Imports an official PyTorch generator as a SavedModel version and a ``.keras`` file.
+
+    Writes ``export_dir/<name>/<version>/`` (TF Serving's layout) and ``export_dir/<name>/<version>.keras``.
+
+    Args:
+        weights: str, the ``.pth`` state dict (``latest_net_G.pth``).
+        name: str, the served model name (``apple2orange``).
+        export_dir: str, the base path (local, ``gs://`` or ``ram://``). Defaults to ``saved_models``.
+        version: int or None, the version; default one above the highest of any format.
+        ngf: int, filters of the first layer. Defaults to 64.
+        n_res_blocks: int, residual blocks. Defaults to 9.
+
+    Returns:
+        ``(saved_model_dir, keras_path)``.
+
+    Raises:
+        ValueError: on a bad name, an existing version, or weights that do not fit the generator.
+        ImportError: if ``torch`` is not installed.
+    """
+    from cyclegan_tf.export import saved_model, versions
+
+    versions.check_model_name(name, option="name")
+    state_dict = load_torch_state_dict(weights)
+    generator = generator_from_state_dict(state_dict, ngf=ngf, n_res_blocks=n_res_blocks)
+    version, keras_path = versions.version_path(export_dir, name, version, ".keras")
+    versions.version_path(export_dir, name, version, saved_model.suffix())
+    saved_model_dir = saved_model.export(generator, export_dir, name, version)
+    with io.atomic_output(keras_path) as tmp:
+        generator.save(tmp)
+    return saved_model_dir, keras_path

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cyclegan_tf import inference
+from cyclegan_tf import inference, pixels
 from cyclegan_tf.models import resnet_generator
 
 
@@ -32,6 +32,6 @@ def test_translate_keeps_any_size_and_range():
 
 
 def test_pixel_range_round_trip():
-    pixels = np.array([0.0, 127.5, 255.0])
-    np.testing.assert_allclose(inference.to_model_range(pixels), [-1, 0, 1])
-    np.testing.assert_allclose(inference.to_pixel_range(inference.to_model_range(pixels)), pixels)
+    values = np.array([0.0, 127.5, 255.0])
+    np.testing.assert_allclose(pixels.to_model_range(values), [-1, 0, 1])
+    np.testing.assert_allclose(pixels.to_pixel_range(pixels.to_model_range(values)), values)

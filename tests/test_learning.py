@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from cyclegan_tf import translation
+from cyclegan_tf import file_translation, inference
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.data import (
     hue_statistic,
@@ -46,6 +46,6 @@ def test_translated_apples_become_orange_hued(tmp_path_factory, precision):
 def _hues(run, data_dir, split, generator_file):
     """Mean fruit hue of a test split before and after translation."""
     images = [read_image_file(f) for f in list_image_files(os.path.join(data_dir, split))]
-    translator = translation.load_translator(os.path.join(run, "models", generator_file))
-    translated = [translation.translate_array(translator, image) for image in images]
+    translator = inference.load_translator(os.path.join(run, "models", generator_file))
+    translated = [file_translation.translate_array(translator, image) for image in images]
     return hue_statistic(np.stack(images)), hue_statistic(np.stack(translated))

@@ -13,7 +13,7 @@ from torch_reference import ResnetGenerator, random_reference_generator  # noqa:
 
 from cyclegan_tf import torch_import  # noqa: E402
 from cyclegan_tf.cli import import_torch  # noqa: E402
-from cyclegan_tf.translation import load_generator  # noqa: E402
+from cyclegan_tf.inference import load_generator  # noqa: E402
 
 PARITY_TOLERANCE = 1e-4  # in [-1, 1] units
 

@@ -92,14 +92,14 @@ def test_split_mode_names_outputs_after_their_sources(tiny_run, synthetic_dir, t
         )
         assert written == [f"{stem}.png" for stem in stems]
     # B outputs come from B sources through B->A: compare with a direct translation of one file.
-    from cyclegan_tf import translation
+    from cyclegan_tf import file_translation, inference
     from cyclegan_tf.data import read_image_file
 
     source = os.path.join(
         synthetic_dir, "testB", sorted(os.listdir(os.path.join(synthetic_dir, "testB")))[3]
     )
-    translator = translation.load_translator(os.path.join(run, "models", "netG_B2A.keras"))
-    expected = translation.translate_array(translator, read_image_file(source)).astype("int32")
+    translator = inference.load_translator(os.path.join(run, "models", "netG_B2A.keras"))
+    expected = file_translation.translate_array(translator, read_image_file(source)).astype("int32")
     stem = os.path.splitext(os.path.basename(source))[0]
     written = np.asarray(Image.open(output / "B" / f"{stem}.png"), "int32")
     assert np.abs(written - expected).max() <= 1

@@ -1,0 +1,140 @@
+"""Served names and version numbers, shared by every export format.
+
+``EXPORT_DIR/<model_name>/<version>/`` is TF Serving's layout (a SavedModel per numeric folder); the other
+formats sit next to it as ``<version>.<suffix>`` (``1.onnx``, ``1.tflite``, ``1.openvino/``), so one
+version number names the same generator in every format. Versions only grow and are never overwritten.
+"""
+
+import logging
+import os
+import re
+
+from cyclegan_tf import io
+from cyclegan_tf.errors import OptionError
+
+logger = logging.getLogger(__name__)
+
+_DIRECTION_NAME = re.compile(r"^([A-Za-z][A-Za-z_-]*)2([A-Za-z][A-Za-z_-]*)$")
+# Served names end up in URLs (/v1/models/<name>:predict) and folder names.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def model_names(run_name):
+    """The served names of a run's two generators, ``(a_to_b, b_to_a)``.
+
+    A run named ``X2Y`` exports ``X2Y`` and ``Y2X`` (``apple2orange`` → ``orange2apple``); any other name
+    exports ``<name>_a2b`` and ``<name>_b2a``.
+
+    Example:
+        >>> model_names("apple2orange")
+        ('apple2orange', 'orange2apple')
+        >>> model_names("fruit")
+        ('fruit_a2b', 'fruit_b2a')
+    """
+    match = _DIRECTION_NAME.match(run_name)
+    if match:
+        source, target = match.groups()
+        return run_name, f"{target}2{source}"
+    return f"{run_name}_a2b", f"{run_name}_b2a"
+
+
+def check_model_name(name, option="model_name"):
+    """Raises ``OptionError`` unless ``name`` is usable as a folder name and in a URL.
+
+    Args:
+        name: the served model name to check.
+        option: str, the argument that holds it, for the message.
+    """
+    if not isinstance(name, str) or not _MODEL_NAME.match(name):
+        raise OptionError(
+            option,
+            "a model name must start with a letter or digit and hold only letters, digits, '_', "
+            f"'.' and '-'. Received: {name!r}",
+        )
+
+
+def existing_versions(model_dir):
+    """Sorted integer versions of the SavedModel folders in ``model_dir`` (empty if it does not exist)."""
+    if not io.isdir(model_dir):
+        return []
+    return sorted(int(name) for name in io.listdir(model_dir) if name.isdigit())
+
+
+def latest_version_dir(model_dir):
+    """The highest SavedModel version folder of a model base folder, or None."""
+    versions = existing_versions(model_dir)
+    return io.join(model_dir, str(versions[-1])) if versions else None
+
+
+def used_versions(model_dir):
+    """Every version number taken in ``model_dir`` by any format (``3/``, ``3.onnx``, ``3.keras``…)."""
+    if not io.isdir(model_dir):
+        return []
+    numbers = {name.split(".", 1)[0] for name in io.listdir(model_dir)}
+    return sorted(int(number) for number in numbers if number.isdigit())
+
+
+def next_version(model_dir):
+    """One above the highest version of any format in ``model_dir`` (1 for a new model)."""
+    used = used_versions(model_dir)
+    return used[-1] + 1 if used else 1
+
+
+def version_path(export_dir, model_name, version, suffix=""):
+    """``export_dir/model_name/<version><suffix>``, checked to be free.
+
+    Args:
+        export_dir: str, the base path (``saved_models``).
+        model_name: str, the served name.
+        version: int or None, the version; None takes ``next_version``.
+        suffix: str, ``""`` for the SavedModel folder, else e.g. ``".onnx"``.
+
+    Returns:
+        ``(version, path)``.
+
+    Raises:
+        ValueError: if a path on the way is a file, ``version`` is not a positive integer, or the
+            path exists (nothing is overwritten).
+    """
+    check_model_name(model_name)
+    model_dir = io.join(export_dir, model_name)
+    for path in (export_dir, model_dir):
+        if io.exists(path) and not io.isdir(path):
+            raise ValueError(f"export path {path} is a file, not a folder")
+    if version is None:
+        version = next_version(model_dir)
+    if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
+        raise ValueError(f"version must be a positive integer. Received: version={version!r}")
+    target = io.join(model_dir, f"{version}{suffix}")
+    if io.exists(target):
+        raise ValueError(f"{target} already exists; versions are never overwritten (pass another)")
+    return version, target
+
+
+def publish(write, target, last_file=None):
+    """Writes an export through ``write(tmp)`` and moves it to ``target`` only once it is complete.
+
+    A server polling the base path never sees half a version: the export is written to a hidden
+    temporary sibling and then moved into place with ``io.move`` (renamed, or on object stores copied
+    with ``last_file`` last).
+
+    Args:
+        write: callable taking the temporary path to write, a file or a folder name that ends like
+            ``target`` (``.onnx``, ...).
+        target: str, from ``version_path``.
+        last_file: str or None, for folders: the file that marks the folder complete
+            (``saved_model.pb``).
+
+    Returns:
+        str, ``target``.
+    """
+    io.makedirs(io.dirname(target))
+    tmp = io.temporary_sibling(target) + os.path.splitext(io.basename(target))[1]
+    try:
+        write(tmp)
+        io.move(tmp, target, last_file)
+    finally:
+        io.rmtree(tmp) if io.isdir(tmp) else io.remove(tmp)
+    logger.info("Exported %s", target)
+    return target

@@ -1,0 +1,127 @@
+"""Translating image files and dataset splits into PNG files (the seed repository's ``test.py``)."""
+
+import dataclasses
+import io as bytes_io
+import sys
+
+import keras
+import numpy as np
+from PIL import Image
+
+from cyclegan_tf import io
+from cyclegan_tf.data.decode import read_image_file
+from cyclegan_tf.errors import first_line
+
+
+@dataclasses.dataclass
+class TranslationResult:
+    """The outcome for one input file.
+
+    Attributes:
+        source: str, the input path.
+        output: str or None, the translated PNG written.
+        error: str or None, why the input could not be translated.
+    """
+
+    source: str
+    output: str | None = None
+    error: str | None = None
+
+
+def translate_array(translator, image):
+    """Translates one ``uint8 [H, W, 3]`` image at its own size and returns ``uint8 [H, W, 3]``.
+
+    Args:
+        translator: anything with ``translate_pixels`` (see ``cyclegan_tf.inference.load_translator``).
+        image: ``uint8`` array ``[H, W, 3]``.
+    """
+    outputs = translator.translate_pixels(image[None])
+    return np.round(np.asarray(outputs[0])).astype(np.uint8)
+
+
+def translate_files(translator, files, output_dir, side_by_side=False, progress=True):
+    """Translates each file into ``output_dir/<stem>.png`` (and ``<stem>_compare.png``).
+
+    An input that cannot be read is reported in its result and the others are still written.
+
+    Args:
+        translator: from ``cyclegan_tf.inference.load_translator``.
+        files: list of str, image paths.
+        output_dir: str, created if missing.
+        side_by_side: bool, also write the original and the translation side by side.
+        progress: bool, show a progress bar.
+
+    Returns:
+        A list of ``TranslationResult``, one per input, in order.
+    """
+    results = []
+    for path in _progress(files, progress):
+        result = TranslationResult(source=path)
+        try:
+            image = read_image_file(path)
+        except (ValueError, OSError) as error:
+            result.error = first_line(error)
+        else:
+            result.output = write_translation(
+                translator, image, output_dir, io.stem(path), side_by_side
+            )
+        results.append(result)
+    return results
+
+
+def translate_domain(translator, domain, output_dir, side_by_side=False, progress=True):
+    """Translates every image of a ``DomainData`` into ``output_dir``, named after its source file.
+
+    Args:
+        translator: from ``cyclegan_tf.inference.load_translator``.
+        domain: ``cyclegan_tf.data.DomainData``; outputs are named by its ``names`` (the source file
+            stems), or ``image_0001``… where the source has no file names (TFDS).
+        output_dir: str, created if missing.
+        side_by_side: bool, also write ``<name>_compare.png``.
+        progress: bool, show a progress bar.
+
+    Returns:
+        A list of ``TranslationResult``.
+    """
+    names = domain.names or [f"image_{i + 1:04d}" for i in range(domain.num_examples)]
+    pairs = zip(names, domain.images.as_numpy_iterator())
+    return [
+        TranslationResult(
+            source=name, output=write_translation(translator, image, output_dir, name, side_by_side)
+        )
+        for name, image in _progress(list(pairs), progress, total=len(names))
+    ]
+
+
+def png_bytes(image):
+    """A ``uint8 [H, W, 3]`` array as PNG bytes."""
+    buffer = bytes_io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_translation(translator, image, output_dir, stem, side_by_side=False):
+    """Translates one ``uint8`` image and writes ``<stem>.png`` (and ``<stem>_compare.png``).
+
+    Returns:
+        str, the translated PNG's path.
+    """
+    translated = translate_array(translator, image)
+    output = io.join(output_dir, f"{stem}.png")
+    io.write_bytes(output, png_bytes(translated))
+    if side_by_side:
+        pair = np.concatenate([image, translated], axis=1)
+        io.write_bytes(io.join(output_dir, f"{stem}_compare.png"), png_bytes(pair))
+    return output
+
+
+def _progress(items, enabled, total=None):
+    """Yields ``items`` while a progress bar counts them (live on a terminal, one line otherwise)."""
+    total = len(items) if total is None else total
+    bar = None
+    if enabled and total > 1:
+        bar = keras.utils.Progbar(total, unit_name="image", verbose=1 if sys.stdout.isatty() else 2)
+    for index, item in enumerate(items):
+        yield item
+        if bar is not None:
+            bar.update(index + 1)

@@ -1,0 +1,34 @@
+"""The one way a generator runs on pixels: any image size, compiled once, from any saved form.
+
+Example:
+    ```python
+    from cyclegan_tf import inference
+
+    translator = inference.load_translator("runs/apple2orange/models/netG_A2B.keras")
+    oranges = translator.translate_pixels(apples_uint8)  # [batch, H, W, 3] in [0, 255]
+    ```
+"""
+
+from cyclegan_tf.inference.generator import CompiledGenerator, translate, translate_pixels
+from cyclegan_tf.inference.loading import (
+    KerasTranslator,
+    SavedModelTranslator,
+    load_generator,
+    load_translator,
+    resolve_model_path,
+)
+from cyclegan_tf.inference.padding import MIN_SIZE, crop_to, pad_to_multiple
+
+__all__ = [
+    "MIN_SIZE",
+    "CompiledGenerator",
+    "KerasTranslator",
+    "SavedModelTranslator",
+    "crop_to",
+    "load_generator",
+    "load_translator",
+    "pad_to_multiple",
+    "resolve_model_path",
+    "translate",
+    "translate_pixels",
+]

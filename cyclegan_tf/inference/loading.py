@@ -1,0 +1,129 @@
+"""Loading whatever a user points at as a translator: a generator ``.keras`` file or a SavedModel.
+
+Every translator has ``translate_pixels(images)``: ``[batch, H, W, 3]`` pixels in [0, 255] in, float32
+pixels in [0, 255] of the same size out.
+"""
+
+import keras
+import tensorflow as tf
+
+from cyclegan_tf import io
+from cyclegan_tf.errors import OptionError
+from cyclegan_tf.export.versions import SAVED_MODEL_FILE, existing_versions
+from cyclegan_tf.inference.generator import CompiledGenerator
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+class SavedModelTranslator:
+    """Calls an exported SavedModel's ``serving_default`` signature like a generator on pixels.
+
+    Args:
+        path: str, a SavedModel version folder (``saved_models/apple2orange/3``).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._signature = tf.saved_model.load(path).signatures["serving_default"]
+
+    def translate_pixels(self, images):
+        """Translates ``[batch, H, W, 3]`` pixels in [0, 255]; returns float32 pixels in [0, 255]."""
+        return self._signature(images=tf.cast(images, tf.float32))["images"]
+
+
+class KerasTranslator(CompiledGenerator):
+    """A Keras generator as a translator (compiled once for every image size).
+
+    Args:
+        generator: a ``keras.Model`` on images in [-1, 1].
+    """
+
+
+def _is_keras_file(path):
+    with io.open_file(path, "rb") as f:
+        return f.read(4) == _ZIP_MAGIC
+
+
+def resolve_model_path(model_path):
+    """Resolves a model path: a ``.keras`` file, a SavedModel version folder, or a model base folder.
+
+    Args:
+        model_path: str, what the user passed.
+
+    Returns:
+        ``(kind, path)`` with kind ``"keras"`` or ``"saved_model"``; a base folder resolves to its
+        highest numeric version.
+
+    Raises:
+        OptionError: if nothing loadable is there, naming what was found.
+    """
+    if io.isfile(model_path):
+        if not _is_keras_file(model_path):
+            raise OptionError("model_path", f"{model_path} is not a .keras model file")
+        return "keras", model_path
+    if not io.isdir(model_path):
+        raise OptionError("model_path", f"no such file or folder: {model_path}")
+    if io.exists(io.join(model_path, SAVED_MODEL_FILE)):
+        return "saved_model", model_path
+    for version in reversed(existing_versions(model_path)):
+        candidate = io.join(model_path, str(version))
+        if io.exists(io.join(candidate, SAVED_MODEL_FILE)):
+            return "saved_model", candidate
+    found = io.listdir(model_path)[:5]
+    raise OptionError(
+        "model_path",
+        f"{model_path} is neither a SavedModel (no {SAVED_MODEL_FILE}) nor a model base folder "
+        f"with numeric versions; found {found or 'an empty folder'}",
+    )
+
+
+def load_translator(model_path):
+    """Loads a generator ``.keras`` file, a SavedModel version folder or a model base folder.
+
+    Args:
+        model_path: str, the path (local, ``gs://`` or ``ram://``).
+
+    Returns:
+        A ``KerasTranslator`` or ``SavedModelTranslator``.
+    """
+    kind, resolved = resolve_model_path(model_path)
+    if kind == "keras":
+        return KerasTranslator(load_generator(resolved))
+    return SavedModelTranslator(resolved)
+
+
+def load_generator(model_path):
+    """Loads a generator saved as ``.keras`` (e.g. ``RUN/models/netG_A2B.keras``).
+
+    Args:
+        model_path: str, the ``.keras`` file.
+
+    Returns:
+        A ``keras.Model`` mapping ``[batch, H, W, 3]`` images to the same shape.
+
+    Raises:
+        OptionError: if the file is missing or is not an image-to-image generator.
+    """
+    if not io.isfile(model_path):
+        raise OptionError("model_path", f"no such file: {model_path}")
+    if not _is_keras_file(model_path):
+        raise OptionError("model_path", f"{model_path} is not a .keras model file")
+    import cyclegan_tf  # noqa: F401 - registers the custom layers
+
+    model = keras.models.load_model(model_path, compile=False)
+    if hasattr(model, "generator_ab"):
+        return model.generator_ab
+    inputs, outputs = model.inputs, model.outputs
+    if (
+        len(inputs) != 1
+        or len(outputs) != 1
+        or inputs[0].shape[-1] != 3
+        or outputs[0].shape[-1] != 3
+    ):
+        raise OptionError(
+            "model_path",
+            f"{model_path} is not a generator (it maps {[i.shape for i in inputs]} to "
+            f"{[o.shape for o in outputs]}; expected one image in and one image out, e.g. a "
+            "models/netG_*.keras file)",
+        )
+    return model
