@@ -1,24 +1,35 @@
 # The README's two commands: `make demo` and `make test`. Both set up .venv first.
+# `make install` is the base package with the [serve] extra (no PyTorch, no browser);
+# `make test` adds the [dev] extra (tests, lint, PyTorch for the import parity tests, Playwright).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+BASE_STAMP := $(VENV)/.installed-base
+DEV_STAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo
 
-.PHONY: install test lint demo clean
+.PHONY: install install-dev test lint demo clean
 
-install: $(STAMP)
+install: $(BASE_STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+install-dev: $(DEV_STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,torch,serve,browser]'
-	touch $(STAMP)
 
-test: install
+$(BASE_STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[serve]'
+	touch $(BASE_STAMP)
+
+$(DEV_STAMP): setup.cfg pyproject.toml .ci/constraints.txt | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev]' -c .ci/constraints.txt
+	touch $(BASE_STAMP) $(DEV_STAMP)
+
+test: install-dev
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 demo: install

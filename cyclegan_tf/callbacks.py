@@ -1,35 +1,28 @@
 """Keras callbacks of a training run; each works in a user's own ``model.fit(callbacks=[...])``."""
 
 import datetime
-import io
+import io as bytes_io
 import logging
 import math
-import os
 import time
 
 import keras
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from cyclegan_tf import io
+from cyclegan_tf.run_folder import LATEST_GRID_FILE, NETWORK_FILES, epoch_grid_file
 
-# The seed's four network files, by ``CycleGAN`` attribute.
-NETWORK_FILES = {
-    "generator_ab": "netG_A2B.keras",
-    "generator_ba": "netG_B2A.keras",
-    "discriminator_a": "netD_A.keras",
-    "discriminator_b": "netD_B.keras",
-}
+logger = logging.getLogger(__name__)
 
 
 def save_atomically(model, path):
-    """Saves a Keras model to ``path`` through a temporary file and a rename.
+    """Saves a Keras model to ``path`` so that ``path`` is always a complete file.
 
-    A process killed mid-write leaves at most a stray ``*.tmp.keras``; ``path`` is either the previous
-    complete file or the new complete file.
+    A process killed mid-write leaves at most a stray hidden temporary file; ``path`` is either the
+    previous complete file or the new complete file (see ``cyclegan_tf.io.atomic_output``).
     """
-    tmp = f"{path[: -len('.keras')]}.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    with io.atomic_output(path) as tmp:
+        model.save(tmp)
 
 
 class SaveNetworks(keras.callbacks.Callback):
@@ -57,9 +50,9 @@ class SaveNetworks(keras.callbacks.Callback):
 
     def save(self):
         """Writes the four files now."""
-        os.makedirs(self.directory, exist_ok=True)
+        io.makedirs(self.directory)
         for attribute, filename in NETWORK_FILES.items():
-            save_atomically(getattr(self.model, attribute), os.path.join(self.directory, filename))
+            save_atomically(getattr(self.model, attribute), io.join(self.directory, filename))
 
 
 class TrainingLog(keras.callbacks.Callback):
@@ -84,7 +77,8 @@ class TrainingLog(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._start = time.monotonic()
         self._done = 0
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        if io.dirname(self.path):
+            io.makedirs(io.dirname(self.path))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -110,7 +104,7 @@ class TrainingLog(keras.callbacks.Callback):
             f"identity: {_value(logs, 'identity')}] ETA: {self._eta(batch)}"
         )
         logger.info(line)
-        with open(self.path, "a") as f:
+        with io.open_file(self.path, "a") as f:
             f.write(line + "\n")
 
     def _eta(self, batch):
@@ -126,6 +120,57 @@ class TrainingLog(keras.callbacks.Callback):
 def _value(logs, key):
     value = logs.get(key)
     return "n/a" if value is None else f"{float(value):.6f}"
+
+
+class StepLossScalars(keras.callbacks.Callback):
+    """TensorBoard scalars of each step's losses, not the epoch's running mean (``logs/steps/``).
+
+    Keras reports the mean of an epoch so far after each batch; a GAN's losses are watched step by step.
+    The value of step ``k`` of an epoch is recovered exactly from the running means ``m_k`` and
+    ``m_{k-1}``: ``k * m_k - (k - 1) * m_{k-1}``.
+
+    Args:
+        log_dir: str, the folder of the event files (``RUN/logs/steps``).
+        keys: tuple of str, the logged losses. Defaults to the seed's summary losses.
+        every: int, write every N steps. Defaults to 1.
+    """
+
+    def __init__(self, log_dir, keys=("d_loss", "g_loss", "adv", "cycle", "identity"), every=1):
+        super().__init__()
+        self.log_dir = log_dir
+        self.keys = keys
+        self.every = every
+        self._writer = None
+        self._previous = {}
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._previous = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        import tensorflow as tf
+
+        logs = logs or {}
+        step = int(self.model.optimizer.iterations.numpy())
+        values = {}
+        for key in self.keys:
+            if logs.get(key) is None:
+                continue
+            mean = float(np.mean(logs[key]))
+            values[key] = (batch + 1) * mean - batch * self._previous.get(key, 0.0)
+            self._previous[key] = mean
+        if self.every and step % self.every == 0 and values:
+            with self._writer.as_default():
+                for key, value in values.items():
+                    tf.summary.scalar(key, value, step=step)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
 
 
 class TrainingDiverged(RuntimeError):
@@ -226,7 +271,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         import tensorflow as tf
 
-        os.makedirs(self.directory, exist_ok=True)
+        io.makedirs(self.directory)
         model = self.model
 
         @tf.function(reduce_retracing=True)
@@ -239,9 +284,7 @@ class SampleGrid(keras.callbacks.Callback):
 
         self._translate = translate
         if self.tensorboard_dir:
-            self._writer = tf.summary.create_file_writer(
-                os.path.join(self.tensorboard_dir, "samples")
-            )
+            self._writer = tf.summary.create_file_writer(io.join(self.tensorboard_dir, "samples"))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -249,11 +292,11 @@ class SampleGrid(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
         if self.every_steps and step % self.every_steps == 0:
-            self.write(os.path.join(self.directory, "latest.png"), step)
+            self.write(io.join(self.directory, LATEST_GRID_FILE), step)
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        png = self.write(os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"), step)
+        png = self.write(io.join(self.directory, epoch_grid_file(epoch)), step)
         if self._writer is not None:
             import tensorflow as tf
 
@@ -269,10 +312,7 @@ class SampleGrid(keras.callbacks.Callback):
         """Renders the grid to ``path`` (atomically) and returns the PNG bytes."""
         columns = [np.asarray(c) for c in self._translate(self.images_a, self.images_b)]
         png = render_grid(columns, self.COLUMNS, f"epoch {self._epoch + 1}, step {step}")
-        tmp = f"{path}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(png)
-        os.replace(tmp, path)
+        io.write_bytes(path, png)
         return png
 
 
@@ -306,7 +346,7 @@ def render_grid(columns, titles, suptitle):
                 axis.set_title(title, fontsize=9)
     fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
+    buffer = bytes_io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     return buffer.getvalue()

@@ -6,7 +6,8 @@ keeps the resolved options as ``config.json`` so a run can be resumed, compared 
 
 import dataclasses
 import json
-import os
+
+from cyclegan_tf import io
 
 _DEFAULT_DATASET = "apple2orange"
 
@@ -126,7 +127,7 @@ class TrainConfig:
                 config.dataset if config.data_dir is None else _folder_name(config.data_dir)
             )
         if config.output_dir is None:
-            config.output_dir = os.path.join("runs", config.name)
+            config.output_dir = io.join("runs", config.name)
         if config.decay_epochs is None:
             config.decay_epochs = config.epochs // 2
         config.validate()
@@ -195,7 +196,6 @@ class TrainConfig:
             "ndf",
             "n_res_blocks",
             "n_disc_layers",
-            "discriminator",
             "gan_mode",
             "lambda_cycle",
             "lambda_identity",
@@ -203,7 +203,10 @@ class TrainConfig:
             "image_size",
             "seed",
         )
-        return {key: getattr(self, key) for key in keys}
+        return {
+            **{key: getattr(self, key) for key in keys},
+            "discriminator_kind": self.discriminator,
+        }
 
     ARCHITECTURE_KEYS = (
         "ngf",
@@ -225,17 +228,12 @@ class TrainConfig:
 
     def to_json(self, path):
         """Writes the options to ``path`` as JSON (atomically)."""
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(dataclasses.asdict(self), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
+        io.write_text(path, json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def from_json(cls, path):
         """Reads options written by ``to_json``; unknown keys are an error naming them."""
-        with open(path) as f:
-            values = json.load(f)
+        values = json.loads(io.read_text(path))
         unknown = sorted(set(values) - set(cls.fields()))
         if unknown:
             raise ValueError(f"{path}: unknown options {unknown}.")
@@ -283,4 +281,4 @@ def _parser_type(annotation):
 
 
 def _folder_name(path):
-    return os.path.basename(os.path.normpath(path)) or "cyclegan"
+    return io.basename(path) or "cyclegan"

@@ -9,7 +9,7 @@ import base64
 import csv
 import datetime
 import html
-import io
+import io as bytes_io
 import json
 import math
 import os
@@ -19,7 +19,9 @@ import re
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-REPORT_FILE = "report.html"
+from cyclegan_tf import io
+from cyclegan_tf.run_folder import RunFolder
+
 # The curves, one figure each: (title, columns, y label). Columns missing from the log are skipped.
 CURVES = (
     ("Discriminator and generator losses", ("d_loss", "g_loss"), "loss"),
@@ -63,13 +65,12 @@ def read_log(path):
         the file has no rows.
     """
     rows = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                epoch = int(row.get("epoch") or "")
-            except ValueError:
-                continue
-            rows[epoch] = row
+    for row in csv.DictReader(io.read_text(path).splitlines()):
+        try:
+            epoch = int(row.get("epoch") or "")
+        except ValueError:
+            continue
+        rows[epoch] = row
     columns = {"epoch": [epoch + 1 for epoch in sorted(rows)]}
     names = {name for row in rows.values() for name in row if name and name != "epoch"}
     for name in sorted(names):
@@ -128,27 +129,29 @@ def plot_curves(log, title, columns, ylabel):
     axes.grid(alpha=0.3)
     if len(present) > 1:
         axes.legend(fontsize=9)
-    buffer = io.BytesIO()
+    buffer = bytes_io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def sample_grids(images_dir):
+def sample_grids(run):
     """The sample grids of the first, middle and last epoch: a list of ``(epoch, path)``.
 
     Falls back to ``[(None, images/latest.png)]`` when no epoch grid exists, and to ``[]`` when
     there is nothing at all.
+
+    Args:
+        run: a ``RunFolder``.
     """
-    if not os.path.isdir(images_dir):
+    if not io.isdir(run.images):
         return []
     grids = sorted(
-        (int(match.group(1)), os.path.join(images_dir, name))
-        for name in os.listdir(images_dir)
+        (int(match.group(1)), io.join(run.images, name))
+        for name in io.listdir(run.images)
         if (match := _SAMPLE.match(name))
     )
     if not grids:
-        latest = os.path.join(images_dir, "latest.png")
-        return [(None, latest)] if os.path.isfile(latest) else []
+        return [(None, run.latest_grid)] if io.isfile(run.latest_grid) else []
     picks = sorted({0, (len(grids) - 1) // 2, len(grids) - 1})
     return [grids[index] for index in picks]
 
@@ -162,8 +165,8 @@ def find_exports(config):
 
     paths = []
     for model_name in model_names(name):
-        model_dir = os.path.join(export_dir, model_name)
-        paths.extend(os.path.join(model_dir, str(v)) for v in existing_versions(model_dir))
+        model_dir = io.join(export_dir, model_name)
+        paths.extend(io.join(model_dir, str(v)) for v in existing_versions(model_dir))
     return paths
 
 
@@ -179,7 +182,7 @@ def _table(rows):
     return f"<table>{cells}</table>"
 
 
-def _summary_rows(run_dir, log):
+def _summary_rows(run, log):
     rows = []
     if log:
         rows.append(("epochs logged", len(log["epoch"])))
@@ -191,9 +194,8 @@ def _summary_rows(run_dir, log):
         if fids:
             best_fid, best_epoch = min(fids)
             rows.append(("best FID", f"{best_fid:.2f} at epoch {best_epoch}"))
-    best_model = os.path.join(run_dir, "models", "best_netG_A2B.keras")
-    if os.path.isfile(best_model):
-        rows.append(("best generator", best_model))
+    if io.isfile(run.best_generator):
+        rows.append(("best generator", run.best_generator))
     return rows
 
 
@@ -208,27 +210,23 @@ def render(run_dir, export_paths=None):
     Returns:
         str, a complete HTML document.
     """
-    config_path = os.path.join(run_dir, "config.json")
-    config = {}
-    if os.path.isfile(config_path):
-        with open(config_path) as f:
-            config = json.load(f)
-    log_path = os.path.join(run_dir, "logs", "training.csv")
-    log = read_log(log_path) if os.path.isfile(log_path) else {}
+    run = RunFolder(run_dir)
+    config = json.loads(io.read_text(run.config)) if io.isfile(run.config) else {}
+    log = read_log(run.csv) if io.isfile(run.csv) else {}
     if export_paths is None:
         export_paths = find_exports(config)
+    location = os.path.abspath(run_dir) if io.is_local(run_dir) else run_dir
 
-    title = f"CycleGAN run: {config.get('name') or os.path.basename(os.path.abspath(run_dir))}"
+    title = f"CycleGAN run: {config.get('name') or io.basename(location)}"
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="muted"><code>{html.escape(os.path.abspath(run_dir))}</code>'
-        f" · generated {generated}</p>",
+        f'<p class="muted"><code>{html.escape(location)}</code> · generated {generated}</p>',
     ]
-    summary = _summary_rows(run_dir, log)
+    summary = _summary_rows(run, log)
     if summary:
         parts += ["<h2>Summary</h2>", _table(summary)]
 
@@ -244,18 +242,17 @@ def render(run_dir, export_paths=None):
         parts.append('<p class="muted">No training log yet (logs/training.csv).</p>')
 
     parts.append("<h2>Samples</h2>")
-    grids = sample_grids(os.path.join(run_dir, "images"))
+    grids = sample_grids(run)
     if grids:
         parts.append(
             '<p class="muted">Each grid shows fixed test images and their translations.</p>'
         )
     for epoch, path in grids:
-        with open(path, "rb") as f:
-            uri = _data_uri(f.read())
+        uri = _data_uri(io.read_bytes(path))
         caption = f"Epoch {epoch}" if epoch is not None else "Latest"
         parts.append(
             f'<figure><img alt="{caption}" src="{uri}"><figcaption>{caption} · '
-            f"<code>{html.escape(os.path.basename(path))}</code></figcaption></figure>"
+            f"<code>{html.escape(io.basename(path))}</code></figcaption></figure>"
         )
     if not grids:
         parts.append('<p class="muted">No sample grids (images/epoch_NNN.png).</p>')
@@ -292,16 +289,12 @@ def write_report(run_dir, export_paths=None):
     Raises:
         ValueError: if ``run_dir`` is not a run folder.
     """
-    if not os.path.isdir(run_dir):
+    if not io.isdir(run_dir):
         raise ValueError(f"no such run folder: {run_dir}")
-    markers = ("config.json", os.path.join("logs", "training.csv"), "images")
-    if not any(os.path.exists(os.path.join(run_dir, marker)) for marker in markers):
+    run = RunFolder(run_dir)
+    if not run.is_run():
         raise ValueError(
             f"{run_dir} is not a run folder (it has none of config.json, logs/training.csv, images/)"
         )
-    path = os.path.join(run_dir, REPORT_FILE)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(run_dir, export_paths))
-    os.replace(tmp, path)
-    return path
+    io.write_text(run.report, render(run_dir, export_paths))
+    return run.report

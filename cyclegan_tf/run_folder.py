@@ -1,24 +1,46 @@
 """A run folder: where a training run writes, and whether a run there can be resumed.
 
-The layout (``--output-dir``, default ``runs/<name>``)::
+The layout (``--output-dir``, default ``runs/<name>``; local, ``gs://`` or ``ram://``)::
 
     config.json            the resolved options
     logs/training.csv      one row per finished epoch (Keras CSVLogger; appended on resume)
     logs/train.log         progress lines in the seed repository's format
-    logs/train/, logs/validation/, logs/samples/   TensorBoard events
+    logs/train/, logs/validation/, logs/samples/, logs/steps/   TensorBoard events
     images/latest.png, images/epoch_NNN.png         sample grids
     models/netG_A2B.keras  netG_B2A.keras  netD_A.keras  netD_B.keras
+    models/best_netG_A2B.keras                      with --keep-best
+    report.html            config, curves, grids and exports in one page
     backup/                Keras BackupAndRestore state while training runs (deleted at the end)
+
+``RunFolder`` is the only place that spells these names; everything else asks it.
 """
 
 import json
 import logging
-import os
 
-from cyclegan_tf.callbacks import NETWORK_FILES
+from cyclegan_tf import io
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.errors import OptionError
 
 logger = logging.getLogger(__name__)
+
+# The seed's four network files, by ``CycleGAN`` attribute.
+NETWORK_FILES = {
+    "generator_ab": "netG_A2B.keras",
+    "generator_ba": "netG_B2A.keras",
+    "discriminator_a": "netD_A.keras",
+    "discriminator_b": "netD_B.keras",
+}
+# The generator files by direction, as ``cyclegan-translate`` and the exports name them.
+GENERATOR_ATTRIBUTES = {"A2B": "generator_ab", "B2A": "generator_ba"}
+BEST_GENERATOR_FILE = "best_netG_A2B.keras"
+LATEST_GRID_FILE = "latest.png"
+_BACKUP_MARKERS = ("training_metadata.json", "training_metadata.json.bkp")
+
+
+def epoch_grid_file(epoch):
+    """The file name of the sample grid after 0-based ``epoch``: ``epoch_NNN.png``, 1-based."""
+    return f"epoch_{epoch + 1:03d}.png"
 
 
 class RunFolder:
@@ -30,39 +52,75 @@ class RunFolder:
 
     def __init__(self, root):
         self.root = root
-        self.config = os.path.join(root, "config.json")
-        self.logs = os.path.join(root, "logs")
-        self.csv = os.path.join(self.logs, "training.csv")
-        self.text_log = os.path.join(self.logs, "train.log")
-        self.models = os.path.join(root, "models")
-        self.images = os.path.join(root, "images")
-        self.backup = os.path.join(root, "backup")
+        self.config = io.join(root, "config.json")
+        self.logs = io.join(root, "logs")
+        self.csv = io.join(self.logs, "training.csv")
+        self.text_log = io.join(self.logs, "train.log")
+        self.step_logs = io.join(self.logs, "steps")
+        self.models = io.join(root, "models")
+        self.images = io.join(root, "images")
+        self.backup = io.join(root, "backup")
+        self.report = io.join(root, "report.html")
+        self.best_generator = io.join(self.models, BEST_GENERATOR_FILE)
+
+    @classmethod
+    def models_folder(cls, path):
+        """The ``models/`` folder of a run folder, or ``path`` itself if it holds the network files."""
+        run = cls(path)
+        return run.models if io.isdir(run.models) else path
+
+    def network(self, attribute):
+        """The ``.keras`` file of a ``CycleGAN`` network attribute (``"generator_ab"``, ...)."""
+        return io.join(self.models, NETWORK_FILES[attribute])
+
+    def generator(self, direction):
+        """The ``.keras`` file of the ``"A2B"`` or ``"B2A"`` generator."""
+        if direction not in GENERATOR_ATTRIBUTES:
+            raise ValueError(
+                f"direction must be one of {sorted(GENERATOR_ATTRIBUTES)}. Received: {direction!r}"
+            )
+        return self.network(GENERATOR_ATTRIBUTES[direction])
+
+    def epoch_grid(self, epoch):
+        """The sample grid written after 0-based ``epoch`` (``images/epoch_NNN.png``)."""
+        return io.join(self.images, epoch_grid_file(epoch))
+
+    @property
+    def latest_grid(self):
+        """The sample grid rewritten every ``--sample-every`` steps."""
+        return io.join(self.images, LATEST_GRID_FILE)
+
+    def worker_backup(self, task_type, index):
+        """Where a non-chief worker of a multi-worker run keeps its resume state."""
+        return io.join(self.root, f".backup-{task_type}-{index}")
+
+    def is_run(self):
+        """Whether the folder holds anything a run writes (config, log or images)."""
+        return any(io.exists(path) for path in (self.config, self.csv, self.images))
 
     def make(self):
         """Creates the folders."""
-        if os.path.exists(self.root) and not os.path.isdir(self.root):
-            raise ValueError(f"--output-dir {self.root} is a file, not a folder")
+        if io.exists(self.root) and not io.isdir(self.root):
+            raise OptionError("output_dir", f"{self.root} is a file, not a folder")
         for folder in (self.root, self.logs, self.models, self.images):
-            os.makedirs(folder, exist_ok=True)
+            io.makedirs(folder)
 
     def has_backup(self):
         """Whether an interrupted run left resumable state."""
-        return os.path.isdir(self.backup) and any(
-            name.endswith(".weights.h5") or name.endswith(".weights.h5.bkp")
-            for name in os.listdir(self.backup)
+        return io.isdir(self.backup) and any(
+            name.endswith((".weights.h5", ".weights.h5.bkp")) for name in io.listdir(self.backup)
         )
 
     def has_models(self):
         """Whether any of the four network files exists."""
-        return any(os.path.exists(os.path.join(self.models, f)) for f in NETWORK_FILES.values())
+        return any(io.exists(self.network(attribute)) for attribute in NETWORK_FILES)
 
     def backup_epoch(self):
         """The epoch an interrupted run resumes at (Keras' ``training_metadata.json``), else 0."""
-        for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        for name in _BACKUP_MARKERS:
             try:
-                with open(os.path.join(self.backup, name)) as f:
-                    return int(json.load(f)["epoch"])
-            except (OSError, ValueError, KeyError, TypeError):
+                return int(json.loads(io.read_text(io.join(self.backup, name)))["epoch"])
+            except Exception:  # noqa: BLE001 - missing, half-written or foreign: try the next
                 continue
         return 0
 
@@ -81,20 +139,21 @@ class RunFolder:
             int, the epoch training starts at (0 for a new run).
 
         Raises:
-            ValueError: naming the differing option, or the finished run that would be overwritten.
+            OptionError: naming the differing option, or the finished run that would be overwritten.
         """
         self.make()
         start_epoch = 0
-        if os.path.exists(self.config):
+        if io.exists(self.config):
             previous = TrainConfig.from_json(self.config)
             if self.has_backup():
                 self._check_resumable(previous, config)
                 start_epoch = self.backup_epoch()
                 logger.info("Resuming %s at epoch %d.", self.root, start_epoch + 1)
             elif self.has_models():
-                raise ValueError(
+                raise OptionError(
+                    "output_dir",
                     f"{self.root} already holds a finished run (models/ and no backup/); use another "
-                    f"--output-dir, or --init-from {self.root} to fine-tune from it"
+                    f"output folder, or initialise from it (init_from={self.root!r}) to fine-tune",
                 )
         config.to_json(self.config)
         return start_epoch
@@ -104,10 +163,10 @@ class RunFolder:
         for key in TrainConfig.ARCHITECTURE_KEYS:
             if key in differences:
                 before, now = differences[key]
-                raise ValueError(
-                    f"cannot resume {self.root}: --{key.replace('_', '-')} is {now} but the run was "
-                    f"started with {before} (see {self.config}); use the same options or another "
-                    "--output-dir"
+                raise OptionError(
+                    key,
+                    f"cannot resume {self.root}: it is {now!r} but the run was started with "
+                    f"{before!r} (see {self.config}); use the same options or another output folder",
                 )
         if differences:
             changed = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in sorted(differences.items()))

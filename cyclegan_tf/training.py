@@ -3,7 +3,6 @@
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -12,9 +11,10 @@ import keras
 import tensorflow as tf
 
 from cyclegan_tf import callbacks as run_callbacks
-from cyclegan_tf import data, distribute
+from cyclegan_tf import data, distribute, io
+from cyclegan_tf.errors import OptionError
 from cyclegan_tf.model import CycleGAN, default_optimizer
-from cyclegan_tf.run_folder import RunFolder
+from cyclegan_tf.run_folder import NETWORK_FILES, RunFolder
 from cyclegan_tf.schedules import LinearDecayAfter
 
 logger = logging.getLogger(__name__)
@@ -101,36 +101,37 @@ def build_model(config, steps_per_epoch):
     return model
 
 
-def load_network_weights(model, source):
-    """Copies the networks of a run folder (or its ``models/``) into ``model`` (``--init-from``).
+def load_network_weights(model, init_from):
+    """Copies the networks of a run folder (or its ``models/``) into ``model`` (fine-tuning).
+
+    Args:
+        model: a ``CycleGAN``.
+        init_from: str, a run folder or a folder holding the network files.
 
     Raises:
-        ValueError: if no network file is there, or one does not fit this model's architecture.
+        OptionError: if no network file is there, or one does not fit this model's architecture.
     """
     import cyclegan_tf  # noqa: F401 - registers the custom layers
 
-    models_dir = (
-        os.path.join(source, "models") if os.path.isdir(os.path.join(source, "models")) else source
-    )
+    models_dir = RunFolder.models_folder(init_from)
     found = 0
-    for attribute, filename in run_callbacks.NETWORK_FILES.items():
-        path = os.path.join(models_dir, filename)
-        if not os.path.exists(path):
+    for attribute, filename in NETWORK_FILES.items():
+        path = io.join(models_dir, filename)
+        if not io.exists(path):
             continue
-        network = getattr(model, attribute)
         loaded = keras.models.load_model(path, compile=False)
         try:
-            network.set_weights(loaded.get_weights())
+            getattr(model, attribute).set_weights(loaded.get_weights())
         except ValueError as error:
-            raise ValueError(
-                f"--init-from: {path} does not fit this model's {attribute} ({error}); "
-                "use the same --ngf/--ndf/--n-res-blocks/--n-disc-layers/--discriminator"
+            raise OptionError(
+                "init_from",
+                f"{path} does not fit this model's {attribute} ({error}); use the same ngf, ndf, "
+                "n_res_blocks, n_disc_layers and discriminator",
             ) from None
         found += 1
     if not found:
-        raise ValueError(
-            f"--init-from: no network files ({', '.join(run_callbacks.NETWORK_FILES.values())}) "
-            f"in {models_dir}"
+        raise OptionError(
+            "init_from", f"no network files ({', '.join(NETWORK_FILES.values())}) in {models_dir}"
         )
     logger.info("Initialised %d network(s) from %s.", found, models_dir)
 
@@ -154,6 +155,7 @@ def default_callbacks(config, run, sample_images=None, backup_dir=None):
     callbacks += evaluation_callbacks(config, run)  # adds fid/kid to the logs the CSV row holds
     callbacks += [
         run_callbacks.TrainingLog(run.text_log, every=config.sample_every or 100),
+        run_callbacks.StepLossScalars(run.step_logs),
         keras.callbacks.CSVLogger(run.csv, append=True),
         keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
         run_callbacks.SaveNetworks(run.models),
@@ -165,6 +167,14 @@ def default_callbacks(config, run, sample_images=None, backup_dir=None):
     ]
     exporter = run_callbacks.ExportGenerators(config.export_dir, config.name, config.export_every)
     return [*callbacks, exporter, WriteReport(run.root, exporter)]
+
+
+def log_parameter_counts(model):
+    """Logs each network's parameter count, as the reference does when it builds its networks."""
+    for attribute in NETWORK_FILES:
+        network = getattr(model, attribute)
+        millions = network.count_params() / 1e6
+        logger.info("[Network %s] Total number of parameters : %.3f M", network.name, millions)
 
 
 def load_test_domains(config, purpose):
@@ -190,7 +200,7 @@ def evaluation_callbacks(config, run):
     test_a, test_b = load_test_domains(config, "--fid-every")
     source = list(test_a.images.take(FID_SUBSET).as_numpy_iterator())
     target = list(test_b.images.take(FID_SUBSET).as_numpy_iterator())
-    keep_best = os.path.join(run.models, "best_netG_A2B.keras") if config.keep_best else None
+    keep_best = run.best_generator if config.keep_best else None
     return [
         FidCallback(
             source,
@@ -247,11 +257,11 @@ def worker_outputs(config, tf_config):
         return
     task = tf_config["task"]
     scratch = tempfile.mkdtemp(prefix=f"cyclegan-{task['type']}-{task['index']}-")
-    backup = os.path.join(config.output_dir, f".backup-{task['type']}-{task['index']}")
+    backup = RunFolder(config.output_dir).worker_backup(task["type"], task["index"])
     try:
         yield (
             dataclasses.replace(
-                config, output_dir=scratch, export_dir=os.path.join(scratch, "saved_models")
+                config, output_dir=scratch, export_dir=io.join(scratch, "saved_models")
             ),
             backup,
         )
@@ -291,6 +301,7 @@ def train(config):
                 dataset = _shard_by_data(dataset)
             with strategy.scope():
                 model = build_model(config, steps_per_epoch)
+            log_parameter_counts(model)
             if config.init_from and not start_epoch:
                 load_network_weights(model, config.init_from)
             callbacks = default_callbacks(config, run, load_sample_images(config), run.backup)

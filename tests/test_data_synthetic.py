@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from cyclegan_tf.cli import synthetic as synthetic_cli
 from cyclegan_tf.data import synthetic
 from cyclegan_tf.data.decode import DataError, list_image_files, read_image_file
 
@@ -118,7 +119,9 @@ def test_render_fruit_rejects_unknown_kinds():
 
 def test_cli_writes_the_expected_counts(tmp_path, capsys):
     out = tmp_path / "cli"
-    status = synthetic.main(["--out", str(out), "--size", "32", "--n-train", "3", "--n-test", "2"])
+    status = synthetic_cli.main(
+        ["--out", str(out), "--size", "32", "--n-train", "3", "--n-test", "2"]
+    )
     assert status == 0
     counts = {folder: len(os.listdir(out / folder)) for folder in ("trainA", "trainB", "testA")}
     assert counts == {"trainA": 3, "trainB": 3, "testA": 2}
@@ -128,5 +131,7 @@ def test_cli_writes_the_expected_counts(tmp_path, capsys):
 
 
 def test_cli_reports_bad_input_with_status_2(tmp_path, capsys):
-    assert synthetic.main(["--out", str(tmp_path / "x"), "--size", "4"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        synthetic_cli.main(["--out", str(tmp_path / "x"), "--size", "4"])
+    assert exit_.value.code == 2
     assert "error: size must be an integer >= 16. Received: size=4" in capsys.readouterr().err

@@ -72,16 +72,18 @@ def test_offline_without_weights_fails_with_one_line(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert err.startswith("cyclegan-evaluate: error: cannot download the InceptionV3")
-    assert "--inception-weights FILE" in err
+    assert err.startswith(
+        "cyclegan-evaluate: error: --inception-weights: cannot download the InceptionV3"
+    )
+    assert err.endswith("on a machine with internet access and pass that file")
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        ([], "no source images: give --source DIR"),
-        (["--source", "{a}"], "--source needs --target"),
-        (["--dataset", "synthetic"], "--dataset/--data-dir needs --split"),
+        ([], "--source: no source images: give a folder, or a dataset and a split"),
+        (["--source", "{a}"], "--target: a source folder needs a folder of target-domain images"),
+        (["--dataset", "synthetic"], "--split: must be one of trainA, trainB, testA, testB"),
         (["--source", "{a}", "--data-dir", "{root}", "--split", "testA"], "not both"),
         (["--source", "{empty}", "--target", "{a}"], "holds 0 image file(s)"),
         (["--source", "{root}/nowhere", "--target", "{a}"], "no such folder"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cyclegan_tf import callbacks, training
+from cyclegan_tf import callbacks, run_folder, training
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.config import TrainConfig
 
@@ -30,7 +30,7 @@ def test_train_writes_the_run_folder_and_exports(tiny_run):
     assert (
         "[G loss: " in log_lines[-1] and ", cycle: " in log_lines[-1] and "ETA: " in log_lines[-1]
     )
-    for filename in callbacks.NETWORK_FILES.values():
+    for filename in run_folder.NETWORK_FILES.values():
         network = keras.models.load_model(os.path.join(run, "models", filename), compile=False)
         assert network.output_shape[-1] in (1, 3)
     assert os.path.exists(os.path.join(run, "images", "epoch_001.png"))
@@ -65,7 +65,7 @@ def test_resume_with_another_architecture_is_refused(tmp_path, tiny_args, capsys
     with pytest.raises(SystemExit):
         train_cli.main([*args, "--ngf", "8"])
     err = capsys.readouterr().err
-    assert "--ngf is 8 but the run was started with 4" in err
+    assert "--ngf: cannot resume" in err and "it is 8 but the run was started with 4" in err
 
 
 def test_bad_options_fail_with_one_line(tmp_path, synthetic_dir, capsys):

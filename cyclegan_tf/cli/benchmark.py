@@ -8,7 +8,6 @@ Example::
 
 import argparse
 import json
-import os
 
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
 
@@ -126,10 +125,9 @@ def main(argv=None):
         )
         report = benchmark.run_benchmark(options)
         if args.json:
-            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-            with open(args.json, "w") as f:
-                json.dump(report, f, indent=2, sort_keys=True)
-                f.write("\n")
+            from cyclegan_tf import io
+
+            io.write_text(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     print(format_table(report))
     return 0
 

@@ -14,14 +14,32 @@ def quiet_tensorflow():
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def flag_name(option, flags=None):
+    """The command-line flag of a library argument: ``output_dir`` → ``--output-dir``."""
+    return (flags or {}).get(option) or f"--{option.replace('_', '-')}"
+
+
 @contextlib.contextmanager
-def user_errors(prog):
-    """Turns a ``ValueError``/``OSError`` from bad input into ``prog: error: ...`` and exit code 2."""
+def user_errors(prog, flags=None):
+    """Turns a ``ValueError``/``OSError`` from bad input into ``prog: error: ...`` and exit code 2.
+
+    A ``cyclegan_tf.errors.OptionError`` is printed under its flag's name.
+
+    Args:
+        prog: str, the command's name.
+        flags: dict or None, library argument names whose flag is not ``--`` + the name with dashes
+            (``{"model_path": "--model"}``).
+    """
+    from cyclegan_tf.errors import OptionError, first_line
+
     try:
         yield
+    except OptionError as error:
+        message = error.message.strip().splitlines()[0] if error.message.strip() else ""
+        print(f"{prog}: error: {flag_name(error.option, flags)}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (ValueError, OSError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {first_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -35,5 +53,5 @@ MODEL_HELP = (
 
 
 def add_model_argument(parser, extra_help=""):
-    """Adds ``--model``: what ``cyclegan_tf.translation.load_translator`` accepts."""
+    """Adds ``--model``: what ``cyclegan_tf.inference.load_translator`` accepts."""
     parser.add_argument("--model", required=True, help=f"{MODEL_HELP}{extra_help}")

@@ -1,7 +1,6 @@
 """``make demo``: the synthetic fruit set, a small CycleGAN trained on the CPU, translated test images."""
 
 import argparse
-import os
 import time
 
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
@@ -36,10 +35,12 @@ def build_parser():
 
 def new_run_dir(workdir):
     """``workdir/run``, or ``run-2``, ``run-3``… so an earlier demo's outputs are never overwritten."""
-    candidate = os.path.join(workdir, "run")
+    from cyclegan_tf import io
+
+    candidate = io.join(workdir, "run")
     index = 2
-    while os.path.exists(candidate):
-        candidate = os.path.join(workdir, f"run-{index}")
+    while io.exists(candidate):
+        candidate = io.join(workdir, f"run-{index}")
         index += 1
     return candidate
 
@@ -49,13 +50,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
-        from cyclegan_tf import training, translation
+        from cyclegan_tf import file_translation, inference, io, training
         from cyclegan_tf.config import TrainConfig
         from cyclegan_tf.data.decode import list_image_files
         from cyclegan_tf.data.synthetic import write_synthetic_dataset
+        from cyclegan_tf.run_folder import RunFolder
 
         started = time.monotonic()
-        data_dir = write_synthetic_dataset(os.path.join(args.workdir, "fruit"), size=96)
+        data_dir = write_synthetic_dataset(io.join(args.workdir, "fruit"), size=96)
         run_dir = new_run_dir(args.workdir)
         options = {**DEMO_OPTIONS, "epochs": args.epochs}
         config = TrainConfig(
@@ -63,24 +65,25 @@ def main(argv=None):
             data_dir=data_dir,
             name="apple2orange",
             output_dir=run_dir,
-            export_dir=os.path.join(run_dir, "saved_models"),
+            export_dir=io.join(run_dir, "saved_models"),
             **options,
         )
         training.train(config)
+        run = RunFolder(run_dir)
         outputs = {}
         for direction, domain in (("A2B", "testA"), ("B2A", "testB")):
-            translator = translation.load_translator(
-                os.path.join(run_dir, "models", f"netG_{direction}.keras")
+            translator = inference.load_translator(run.generator(direction))
+            files = list_image_files(io.join(data_dir, domain))
+            outputs[direction] = io.join(run_dir, "translated", direction)
+            file_translation.translate_files(
+                translator, files, outputs[direction], side_by_side=True
             )
-            files = list_image_files(os.path.join(data_dir, domain))
-            outputs[direction] = os.path.join(run_dir, "translated", direction)
-            translation.translate_files(translator, files, outputs[direction], side_by_side=True)
         minutes = (time.monotonic() - started) / 60
     print(f"\nDemo finished in {minutes:.1f} min.")
     print(f"  apples -> oranges: {outputs['A2B']}/*_compare.png")
     print(f"  oranges -> apples: {outputs['B2A']}/*_compare.png")
-    print(f"  sample grids:      {run_dir}/images/")
-    print(f"  training log:      {run_dir}/logs/training.csv")
+    print(f"  sample grids:      {run.images}/")
+    print(f"  training log:      {run.csv}")
     print(f"  SavedModels:       {run_dir}/saved_models/")
     return 0
 

@@ -1,7 +1,6 @@
 """``cyclegan-export`` / ``scripts/export.py``: export a run's generators as SavedModels."""
 
 import argparse
-import os
 
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
 
@@ -32,12 +31,14 @@ def run_name(run_dir, name=None):
     """The name to export under: ``name`` if given, else the run's ``config.json`` name, else the folder's."""
     if name:
         return name
+    from cyclegan_tf import io
     from cyclegan_tf.config import TrainConfig
+    from cyclegan_tf.run_folder import RunFolder
 
-    config_path = os.path.join(run_dir, "config.json")
-    if os.path.exists(config_path):
-        return TrainConfig.from_json(config_path).name
-    return os.path.basename(os.path.normpath(run_dir))
+    run = RunFolder(run_dir)
+    if io.exists(run.config):
+        return TrainConfig.from_json(run.config).name
+    return io.basename(run_dir)
 
 
 def main(argv=None):
@@ -45,15 +46,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
-        from cyclegan_tf import export, translation
+        from cyclegan_tf import export, inference, io
+        from cyclegan_tf.run_folder import RunFolder
 
-        if not os.path.isdir(args.run):
+        if not io.isdir(args.run):
             raise ValueError(f"--run: no such folder: {args.run}")
-        models = os.path.join(args.run, "models")
-        generators = [
-            translation.load_generator(os.path.join(models, f"netG_{d}.keras"))
-            for d in ("A2B", "B2A")
-        ]
+        run = RunFolder(args.run)
+        generators = [inference.load_generator(run.generator(d)) for d in ("A2B", "B2A")]
         written = export.export_pair(
             *generators, args.export_dir, run_name(args.run, args.name), args.version
         )

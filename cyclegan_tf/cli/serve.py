@@ -98,7 +98,7 @@ def main(argv=None):
     """Loads the models and serves them until interrupted."""
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
-    with user_errors(PROG):
+    with user_errors(PROG, flags={"base_path": "--model-base-path"}):
         if not 0 < args.port < 65536:
             raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
         try:

@@ -10,7 +10,6 @@ Two ways to choose the inputs:
 """
 
 import argparse
-import os
 import sys
 
 from cyclegan_tf.cli.common import add_model_argument, quiet_tensorflow, user_errors
@@ -50,13 +49,14 @@ def collect_inputs(paths):
     Raises:
         ValueError: if a path does not exist.
     """
+    from cyclegan_tf import io
     from cyclegan_tf.data.decode import list_image_files
 
     files = []
     for path in paths:
-        if os.path.isdir(path):
+        if io.isdir(path):
             files.extend(list_image_files(path))
-        elif os.path.exists(path):
+        elif io.exists(path):
             files.append(path)
         else:
             raise ValueError(f"input not found: {path}")
@@ -64,37 +64,37 @@ def collect_inputs(paths):
 
 
 def _translate_inputs(args):
-    from cyclegan_tf import translation
+    from cyclegan_tf import file_translation, inference
 
     files = collect_inputs(args.input)
     if not files:
         raise ValueError(f"no image files in {args.input}")
-    translator = translation.load_translator(args.model)
-    return translation.translate_files(
+    translator = inference.load_translator(args.model)
+    return file_translation.translate_files(
         translator, files, args.output, side_by_side=args.side_by_side
     )
 
 
 def _translate_split(args):
-    from cyclegan_tf import data, translation
+    from cyclegan_tf import data, file_translation, inference, io
+    from cyclegan_tf.run_folder import RunFolder
 
-    run_models = os.path.join(args.model, "models")
+    run = RunFolder(args.model)
     if args.model_b2a:
         model_ab, model_ba = args.model, args.model_b2a
-    elif os.path.isdir(run_models):
-        model_ab = os.path.join(run_models, "netG_A2B.keras")
-        model_ba = os.path.join(run_models, "netG_B2A.keras")
+    elif io.isdir(run.models):
+        model_ab, model_ba = run.generator("A2B"), run.generator("B2A")
     else:
         raise ValueError(
             f"--model {args.model} is not a run folder (no models/): with --dataset/--data-dir give a "
             "run folder, or the A->B model and --model-b2a"
         )
-    translators = translation.load_translator(model_ab), translation.load_translator(model_ba)
+    translators = inference.load_translator(model_ab), inference.load_translator(model_ba)
     domains = data.load_domains(dataset=args.dataset, data_dir=args.data_dir, split=args.split)
     results = []
     for translator, domain, folder in zip(translators, domains, ("A", "B")):
-        results += translation.translate_domain(
-            translator, domain, os.path.join(args.output, folder), side_by_side=args.side_by_side
+        results += file_translation.translate_domain(
+            translator, domain, io.join(args.output, folder), side_by_side=args.side_by_side
         )
     return results
 
@@ -105,7 +105,7 @@ def main(argv=None):
     if args.model_b2a and args.input:
         build_parser().error("--model-b2a goes with --dataset or --data-dir")
     quiet_tensorflow()
-    with user_errors(PROG):
+    with user_errors(PROG, flags={"model_path": "--model"}):
         results = _translate_inputs(args) if args.input else _translate_split(args)
     failed = [result for result in results if result.error]
     for result in failed:

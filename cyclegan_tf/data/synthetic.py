@@ -14,21 +14,21 @@ the same bytes.
 
 Example:
     ```
-    python -m cyclegan_tf.data.synthetic --out /tmp/fruit --size 128 --n-train 200 --n-test 40
+    cyclegan-synthetic --out /tmp/fruit --size 128 --n-train 200 --n-test 40
     ```
 """
 
-import argparse
 import concurrent.futures
+import io as bytes_io
 import json
 import logging
 import os
-import shutil
-import sys
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageDraw
 
+from cyclegan_tf import io
 from cyclegan_tf.data.decode import DataError
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ MARKER = "synthetic_fruit.json"
 _FORMAT = "cyclegan_tf synthetic fruit"
 _VERSION = 1
 _SUPERSAMPLE = 2  # Drawn at twice the size and box-filtered: cheap anti-aliasing.
-_DOMAINS = {"A": "apple", "B": "orange"}
+DOMAINS = {"A": "apple", "B": "orange"}
 _SPLIT_CODES = {"train": 0, "test": 1}
 _KIND_CODES = {"apple": 0, "orange": 1}
 
@@ -359,24 +359,25 @@ def _check_parameters(size, n_train, n_test, seed):
 
 def _read_marker(out_dir):
     try:
-        with open(os.path.join(out_dir, MARKER)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        return json.loads(io.read_text(io.join(out_dir, MARKER)))
+    except Exception:  # noqa: BLE001 - missing or unreadable: not a synthetic set
         return None
 
 
 def _write_image(path, kind, size, rng):
-    Image.fromarray(render_fruit(kind, size, rng)).save(path, "JPEG", quality=92)
+    buffer = bytes_io.BytesIO()
+    Image.fromarray(render_fruit(kind, size, rng)).save(buffer, "JPEG", quality=92)
+    io.write_bytes(path, buffer.getvalue())
 
 
 def _write_files(folder, size, n_train, n_test, seed):
     jobs = []
     for split, count in (("train", n_train), ("test", n_test)):
-        for domain, kind in _DOMAINS.items():
-            subfolder = os.path.join(folder, f"{split}{domain}")
-            os.makedirs(subfolder)
+        for domain, kind in DOMAINS.items():
+            subfolder = io.join(folder, f"{split}{domain}")
+            io.makedirs(subfolder)
             for index in range(count):
-                path = os.path.join(subfolder, f"{kind}_{index + 1:04d}.jpg")
+                path = io.join(subfolder, f"{kind}_{index + 1:04d}.jpg")
                 jobs.append((path, kind, size, _image_rng(seed, split, kind, index)))
     # Each image has its own generator, so threads change the speed and not the bytes; numpy and
     # Pillow release the GIL for most of the work.
@@ -409,7 +410,7 @@ def write_synthetic_dataset(out_dir, size=128, n_train=200, n_test=40, seed=0):
     """
     _check_parameters(size, n_train, n_test, seed)
     parameters = _parameters(size, n_train, n_test, seed)
-    out_dir = os.path.normpath(out_dir)
+    out_dir = os.path.normpath(out_dir) if io.is_local(out_dir) else out_dir.rstrip("/")
     existing = _read_marker(out_dir)
     if existing == parameters:
         logger.info("Synthetic set already in %s.", out_dir)
@@ -419,26 +420,21 @@ def write_synthetic_dataset(out_dir, size=128, n_train=200, n_test=40, seed=0):
             f"{out_dir} holds a synthetic set with other parameters ({_describe(existing)}); "
             f"asked for {_describe(parameters)}: choose another folder"
         )
-    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
+    if io.exists(out_dir) and (not io.isdir(out_dir) or io.listdir(out_dir)):
         raise DataError(
             f"{out_dir} exists and is not a synthetic set: choose a new or empty folder"
         )
 
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(out_dir)}.tmp-{os.getpid()}")
-    if os.path.exists(staging):
-        shutil.rmtree(staging)  # Our own leftover (same process id), never a user folder.
-    os.makedirs(staging)
+    staging = io.temporary_sibling(out_dir)
+    io.makedirs(staging)
     try:
         _write_files(staging, size, n_train, n_test, seed)
-        with open(os.path.join(staging, MARKER), "w") as f:
-            json.dump(parameters, f, indent=2, sort_keys=True)
-        if os.path.isdir(out_dir):
-            os.rmdir(out_dir)  # Empty (checked above); fails safely if something appeared since.
-        os.rename(staging, out_dir)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
+        io.write_text(io.join(staging, MARKER), json.dumps(parameters, indent=2, sort_keys=True))
+        if io.isdir(out_dir) and not io.listdir(out_dir):
+            io.rmtree(out_dir)  # Empty (checked above): the rename needs the name free.
+        io.move(staging, out_dir, last_file=MARKER)
+    except (OSError, tf.errors.OpError):
+        io.rmtree(staging)
         if _read_marker(out_dir) == parameters:  # Another process wrote the same set first.
             return out_dir
         raise
@@ -449,40 +445,3 @@ def write_synthetic_dataset(out_dir, size=128, n_train=200, n_test=40, seed=0):
 def _describe(parameters):
     keys = ("size", "n_train", "n_test", "seed")
     return ", ".join(f"{key}={parameters.get(key)}" for key in keys)
-
-
-def build_parser():
-    """The command line of ``python -m cyclegan_tf.data.synthetic``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m cyclegan_tf.data.synthetic",
-        description="Write the synthetic apples (A) and oranges (B) set in the trainA/trainB/"
-        "testA/testB layout.",
-    )
-    parser.add_argument("--out", required=True, help="Folder to create.")
-    parser.add_argument("--size", type=int, default=128, help="Image side in pixels.")
-    parser.add_argument("--n-train", type=int, default=200, help="Training images per domain.")
-    parser.add_argument("--n-test", type=int, default=40, help="Test images per domain.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the drawing.")
-    return parser
-
-
-def main(argv=None):
-    """Writes the set and prints what is there; returns the exit status (2 on bad input)."""
-    args = build_parser().parse_args(argv)
-    try:
-        out_dir = write_synthetic_dataset(
-            args.out, size=args.size, n_train=args.n_train, n_test=args.n_test, seed=args.seed
-        )
-    except ValueError as error:
-        print(f"{build_parser().prog}: error: {error}", file=sys.stderr)
-        return 2
-    for split in _SPLIT_CODES:
-        for domain, kind in _DOMAINS.items():
-            folder = os.path.join(out_dir, f"{split}{domain}")
-            count = sum(name.endswith(".jpg") for name in os.listdir(folder))
-            print(f"{folder}: {count} {kind} images ({args.size}x{args.size} JPEG)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,15 +3,15 @@
 import json
 import logging
 import math
-import os
 import time
 
 import keras
 import numpy as np
 
-from cyclegan_tf import inference
+from cyclegan_tf import io
 from cyclegan_tf.callbacks import save_atomically
 from cyclegan_tf.evaluation import metrics
+from cyclegan_tf.inference import CompiledGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class FidCallback(keras.callbacks.Callback):
         self.best_fid = math.inf
         self._target_features = None
         self._first_epoch = None
+        self._compiled = None
 
     @property
     def best_info_path(self):
@@ -102,9 +103,8 @@ class FidCallback(keras.callbacks.Callback):
         if self._target_features is None:
             self._target_features = self._features_of_target()
         path = self.best_info_path
-        if path is not None and os.path.isfile(path) and os.path.isfile(self.keep_best_path):
-            with open(path) as f:
-                self.best_fid = float(json.load(f)["fid"])
+        if path is not None and io.isfile(path) and io.isfile(self.keep_best_path):
+            self.best_fid = float(json.loads(io.read_text(path))["fid"])
 
     def _features_of_target(self):
         if isinstance(self.target, np.ndarray) and self.target.ndim == 2:
@@ -121,11 +121,13 @@ class FidCallback(keras.callbacks.Callback):
     def translations(self):
         """The generator's translations of ``source_images``, float32 ``[H, W, 3]`` in [0, 255]."""
         generator = getattr(self.model, self.generator_attribute)
+        if self._compiled is None or self._compiled.generator is not generator:
+            self._compiled = CompiledGenerator(generator)
         same_size = len({image.shape for image in self.source_images}) == 1
         step = self.batch_size if same_size else 1
         for start in range(0, len(self.source_images), step):
             batch = np.stack(self.source_images[start : start + step])
-            yield from np.asarray(inference.translate_pixels(generator, batch))
+            yield from np.asarray(self._compiled.translate_pixels(batch))
 
     def score(self):
         """FID and KID of the current generator now, as ``metrics.Scores``."""
@@ -160,11 +162,7 @@ class FidCallback(keras.callbacks.Callback):
             self._save_best(epoch, result)
 
     def _save_best(self, epoch, result):
-        os.makedirs(os.path.dirname(os.path.abspath(self.keep_best_path)), exist_ok=True)
         save_atomically(getattr(self.model, self.generator_attribute), self.keep_best_path)
         info = {"epoch": epoch + 1, "fid": result.fid, "kid": result.kid}
-        tmp = f"{self.best_info_path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(info, f)
-        os.replace(tmp, self.best_info_path)
+        io.write_text(self.best_info_path, json.dumps(info))
         logger.info("Epoch %d: best FID so far, saved %s", epoch + 1, self.keep_best_path)

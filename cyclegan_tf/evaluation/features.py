@@ -8,16 +8,18 @@ tool.
 """
 
 import hashlib
+import io as bytes_io
 import json
 import logging
-import os
 import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_tf import io
 from cyclegan_tf.data.decode import read_image_file
+from cyclegan_tf.errors import OptionError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +36,6 @@ IMAGENET_NOTOP_URL = (
 IMAGENET_NOTOP_HASH = "bcbd6486424b2319ff4ef7d526e38f63"
 # Bump when the preprocessing changes, so that cached features are recomputed.
 _CACHE_VERSION = 1
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def download_imagenet_weights():
@@ -59,11 +56,11 @@ def download_imagenet_weights():
         )
     except Exception as error:  # noqa: BLE001 - get_file raises a bare Exception on network errors
         # Keras says "URL fetch failure on <url>: <code> -- <reason>"; the URL follows anyway.
-        reason = _first_line(error).rpartition(" -- ")[2]
-        raise ValueError(
+        reason = first_line(error).rpartition(" -- ")[2]
+        raise OptionError(
+            "inception_weights",
             f"cannot download the InceptionV3 ImageNet weights ({reason}); download "
-            f"{IMAGENET_NOTOP_URL} on a machine with internet access and pass the file with "
-            "--inception-weights FILE"
+            f"{IMAGENET_NOTOP_URL} on a machine with internet access and pass that file",
         ) from None
 
 
@@ -90,8 +87,8 @@ def load_weights_file(path):
     Raises:
         ValueError: if the file is missing or holds no InceptionV3 weights.
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"--inception-weights: no such file: {path}")
+    if not io.isfile(path):
+        raise OptionError("inception_weights", f"no such file: {path}")
     errors = []
     # A file with the classifier loads into the headless model in the Keras 3 format, but not in
     # the legacy .h5 format, which needs the full model.
@@ -100,13 +97,14 @@ def load_weights_file(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                model.load_weights(path)
+                with io.local_copy(path) as local:
+                    model.load_weights(local)
             except (ValueError, OSError, KeyError, TypeError) as error:
                 errors.append(error)
                 continue
         return model
-    raise ValueError(
-        f"--inception-weights: {path} holds no InceptionV3 weights ({_first_line(errors[0])})"
+    raise OptionError(
+        "inception_weights", f"{path} holds no InceptionV3 weights ({first_line(errors[0])})"
     )
 
 
@@ -181,8 +179,7 @@ class InceptionFeatures:
             return None
         if self.weights == IMAGENET:
             return f"{IMAGENET}:{IMAGENET_NOTOP_HASH}"
-        stat = os.stat(self.weights)
-        return f"{os.path.abspath(self.weights)}:{stat.st_size}:{stat.st_mtime_ns}"
+        return ":".join(map(str, _file_identity(self.weights)))
 
     def __call__(self, images, count=None, progress=True):
         """Features of every image.
@@ -219,13 +216,17 @@ class InceptionFeatures:
         return outputs
 
 
+def _file_identity(path):
+    """``[absolute path, size, modification time]`` of a file (local, ``gs://`` or ``ram://``)."""
+    import os
+
+    location = os.path.abspath(path) if io.is_local(path) else path
+    return [location, io.size(path), io.mtime_ns(path)]
+
+
 def file_signature(files):
     """What identifies a list of image files for the cache: names, sizes and modification times."""
-    signature = []
-    for path in files:
-        stat = os.stat(path)
-        signature.append([os.path.abspath(path), stat.st_size, stat.st_mtime_ns])
-    return signature
+    return [_file_identity(path) for path in files]
 
 
 def cached(cache_dir, label, key, compute):
@@ -246,16 +247,14 @@ def cached(cache_dir, label, key, compute):
     text = json.dumps({"version": _CACHE_VERSION, "key": key}, sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     safe_label = "".join(c if c.isalnum() or c in "-_" else "_" for c in label) or "features"
-    path = os.path.join(cache_dir, f"{safe_label}-{digest}.npy")
-    if os.path.isfile(path):
+    path = io.join(cache_dir, f"{safe_label}-{digest}.npy")
+    if io.isfile(path):
         logger.info("Features of %s from the cache %s", label, path)
-        return np.load(path)
+        return np.load(bytes_io.BytesIO(io.read_bytes(path)))
     features = compute()
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, features)
-    os.replace(tmp, path)
+    buffer = bytes_io.BytesIO()
+    np.save(buffer, features)
+    io.write_bytes(path, buffer.getvalue())
     return features
 
 

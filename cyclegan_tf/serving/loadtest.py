@@ -1,18 +1,16 @@
 """Latency and throughput of a ``:predict`` endpoint with a few concurrent clients.
 
-``python -m cyclegan_tf.serving.loadtest --url http://127.0.0.1:8501 --model apple2orange`` sends one
+``cyclegan-loadtest --url http://127.0.0.1:8501 --model apple2orange`` sends one
 random PNG image per request through ``translate_bytes`` and prints the median
 latency of sequential requests and the requests/s of ``--concurrency`` clients. Meant for loopback and
 a few dozen requests: it measures a server, it does not stress one.
 """
 
-import argparse
 import base64
 import concurrent.futures
 import io
 import json
 import statistics
-import sys
 import time
 import urllib.request
 
@@ -85,22 +83,3 @@ def measure(url, model, size=256, requests=20, concurrency=4, warmup=2):
         "p90_latency_s": latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))],
         "requests_per_s": requests / elapsed,
     }
-
-
-def main(argv=None):
-    """Prints the measurement as one JSON line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8501")
-    parser.add_argument("--model", default="apple2orange")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=4)
-    args = parser.parse_args(argv)
-    result = measure(args.url, args.model, args.size, args.requests, args.concurrency)
-    json.dump(result, sys.stdout)
-    print()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

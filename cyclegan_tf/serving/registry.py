@@ -10,18 +10,17 @@ request that holds a ``ServedVersion`` keeps it usable even while a newer versio
 
 import dataclasses
 import logging
-import os
 import threading
 
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from cyclegan_tf.export import existing_versions
+from cyclegan_tf import io
+from cyclegan_tf.errors import OptionError, first_line
+from cyclegan_tf.export.versions import SAVED_MODEL_FILE, existing_versions
 
 logger = logging.getLogger(__name__)
-
-SAVED_MODEL_FILE = "saved_model.pb"
 
 
 class ServableNotFoundError(LookupError):
@@ -79,8 +78,7 @@ def read_signature_defs(version_dir):
         ``{"signature_def": {name: {"inputs": ..., "outputs": ..., "method_name": ...}}}``.
     """
     saved_model = saved_model_pb2.SavedModel()
-    with open(os.path.join(version_dir, SAVED_MODEL_FILE), "rb") as file:
-        saved_model.ParseFromString(file.read())
+    saved_model.ParseFromString(io.read_bytes(io.join(version_dir, SAVED_MODEL_FILE)))
     meta_graphs = [
         graph for graph in saved_model.meta_graphs if "serve" in graph.meta_info_def.tags
     ]
@@ -104,13 +102,6 @@ def load_version(name, version, path):
         signature_defs=read_signature_defs(path),
         loaded=loaded,
     )
-
-
-def _mtime(path):
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
 
 
 class ModelRegistry:
@@ -147,14 +138,14 @@ class ModelRegistry:
         Raises:
             ValueError: if the base path is not a folder.
         """
-        if not os.path.isdir(self.base_path):
-            raise ValueError(f"--model-base-path: no such folder: {self.base_path}")
+        if not io.isdir(self.base_path):
+            raise OptionError("base_path", f"no such folder: {self.base_path}")
         with self._refresh_lock:
-            names = sorted(
-                entry.name
-                for entry in os.scandir(self.base_path)
-                if entry.is_dir() and not entry.name.startswith(".")
-            )
+            names = [
+                name
+                for name in io.listdir(self.base_path)
+                if not name.startswith(".") and io.isdir(io.join(self.base_path, name))
+            ]
             for name in names:
                 self._refresh_model(name)
             with self._lock:
@@ -163,13 +154,13 @@ class ModelRegistry:
                     del self._served[name]
 
     def _refresh_model(self, name):
-        model_dir = os.path.join(self.base_path, name)
+        model_dir = io.join(self.base_path, name)
         current = self._served.get(name)
         for version in reversed(existing_versions(model_dir)):
             if current is not None and version <= current.version:
                 return
-            path = os.path.join(model_dir, str(version))
-            mtime = _mtime(os.path.join(path, SAVED_MODEL_FILE))
+            path = io.join(model_dir, str(version))
+            mtime = io.mtime_ns(io.join(path, SAVED_MODEL_FILE))
             if mtime is None:
                 continue  # not a SavedModel (yet)
             failure = self._failed.get((name, version))
@@ -178,7 +169,7 @@ class ModelRegistry:
             try:
                 served = load_version(name, version, path)
             except Exception as error:  # a broken version must not take the server down
-                message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+                message = first_line(error)
                 logger.error("Could not load %s version %d: %s", name, version, message)
                 self._failed[(name, version)] = (mtime, message)
                 continue
