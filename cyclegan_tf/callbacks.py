@@ -210,6 +210,9 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 class ExportGenerators(keras.callbacks.Callback):
     """Exports both generators as SavedModels for TF Serving at the end of training.
 
+    Each export is a new version of both models. The end of training does not export again when the
+    last epoch has just been exported.
+
     Args:
         export_dir: str, the base path (``saved_models``).
         run_name: str, the run's name; see ``cyclegan_tf.export.model_names``.
@@ -222,13 +225,18 @@ class ExportGenerators(keras.callbacks.Callback):
         self.run_name = run_name
         self.every_epochs = every_epochs
         self.exported = {}
+        self._up_to_date = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._up_to_date = False
 
     def on_epoch_end(self, epoch, logs=None):
         if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
             self.export()
 
     def on_train_end(self, logs=None):
-        self.export()
+        if not self._up_to_date:
+            self.export()
 
     def export(self):
         """Writes a new version of each generator now; returns ``{model_name: folder}``."""
@@ -237,6 +245,7 @@ class ExportGenerators(keras.callbacks.Callback):
         self.exported = export_pair(
             self.model.generator_ab, self.model.generator_ba, self.export_dir, self.run_name
         )
+        self._up_to_date = True
         return self.exported
 
 

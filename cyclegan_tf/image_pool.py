@@ -2,6 +2,7 @@
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
@@ -13,7 +14,9 @@ class ImagePool(keras.layers.Layer):
     one in its place, otherwise return the new image. ``pool_size=0`` returns its input unchanged.
 
     The state lives in non-trainable weights, so it works inside ``tf.function``, is saved with the model
-    and restored on resume. Under ``tf.distribute`` each replica keeps its own pool (the variables are
+    and restored on resume. The queries are ``keras.ops``; only the random draws (stateless, keyed by
+    the seed, the replica and a draw counter, so that a resumed run draws what it would have) and the
+    replica id use TensorFlow. Under ``tf.distribute`` each replica keeps its own pool (the variables are
     synchronised on read and never averaged across replicas).
 
     Args:
@@ -48,50 +51,40 @@ class ImagePool(keras.layers.Layer):
         """Returns a batch of the same shape: each image either itself or one from the history."""
         if not self.pool_size:
             return images
-        images = tf.convert_to_tensor(images)
-        batch = tf.shape(images)[0]
-        outputs = tf.TensorArray(images.dtype, size=batch, element_shape=images.shape[1:])
-        # An explicit while_loop (not a Python loop) so the images are queried in order in graph mode.
-        _, outputs = tf.while_loop(
-            lambda i, _: i < batch,
-            lambda i, out: (i + 1, out.write(i, self._query_one(images[i]))),
-            (tf.constant(0), outputs),
-        )
-        result = outputs.stack()
-        result.set_shape(images.shape)
-        return result
+        images = ops.cast(images, self.images.dtype)
 
-    def _query_one(self, image):
-        image = tf.cast(image, self.images.dtype)
-        pool = self.images.value
-        count = self.count.value
-        draws = self.draws.value
+        def query(index, state):
+            pool, count, draws, outputs = state
+            image = images[index]
+            filling = count < self.pool_size
+            coin, slot = self._draw(draws)
+            swap = ops.logical_and(ops.logical_not(filling), coin > 0.5)
+            # Filling: store at `count`, return the image. Full: a coin decides between returning a
+            # random stored image (and storing the new one in its place) and returning the image.
+            target = ops.where(filling, count, slot)
+            stored = pool[target]
+            store = ops.logical_or(filling, swap)
+            pool = ops.where(store, ops.slice_update(pool, [target, 0, 0, 0], image[None]), pool)
+            output = ops.where(swap, stored, image)
+            outputs = ops.slice_update(outputs, [index, 0, 0, 0], output[None])
+            count = count + ops.cast(filling, "int32")
+            draws = draws + ops.cast(ops.logical_not(filling), "int32")
+            return pool, count, draws, outputs
 
-        def store_while_filling():
-            with tf.control_dependencies([_put(pool, count.read_value(), image)]):
-                with tf.control_dependencies([count.assign_add(1)]):
-                    return tf.identity(image)
+        state = (self.images.value, self.count.value, self.draws.value, ops.zeros_like(images))
+        # Images are queried one after another, in order, as in the reference.
+        pool, count, draws, outputs = ops.fori_loop(0, ops.shape(images)[0], query, state)
+        self.images.assign(pool)
+        self.count.assign(count)
+        self.draws.assign(draws)
+        return outputs
 
-        def swap_or_pass():
-            seed = tf.stack(
-                [tf.constant(self.seed, tf.int32), self._replica_id() * 1_000_003 + draws]
-            )
-            draws_next = draws.assign_add(1)
-            with tf.control_dependencies([draws_next]):
-                coin = tf.random.stateless_uniform((), seed=seed)
-                index = tf.random.stateless_uniform(
-                    (), seed=seed + 1, maxval=self.pool_size, dtype=tf.int32
-                )
-
-            def swap():
-                stored = tf.identity(pool[index])
-                with tf.control_dependencies([stored]):
-                    with tf.control_dependencies([_put(pool, index, image)]):
-                        return tf.identity(stored)
-
-            return tf.cond(coin > 0.5, swap, lambda: tf.identity(image))
-
-        return tf.cond(count.read_value() < self.pool_size, store_while_filling, swap_or_pass)
+    def _draw(self, draws):
+        """The coin in [0, 1) and the pool slot of the ``draws``-th decision of this replica."""
+        seed = tf.stack([tf.constant(self.seed, tf.int32), self._replica_id() * 1_000_003 + draws])
+        coin = tf.random.stateless_uniform((), seed=seed)
+        slot = tf.random.stateless_uniform((), seed=seed + 1, maxval=self.pool_size, dtype=tf.int32)
+        return coin, slot
 
     def _local_variable(self, shape, dtype, name):
         """A per-replica variable: synchronised on read, never averaged across replicas."""
@@ -122,12 +115,3 @@ class ImagePool(keras.layers.Layer):
             "image_shape": self.image_shape,
             "seed": self.seed,
         }
-
-
-def _put(pool, index, image):
-    """Writes ``image`` at ``pool[index]``.
-
-    A whole-variable ``assign`` because per-replica (sync-on-read) variables do not support scatter
-    updates inside a replica; the copy costs well under 1% of a training step.
-    """
-    return pool.assign(tf.tensor_scatter_nd_update(pool.read_value(), [[index]], [image]))

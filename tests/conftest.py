@@ -1,10 +1,26 @@
 """Shared test fixtures: tiny datasets and image files (data only)."""
 
 import io
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
+
+
+def require(available, what):
+    """Skips a test whose tool is missing on a developer machine; fails it in CI (``CI`` set).
+
+    Args:
+        available: bool, whether the tool is there.
+        what: str, what is missing, for the message.
+    """
+    if available:
+        return
+    message = f"{what} (.ci/run installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {message}", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,53 @@ def test_a_missing_model_fails_before_inception_is_built(synthetic_dir, capsys):
     with pytest.raises(SystemExit):
         evaluate_cli.main(["--model", "absent.keras", "--source", folder, "--target", folder])
     assert "--model: no such file or folder: absent.keras" in capsys.readouterr().err
+
+
+def _identity_generator_file(path):
+    inputs = keras.Input((None, None, 3), name="images")
+    keras.Model(inputs, keras.layers.Identity()(inputs), name="identity").save(path)
+    return path
+
+
+def test_an_identity_translator_scores_exactly_the_baseline(synthetic_dir, weights_file, tmp_path):
+    from cyclegan_tf.evaluation import evaluate
+
+    model = _identity_generator_file(str(tmp_path / "identity.keras"))
+    folders = {
+        "source": os.path.join(synthetic_dir, "testA"),
+        "target": os.path.join(synthetic_dir, "testB"),
+    }
+    results = evaluate(model, inception_weights=weights_file, kid_subsets=3, **folders)
+    assert results["fid"] == pytest.approx(results["baseline"]["fid"], rel=1e-6, abs=1e-6)
+    assert results["kid"] == pytest.approx(results["baseline"]["kid"], rel=1e-5, abs=1e-7)
+
+
+def test_the_translated_fid_is_the_fid_of_the_translations(
+    synthetic_dir, generator_file, weights_file, tmp_path
+):
+    from cyclegan_tf import inference
+    from cyclegan_tf.data import list_image_files, read_image_file
+    from cyclegan_tf.evaluation import InceptionFeatures
+
+    source, target = (os.path.join(synthetic_dir, split) for split in ("testA", "testB"))
+    json_path = str(tmp_path / "scores.json")
+    code = evaluate_cli.main(
+        ["--model", generator_file, "--source", source, "--target", target,
+         "--inception-weights", weights_file, "--kid-subsets", "3", "--json", json_path]
+    )  # fmt: skip
+    assert code == 0
+    with open(json_path) as f:
+        cli_fid = json.load(f)["fid"]
+
+    # The same number, computed without the CLI or the evaluation module.
+    translator = inference.load_translator(generator_file)
+    translated = [
+        np.asarray(translator.translate_pixels(read_image_file(path)[None])[0])
+        for path in list_image_files(source)
+    ]
+    inception = InceptionFeatures(weights_file)
+    target_images = [read_image_file(path) for path in list_image_files(target)]
+    expected = metrics.fid(
+        inception(translated, progress=False), inception(target_images, progress=False)
+    )
+    assert cli_fid == pytest.approx(expected, rel=1e-6)

@@ -21,14 +21,25 @@ def _pairs(n=4, seed=0):
     return a, b
 
 
-def _reference_gradients(model, real_a, real_b):
-    """The reference objective, written out independently of CycleGAN.train_step (LSGAN, no pool)."""
+# The reference's defaults, written out here rather than read from the model under test.
+LAMBDA_CYCLE = 10.0
+LAMBDA_IDENTITY = 0.5
+
+
+def _reference_gan_loss(gan_mode):
+    """``GANLoss`` of the reference: MSE to 1/0 (lsgan) or BCE with logits (vanilla)."""
+    if gan_mode == "lsgan":
+        return lambda logits, real: tf.reduce_mean(tf.square(logits - (1.0 if real else 0.0)))
+    # BCE with logits: -log(sigmoid(x)) = softplus(-x) for "real", -log(1 - sigmoid(x)) = softplus(x).
+    return lambda logits, real: tf.reduce_mean(tf.nn.softplus(-logits if real else logits))
+
+
+def _reference_gradients(model, real_a, real_b, gan_mode):
+    """The reference objective, written out independently of CycleGAN.train_step (no pool)."""
     g_ab, g_ba = model.generator_ab, model.generator_ba
     d_a, d_b = model.discriminator_a, model.discriminator_b
-    lam, lam_id = model.lambda_cycle, model.lambda_identity
-
-    def mse(x, target):
-        return tf.reduce_mean(tf.square(x - target))
+    lam, lam_id = LAMBDA_CYCLE, LAMBDA_IDENTITY
+    gan = _reference_gan_loss(gan_mode)
 
     def l1(x, y):
         return tf.reduce_mean(tf.abs(x - y))
@@ -36,27 +47,28 @@ def _reference_gradients(model, real_a, real_b):
     g_vars = g_ab.trainable_variables + g_ba.trainable_variables
     with tf.GradientTape() as tape:
         fake_b, fake_a = g_ab(real_a), g_ba(real_b)
-        loss = mse(d_b(fake_b), 1.0) + mse(d_a(fake_a), 1.0)
+        loss = gan(d_b(fake_b), True) + gan(d_a(fake_a), True)
         loss += lam * l1(g_ba(fake_b), real_a) + lam * l1(g_ab(fake_a), real_b)
         loss += lam * lam_id * (l1(g_ba(real_a), real_a) + l1(g_ab(real_b), real_b))
     g_grads = tape.gradient(loss, g_vars)
     d_vars = d_a.trainable_variables + d_b.trainable_variables
     with tf.GradientTape() as tape:
-        loss_a = 0.5 * (mse(d_a(real_a), 1.0) + mse(d_a(fake_a), 0.0))
-        loss_b = 0.5 * (mse(d_b(real_b), 1.0) + mse(d_b(fake_b), 0.0))
+        loss_a = 0.5 * (gan(d_a(real_a), True) + gan(d_a(fake_a), False))
+        loss_b = 0.5 * (gan(d_b(real_b), True) + gan(d_b(fake_b), False))
         loss = loss_a + loss_b
     d_grads = tape.gradient(loss, d_vars)
     return g_vars, g_grads, d_vars, d_grads
 
 
-def test_train_step_is_the_reference_update():
-    model = _tiny()
+@pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla"])
+def test_train_step_is_the_reference_update(gan_mode):
+    model = _tiny(gan_mode=gan_mode)  # lambda_cycle and lambda_identity at their defaults
     model.compile(
         generator_optimizer=keras.optimizers.SGD(0.1),
         discriminator_optimizer=keras.optimizers.SGD(0.1),
     )
     real_a, real_b = _pairs(2)
-    g_vars, g_grads, d_vars, d_grads = _reference_gradients(model, real_a, real_b)
+    g_vars, g_grads, d_vars, d_grads = _reference_gradients(model, real_a, real_b, gan_mode)
     expected = [v.numpy() - 0.1 * g.numpy() for v, g in zip(g_vars, g_grads)]
     expected += [v.numpy() - 0.1 * g.numpy() for v, g in zip(d_vars, d_grads)]
     model.train_on_batch(real_a, real_b)

@@ -1,6 +1,12 @@
-"""A real interruption: a training subprocess killed with SIGKILL, then the same command again."""
+"""A real interruption: a training subprocess killed with SIGKILL, then the same command again.
+
+The resumed run must continue the *same* training: after every epoch it records both optimizers'
+iteration counts, the image pools' fill, the learning rates and a checksum of the weights, and these
+equal what an uninterrupted run of the same command records.
+"""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -11,41 +17,124 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-def _epochs_logged(run):
-    path = os.path.join(run, "logs", "training.csv")
+# Runs scripts/train.py's main with a callback that appends the training state to STATE_LOG after
+# every epoch (and, with RECORD_EVERY_STEP, every step); SGD=1 swaps Adam for plain SGD.
+DRIVER = r"""
+import json, os, sys
+import keras, numpy as np
+from cyclegan_tf import training
+from cyclegan_tf.cli import train as train_cli
+
+class RecordState(keras.callbacks.Callback):
+    def _record(self, where):
+        model = self.model
+        lr = model.generator_optimizer.learning_rate
+        state = {
+            "where": where,
+            "g_iterations": int(model.generator_optimizer.iterations.numpy()),
+            "d_iterations": int(model.discriminator_optimizer.iterations.numpy()),
+            "pool_a": int(model.pool_a.count.numpy()) if model.pool_size else 0,
+            "pool_b": int(model.pool_b.count.numpy()) if model.pool_size else 0,
+            "g_lr": float(np.asarray(lr)),
+            "d_lr": float(np.asarray(model.discriminator_optimizer.learning_rate)),
+            "checksum": float(sum(np.abs(w).sum() for w in model.get_weights())),
+        }
+        with open(os.environ["STATE_LOG"], "a") as f:
+            f.write(json.dumps(state) + "\n")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._record(f"epoch {epoch}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if os.environ.get("RECORD_EVERY_STEP"):
+            self._record("step")
+
+make_callbacks = training.default_callbacks
+training.default_callbacks = lambda *a, **k: [*make_callbacks(*a, **k), RecordState()]
+if os.environ.get("SGD"):
+    training.default_optimizer = lambda schedule, beta_1: keras.optimizers.SGD(schedule)
+sys.exit(train_cli.main(sys.argv[1:]))
+"""
+
+
+def _rows(path, key=None):
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
+        if path.endswith(".csv"):
+            return [int(row["epoch"]) for row in csv.DictReader(f)]
+        return [json.loads(line) for line in f if line.strip()]
 
 
-def test_kill_9_then_same_command_finishes_every_epoch(tmp_path, tiny_args):
-    run, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
-    argv = [*tiny_args(run, export_dir), "--epochs", "8", "--steps-per-epoch", "4"]
-    command = [sys.executable, "scripts/train.py", *argv]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.Popen(
-        command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+def _command(tmp_path, argv):
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    return [sys.executable, str(driver), *argv]
+
+
+def _env(state_log, **extra):
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "STATE_LOG": str(state_log), **extra}
+
+
+def _run(command, env, timeout=300):
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
-    deadline = time.monotonic() + 240
-    while len(_epochs_logged(run)) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _kill_when(command, env, ready, timeout=240):
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    killed_after = _epochs_logged(run)
-    assert 3 <= len(killed_after) < 8, killed_after
+
+
+def _same_state(resumed, uninterrupted):
+    for key in ("where", "g_iterations", "d_iterations", "pool_a", "pool_b", "g_lr", "d_lr"):
+        assert resumed[key] == uninterrupted[key], (key, resumed, uninterrupted)
+    assert resumed["checksum"] == pytest.approx(uninterrupted["checksum"], rel=1e-5)
+
+
+def test_kill_9_then_same_command_continues_the_same_training(tmp_path, tiny_args):
+    epochs, steps = 8, 4
+    # Learning-rate decay over the last 4 epochs, so that a wrong step count shows in the rate.
+    extra = ["--epochs", str(epochs), "--steps-per-epoch", str(steps), "--decay-epochs", "4"]
+    reference_log = tmp_path / "uninterrupted.jsonl"
+    argv = [*tiny_args(str(tmp_path / "ref"), str(tmp_path / "ref_exports")), *extra]
+    _run(_command(tmp_path, argv), _env(reference_log))
+    reference = _rows(str(reference_log))
+    assert [state["where"] for state in reference] == [f"epoch {e}" for e in range(epochs)]
+
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
+    csv_path = os.path.join(run, "logs", "training.csv")
+    state_log = tmp_path / "state.jsonl"
+    command = _command(tmp_path, [*tiny_args(run, export_dir), *extra])
+    _kill_when(command, _env(state_log), lambda: len(_rows(csv_path)) >= 3)
+    killed_after = _rows(csv_path)
+    assert 3 <= len(killed_after) < epochs, killed_after
     assert os.path.isdir(os.path.join(run, "backup"))
+    before_kill = len(_rows(str(state_log)))
 
     started = time.monotonic()
-    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _run(command, _env(state_log))
     assert f"Resuming {run} at epoch" in result.stderr
-    epochs = _epochs_logged(run)
-    assert sorted(set(epochs)) == list(range(8))
-    assert len(epochs) - len(set(epochs)) <= 1  # at most the interrupted epoch twice
-    assert epochs[: len(killed_after)] == killed_after
+    resumed = _rows(str(state_log))[before_kill:]
+    first = int(resumed[0]["where"].split()[1])
+    assert first <= len(killed_after)  # at most the interrupted epoch again
+    for state in resumed:
+        _same_state(state, reference[int(state["where"].split()[1])])
+    epochs_logged = _rows(csv_path)
+    assert sorted(set(epochs_logged)) == list(range(epochs))
+    assert len(epochs_logged) - len(set(epochs_logged)) <= 1
+    assert epochs_logged[: len(killed_after)] == killed_after
     assert not os.path.exists(os.path.join(run, "backup"))
     assert os.listdir(os.path.join(export_dir, "apple2orange")) == ["1"]
     print(f"resumed run finished in {time.monotonic() - started:.1f} s")

@@ -18,6 +18,8 @@ pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
 requests = pytest.importorskip("requests")
 
+from conftest import require  # noqa: E402
+
 from cyclegan_tf import export  # noqa: E402
 from cyclegan_tf.cli import serve as serve_cli  # noqa: E402
 from cyclegan_tf.models import resnet_generator  # noqa: E402
@@ -278,25 +280,27 @@ def _doc_blocks(language):
     return re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(), flags=re.S)
 
 
-def test_docs_examples_run_against_the_server(server, tmp_path, monkeypatch):
+def test_docs_curl_examples_run_against_the_server(server, tmp_path, monkeypatch):
+    require(shutil.which("curl") is not None, "curl is not installed")
     Image.open(io.BytesIO(png(48, 64, seed=9))).convert("RGB").save(tmp_path / "apple.jpg")
     monkeypatch.chdir(tmp_path)
     local = server.url.replace("http://", "")
     curls = [block for block in _doc_blocks("sh") if block.lstrip().startswith(("curl", "printf"))]
     assert len(curls) >= 4
-    if shutil.which("curl"):
-        for block in curls:
-            script = block.replace("localhost:8501", local)
-            result = subprocess.run(
-                ["bash", "-eo", "pipefail", "-c", script],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert result.returncode == 0, result.stderr
-            assert '"error"' not in result.stdout
-        assert Image.open(tmp_path / "orange.png").size == (64, 48)
-        (tmp_path / "orange.png").unlink()
+    for block in curls:
+        script = block.replace("localhost:8501", local)
+        result = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert '"error"' not in result.stdout
+    assert Image.open(tmp_path / "orange.png").size == (64, 48)
+
+
+def test_docs_python_examples_run_against_the_server(server, tmp_path, monkeypatch):
+    Image.open(io.BytesIO(png(48, 64, seed=9))).convert("RGB").save(tmp_path / "apple.jpg")
+    monkeypatch.chdir(tmp_path)
+    local = server.url.replace("http://", "")
     namespace = {}
     python_blocks = _doc_blocks("python")
     assert len(python_blocks) == 2

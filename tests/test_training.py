@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cyclegan_tf import callbacks, run_folder, training
+from cyclegan_tf import callbacks, inference, run_folder, training
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.run_folder import RunFolder
 
 
 def _read_csv(path):
@@ -117,6 +118,50 @@ def test_init_from_copies_the_networks(tiny_run, tiny_args):
     other = training.CycleGAN(ngf=8, ndf=4, n_res_blocks=1, image_size=32)
     with pytest.raises(ValueError, match="does not fit this model's generator_ab"):
         training.load_network_weights(other, run)
+
+
+def _network_weights(path):
+    return keras.models.load_model(path, compile=False).get_weights()
+
+
+def test_init_from_starts_a_new_run_from_another_runs_networks(tiny_run, tiny_args, tmp_path):
+    run, _ = tiny_run
+    # A learning rate so small that one Adam step leaves the weights where they started.
+    tiny_step = ["--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-20"]
+    fresh = str(tmp_path / "fresh")
+    assert train_cli.main([*tiny_args(fresh, str(tmp_path / "e1")), *tiny_step]) == 0
+    tuned = str(tmp_path / "tuned")
+    argv = [*tiny_args(tuned, str(tmp_path / "e2")), *tiny_step, "--init-from", run]
+    assert train_cli.main(argv) == 0
+    for attribute in run_folder.NETWORK_FILES:
+        source = _network_weights(RunFolder(run).network(attribute))
+        started = _network_weights(RunFolder(tuned).network(attribute))
+        for mine, theirs in zip(started, source):
+            np.testing.assert_allclose(mine, theirs, atol=1e-6, err_msg=attribute)
+    # Without --init-from the same command starts from its own random weights.
+    unrelated = _network_weights(RunFolder(fresh).network("generator_ab"))
+    source = _network_weights(RunFolder(run).network("generator_ab"))
+    assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(unrelated, source))
+
+
+def test_export_every_exports_during_training_and_once_more_only_if_needed(tmp_path, tiny_args):
+    run, exports = str(tmp_path / "run"), str(tmp_path / "exports")
+    argv = [*tiny_args(run, exports), "--epochs", "3", "--export-every", "2"]
+    assert train_cli.main(argv) == 0
+    # After epoch 2, then at the end (epoch 3); both directions share the version numbers.
+    for name in ("apple2orange", "orange2apple"):
+        assert sorted(os.listdir(os.path.join(exports, name))) == ["1", "2"]
+    exported = tf.saved_model.load(os.path.join(exports, "apple2orange", "2"))
+    images = np.random.default_rng(0).uniform(0, 255, (1, 16, 16, 3)).astype("float32")
+    generator = keras.models.load_model(RunFolder(run).generator("A2B"), compile=False)
+    expected = inference.translate_pixels(generator, images).numpy()
+    served = exported.signatures["serving_default"](images=tf.constant(images))["images"].numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-3)  # the last export is the final model
+
+    every_epoch = str(tmp_path / "every")
+    argv = [*tiny_args(every_epoch, str(tmp_path / "x")), "--epochs", "2", "--export-every", "1"]
+    assert train_cli.main(argv) == 0
+    assert sorted(os.listdir(tmp_path / "x" / "apple2orange")) == ["1", "2"]  # not 3
 
 
 class _Crash(keras.callbacks.Callback):

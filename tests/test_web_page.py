@@ -1,23 +1,26 @@
 import base64
 import io
+import os
 import shutil
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf  # noqa: E402
+from conftest import require  # noqa: E402
 from PIL import Image
-
-pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
-sync_api = pytest.importorskip("playwright.sync_api", reason="the [browser] extra is not installed")
 
 from cyclegan_tf import export  # noqa: E402
 from cyclegan_tf.models import resnet_generator  # noqa: E402
 from cyclegan_tf.serving.process import ServerProcess  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium browser on this machine (apt-get install chromium)"
-)
+
+
+try:
+    from playwright import sync_api
+except ImportError:
+    sync_api = None
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -37,6 +40,12 @@ def write_png(path, height, width, seed=0):
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def browser_available():
+    require(sync_api is not None, "the [browser] extra (playwright) is not installed")
+    require(CHROMIUM is not None, "no chromium browser on this machine (apt-get install chromium)")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("saved_models")
@@ -45,6 +54,7 @@ def server(tmp_path_factory):
         export.export_generator(resnet_generator(ngf=4, n_res_blocks=1), str(base), name)
     args = ["--max-pixels", "200x200", "--max-request-mb", "1", "--log-level", "warning"]
     with ServerProcess(str(base), args) as process:
+        process.base_path = str(base)
         yield process
 
 
@@ -79,8 +89,17 @@ def test_page_lists_the_served_models(page):
     assert options == ["apple2orange", "orange2apple"]
 
 
-def test_upload_shows_original_and_translation_with_download(page, tmp_path):
-    upload(page, write_png(tmp_path / "apple.png", 48, 64))
+def translate_bytes(server, model_name, path):
+    """What the exported SavedModel's ``translate_bytes`` makes of a file, decoded."""
+    loaded = tf.saved_model.load(os.path.join(server.base_path, model_name, "1"))
+    with open(path, "rb") as f:
+        encoded = loaded.signatures["translate_bytes"](image_bytes=tf.constant([f.read()]))
+    return np.asarray(Image.open(io.BytesIO(encoded["image_bytes"].numpy()[0])))
+
+
+def test_upload_shows_original_and_translation_with_download(page, server, tmp_path):
+    source = write_png(tmp_path / "apple.png", 48, 64)
+    upload(page, source)
     page.wait_for_function(
         "() => { const img = document.getElementById('translated');"
         " return img.complete && img.naturalWidth > 0; }"
@@ -95,6 +114,10 @@ def test_upload_shows_original_and_translation_with_download(page, tmp_path):
     assert link[1].startswith("data:image/png;base64,")
     downloaded = Image.open(io.BytesIO(base64.b64decode(link[1].split(",", 1)[1])))
     assert downloaded.size == (64, 48)
+    # The page shows exactly what the SavedModel's translate_bytes makes of the file.
+    np.testing.assert_array_equal(
+        np.asarray(downloaded.convert("RGB")), translate_bytes(server, "apple2orange", source)
+    )
 
     first = link[1]
     page.select_option("#model", "orange2apple")

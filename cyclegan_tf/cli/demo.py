@@ -19,6 +19,8 @@ DEMO_OPTIONS = {
     "steps_per_epoch": 40,
     "sample_every": 20,
 }
+# The synthetic set the demo draws (apples and oranges per domain, at this size).
+DEMO_DATA = {"size": 96, "n_train": 200, "n_test": 40}
 
 
 def build_parser():
@@ -57,7 +59,7 @@ def main(argv=None):
         from cyclegan_tf.run_folder import RunFolder
 
         started = time.monotonic()
-        data_dir = write_synthetic_dataset(io.join(args.workdir, "fruit"), size=96)
+        data_dir = write_synthetic_dataset(io.join(args.workdir, "fruit"), **DEMO_DATA)
         run_dir = new_run_dir(args.workdir)
         options = {**DEMO_OPTIONS, "epochs": args.epochs}
         config = TrainConfig(
@@ -84,7 +86,7 @@ def main(argv=None):
     print(f"  oranges -> apples: {outputs['B2A']}/*_compare.png")
     print(f"  sample grids:      {run.images}/")
     print(f"  training log:      {run.csv}")
-    print(f"  SavedModels:       {run_dir}/saved_models/")
+    print(f"  SavedModels:       {io.join(run_dir, 'saved_models')}/")
     return 0
 
 

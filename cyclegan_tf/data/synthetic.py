@@ -44,6 +44,8 @@ _KIND_CODES = {"apple": 0, "orange": 1}
 # The pixels ``hue_statistic`` reads: saturated, not dark, and warm (red to yellow).
 MIN_SATURATION = 0.35
 MIN_VALUE = 0.25
+# Backgrounds and occluders are drawn below this saturation.
+MAX_BACKGROUND_SATURATION = 0.25
 _WARM_HUES = (300.0, 60.0)
 
 
@@ -96,13 +98,39 @@ def hue_statistic(images):
             "hue_statistic expects uint8 RGB images [..., H, W, 3]. "
             f"Received: dtype={images.dtype}, shape={images.shape}"
         )
-    hue, saturation, value = _rgb_to_hue_sat_val(images.reshape(-1, 3).astype(np.float32) / 255.0)
-    warm = (hue >= _WARM_HUES[0]) | (hue < _WARM_HUES[1])
-    mask = (saturation > MIN_SATURATION) & (value > MIN_VALUE) & warm
+    hue, _, _ = _rgb_to_hue_sat_val(images.reshape(-1, 3).astype(np.float32) / 255.0)
+    mask = fruit_mask(images).reshape(-1)
     if not mask.any():
         return float("nan")
     angles = np.deg2rad(hue[mask])
     return float(np.rad2deg(np.arctan2(np.sin(angles).mean(), np.cos(angles).mean())))
+
+
+def fruit_mask(images):
+    """Where ``hue_statistic`` looks: saturated, not dark, warm pixels (the fruit), ``[..., H, W]``.
+
+    Args:
+        images: ``uint8`` array ``[..., H, W, 3]``.
+
+    Returns:
+        bool array of the images' shape without the channel axis.
+    """
+    hue, saturation, value = _rgb_to_hue_sat_val(np.asarray(images, np.float32) / 255.0)
+    warm = (hue >= _WARM_HUES[0]) | (hue < _WARM_HUES[1])
+    return (saturation > MIN_SATURATION) & (value > MIN_VALUE) & warm
+
+
+def background_mask(images):
+    """The muted pixels of the synthetic backgrounds (saturation below 0.25), ``[..., H, W]``.
+
+    Args:
+        images: ``uint8`` array ``[..., H, W, 3]``.
+
+    Returns:
+        bool array of the images' shape without the channel axis.
+    """
+    _, saturation, _ = _rgb_to_hue_sat_val(np.asarray(images, np.float32) / 255.0)
+    return saturation < MAX_BACKGROUND_SATURATION
 
 
 def _smooth_noise(rng, n, cells):
