@@ -36,6 +36,31 @@ def _worker(tf_config, argv, weights_path):
     np.savez(weights_path, *model.generator_ab.get_weights())
 
 
+def _run_workers(target, inputs, tmp_path, timeout=300):
+    """Runs ``target(tf_config, inputs, weights_path)`` in WORKERS processes; returns exit codes."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(WORKERS)]}
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=target,
+            args=(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}},
+                inputs,
+                str(tmp_path / f"weights_{index}.npz"),
+            ),
+        )
+        for index in range(WORKERS)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=timeout)
+    for process in workers:
+        if process.is_alive():
+            process.kill()
+    return [process.exitcode for process in workers]
+
+
 @pytest.mark.slow
 def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path, tiny_args):
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
@@ -47,27 +72,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path, tiny_args
         "2",
         "--multi-worker",
     ]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(WORKERS)]}
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(
-            target=_worker,
-            args=(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}},
-                argv,
-                str(tmp_path / f"weights_{index}.npz"),
-            ),
-        )
-        for index in range(WORKERS)
-    ]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(timeout=300)
-    for process in workers:
-        if process.is_alive():
-            process.kill()
-    assert [process.exitcode for process in workers] == [0, 0]
+    assert _run_workers(_worker, argv, tmp_path) == [0, 0]
 
     weights = [np.load(tmp_path / f"weights_{index}.npz") for index in range(WORKERS)]
     assert len(weights[0].files) > 0
@@ -104,3 +109,69 @@ def test_non_chief_writes_to_a_scratch_folder_it_removes(tmp_path):
     chief = {**tf_config, "task": {"type": "worker", "index": 0}}
     with training.worker_outputs(config, chief) as (chief_config, backup_dir):
         assert chief_config == config and backup_dir is None
+
+
+TINY = {"ngf": 4, "ndf": 4, "n_res_blocks": 1, "image_size": 32, "pool_size": 0}
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32") for _ in range(2)]
+
+
+def _initial_weights():
+    import keras
+
+    from cyclegan_tf.model import CycleGAN
+
+    keras.utils.set_random_seed(0)
+    return CycleGAN(**TINY).get_weights()
+
+
+def _one_sgd_step(initial, images_a, images_b, strategy):
+    """Weights after one fit step with SGD from ``initial`` on one global batch of 4 pairs."""
+    import keras
+    import tensorflow as tf
+
+    from cyclegan_tf.model import CycleGAN
+
+    with strategy.scope():
+        model = CycleGAN(**TINY)
+        model.compile(
+            generator_optimizer=keras.optimizers.SGD(0.5),
+            discriminator_optimizer=keras.optimizers.SGD(0.5),
+        )
+    model.set_weights(initial)
+    dataset = tf.data.Dataset.from_tensors((images_a, images_b)).repeat()
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    model.fit(dataset.with_options(options), epochs=1, steps_per_epoch=1, verbose=0)
+    return model.get_weights()
+
+
+def _sgd_worker(tf_config, inputs, weights_path):
+    initial, images = inputs
+    os.environ["TF_CONFIG"] = json.dumps(tf_config)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    np.savez(weights_path, *_one_sgd_step(initial, *images, strategy))
+
+
+@pytest.mark.slow
+def test_two_workers_with_a_global_batch_of_4_update_like_one_process_on_the_4(tmp_path):
+    import tensorflow as tf
+
+    initial, images = _initial_weights(), _images()
+    assert _run_workers(_sgd_worker, (initial, images), tmp_path) == [0, 0]
+
+    expected = _one_sgd_step(initial, *images, tf.distribute.get_strategy())
+    changed = 0
+    for index in range(WORKERS):
+        saved = np.load(tmp_path / f"weights_{index}.npz")
+        actual = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        for start, mine, theirs in zip(initial, actual, expected):
+            np.testing.assert_allclose(mine, theirs, atol=2e-5)
+            changed += not np.allclose(start, theirs)
+    assert changed > len(initial)  # the step moved most weights on both workers
