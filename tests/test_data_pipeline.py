@@ -197,7 +197,7 @@ def test_cache_modes_give_the_same_batches_and_the_disk_cache_is_reused(domain_o
     domain_a, domain_b = domain_of(_ramp(5)), domain_of(_ramp(3))
     reference = _batches(domain_a, domain_b, 8, cache="none")
     cache_dir = tmp_path / "cache"
-    for cache in ("memory", "disk", "auto"):
+    for cache in ("memory", "disk"):
         _assert_same_batches(
             _batches(domain_a, domain_b, 8, cache=cache, cache_dir=str(cache_dir)), reference
         )
