@@ -187,7 +187,10 @@ def _domain_stream(domain, positions, image_size, load_size, shuffle_seed, jitte
         return index, tf.cond(found, lambda: cached, decode)
 
     def all_failed(candidates):
-        message = f"none of {substitutes} images in a row of the shuffled order decodes, from"
+        message = (
+            f"none of {substitutes} images in a row of the shuffled order could be read, decoded "
+            "and cached (unreadable files, or a full or unwritable cache), from"
+        )
         check = tf.debugging.Assert(False, [message, paths[candidates[0]]])
         with tf.control_dependencies([check]):
             return tf.constant(-1, tf.int64), tf.zeros([load_size, load_size, 3], tf.uint8)
