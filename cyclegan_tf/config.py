@@ -35,6 +35,13 @@ class TrainConfig:
     load_size: int = _option(
         286, "Images are resized to this before the random crop.", group="data"
     )
+    data_cache: str = _option(
+        "auto",
+        "Where training images are kept once resized to --load-size: auto (memory if both domains "
+        "fit 1 GiB, else none), memory, disk (RUN/cache/), none (decode every time).",
+        choices=("auto", "memory", "disk", "none"),
+        group="data",
+    )
     # Networks and objective.
     ngf: int = _option(64, "Generator filters in the first layer.", group="model")
     ndf: int = _option(64, "Discriminator filters in the first layer.", group="model")
@@ -110,6 +117,9 @@ class TrainConfig:
     multi_worker: bool = _option(
         False, "MultiWorkerMirroredStrategy configured from TF_CONFIG.", group="scale"
     )
+    cluster_timeout: float = _option(
+        300.0, "Seconds a worker waits for the others of TF_CONFIG (--multi-worker).", group="scale"
+    )
     mixed_precision: str | None = _option(
         None, "Mixed precision policy.", choices=("bf16", "fp16"), group="scale"
     )
@@ -183,6 +193,10 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive. Received: {self.lr}")
+        if self.cluster_timeout <= 0:
+            raise ValueError(
+                f"--cluster-timeout must be positive. Received: {self.cluster_timeout}"
+            )
         for key, field in self.fields().items():
             choices = field.metadata["choices"]
             value = getattr(self, key)

@@ -6,6 +6,14 @@
 * ``--multi-worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG`` (the same command on
   every worker); the chief writes the run folder, the other workers write to temporary folders.
 
+Multi-worker start-up fails fast and says why: a worker checks that it can listen on its port, then
+waits (``--cluster-timeout`` seconds at most) until every other worker answers on its port, before
+TensorFlow connects them. TensorFlow's own wait happens inside a call that holds the Python lock and
+replaces the SIGTERM handler with a preemption notifier that only logs, so once it has started neither a
+timeout nor SIGTERM can stop it; the wait before it can be stopped by both. After start-up SIGTERM stops
+the process again (``SigtermExit``). A worker that dies during training is reported by TensorFlow's
+coordination service within about 10 s on the others (a heartbeat timeout).
+
 ``--batch-size`` is always the global batch; it is split evenly over the replicas.
 """
 
@@ -13,6 +21,10 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import socket
+import threading
+import time
 
 import keras
 import tensorflow as tf
@@ -21,6 +33,14 @@ logger = logging.getLogger(__name__)
 
 PRECISION_POLICIES = {None: "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 _WORKER_JOBS = ("chief", "worker")
+# How long a worker waits for the others to answer before it gives up (--cluster-timeout).
+DEFAULT_CLUSTER_TIMEOUT = 300.0
+# After SIGTERM, how long the main thread may take to stop before the process is ended outright.
+SIGTERM_GRACE = 10.0
+
+
+class ClusterError(ValueError):
+    """A multi-worker cluster that cannot form; the message names the worker and the reason."""
 
 
 def _gpus():
@@ -113,19 +133,248 @@ def is_chief(tf_config):
     return task["type"] == "worker" and task["index"] == 0
 
 
-def make_strategy(mirrored=False, cpu_replicas=None, multi_worker=False):
+def _task_name(task):
+    return f"{task['type']} {task['index']}"
+
+
+def _split_address(address):
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"TF_CONFIG addresses must be host:port. Received: {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def _own_address(tf_config):
+    task = tf_config["task"]
+    return tf_config["cluster"][task["type"]][task["index"]]
+
+
+def _check_port(tf_config):
+    """Raises a ``ClusterError`` saying why this worker cannot listen on its ``TF_CONFIG`` port.
+
+    TensorFlow's gRPC server listens on all interfaces (``0.0.0.0:port``) whatever the host in
+    ``TF_CONFIG``, with ``SO_REUSEADDR`` (so a closed connection's ``TIME_WAIT`` is no conflict).
+    """
+    address = _own_address(tf_config)
+    _, port = _split_address(address)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+            probe.listen(1)
+        except OSError as error:
+            raise ClusterError(
+                f"{_task_name(tf_config['task'])} cannot listen on port {port} (its TF_CONFIG "
+                f"address {address}): {error.strerror or error}; another process holds the port"
+            ) from None
+
+
+def _leader(tf_config):
+    """``(job, index)`` of the worker the others meet at: the chief, or worker 0."""
+    return ("chief", 0) if "chief" in tf_config["cluster"] else ("worker", 0)
+
+
+_HELLO, _GO = b"hello\n", b"go\n"
+
+
+def _lead(tf_config, deadline, poll_interval):
+    """The leader: accepts one hello from every other task, then tells them all to go."""
+    expected = sum(len(addresses) for addresses in tf_config["cluster"].values()) - 1
+    _, port = _split_address(_own_address(tf_config))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("", port))
+        listener.listen(expected + 4)
+        listener.settimeout(poll_interval)
+        greeted = []
+        try:
+            while len(greeted) < expected:
+                if time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"{_task_name(tf_config['task'])}: only {len(greeted)} of the {expected} "
+                        "other workers of TF_CONFIG arrived"
+                    )
+                with contextlib.suppress(TimeoutError):
+                    connection, _ = listener.accept()
+                    connection.settimeout(poll_interval * 4)
+                    try:
+                        hello = connection.recv(len(_HELLO))
+                    except OSError:
+                        hello = b""
+                    if hello == _HELLO:
+                        greeted.append(connection)
+                    else:
+                        connection.close()
+            for connection in greeted:
+                with contextlib.suppress(OSError):
+                    connection.sendall(_GO)
+        finally:
+            for connection in greeted:
+                connection.close()
+
+
+def _follow(tf_config, deadline, poll_interval):
+    """A non-leader: says hello to the leader (retrying) and waits for its go."""
+    job, index = _leader(tf_config)
+    leader = tf_config["cluster"][job][index]
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(_split_address(leader), timeout=poll_interval) as link:
+                link.sendall(_HELLO)
+                link.settimeout(max(deadline - time.monotonic(), poll_interval))
+                if link.recv(len(_GO)) == _GO:
+                    return
+        except OSError:
+            pass  # Not listening yet, or it went away: try again.
+        time.sleep(poll_interval)
+    raise ClusterError(
+        f"{_task_name(tf_config['task'])}: no go from {job} {index} ({leader}), where the workers "
+        "of TF_CONFIG meet"
+    )
+
+
+def wait_for_workers(tf_config, timeout=DEFAULT_CLUSTER_TIMEOUT, poll_interval=0.5):
+    """Meets every other worker of ``TF_CONFIG`` before TensorFlow connects them.
+
+    Each worker first checks that it can listen on its own port (a port in use fails here, at once,
+    with its reason). The workers then meet at the leader (the chief, or worker 0) on the leader's
+    port: each sends a hello and waits; once all are there the leader answers go. Only then is
+    ``MultiWorkerMirroredStrategy`` created, whose own wait cannot be interrupted. The wait here is
+    plain Python: it ends after ``timeout`` seconds, and SIGTERM stops it.
+
+    Args:
+        tf_config: dict, a parsed ``TF_CONFIG`` (``parse_tf_config``).
+        timeout: float, seconds to wait for the other workers.
+        poll_interval: float, seconds between connection attempts.
+
+    Raises:
+        ClusterError: if this worker's port cannot be bound, or the workers have not all met
+            within ``timeout`` seconds.
+    """
+    _check_port(tf_config)
+    deadline = time.monotonic() + timeout
+    task = tf_config["task"]
+    try:
+        if (task["type"], task["index"]) == _leader(tf_config):
+            _lead(tf_config, deadline, poll_interval)
+        else:
+            _follow(tf_config, deadline, poll_interval)
+    except ClusterError as error:
+        raise ClusterError(
+            f"{error} within {timeout:g} s: start the same command on every worker of TF_CONFIG "
+            "(a worker that failed to start says why in its own log), or raise --cluster-timeout"
+        ) from None
+
+
+class SigtermExit:
+    """Makes SIGTERM stop the process again once a multi-worker strategy exists.
+
+    TensorFlow's coordination service installs a SIGTERM handler that only logs a preemption notice,
+    so a worker would otherwise ignore SIGTERM. Once installed, SIGTERM raises ``SystemExit(143)`` in
+    the main thread; if the process is still alive ``grace`` seconds later (the main thread stuck in
+    TensorFlow, such as a collective waiting for a dead peer, where Python cannot run the handler), a
+    watcher thread ends it with status 143. The watcher hears the signal through Python's wakeup fd,
+    which the C-level handler writes even while the main thread is busy.
+
+    Args:
+        grace: float, seconds the main thread gets to stop. Defaults to ``SIGTERM_GRACE``.
+        exit_process: callable taking the exit status; ``os._exit`` by default.
+
+    Example:
+        >>> guard = SigtermExit().install()  # doctest: +SKIP
+        >>> guard.close()  # restores the previous handler  # doctest: +SKIP
+    """
+
+    def __init__(self, grace=SIGTERM_GRACE, exit_process=os._exit):
+        self.grace = grace
+        self._exit_process = exit_process
+        self._closed = threading.Event()
+        self._previous = None
+
+    def _on_sigterm(self, signum, frame):
+        del frame
+        logger.error("Received SIGTERM: stopping (a resumed run starts from the last backup).")
+        raise SystemExit(128 + signum)
+
+    def _watch(self, read_end):
+        while not self._closed.is_set():
+            try:
+                received = read_end.recv(64)
+            except OSError:
+                return
+            if not received:
+                return
+            if signal.SIGTERM in received:
+                if self._closed.wait(self.grace):
+                    return
+                logger.error("Still running %g s after SIGTERM: exiting now.", self.grace)
+                logging.shutdown()
+                self._exit_process(128 + signal.SIGTERM)
+                return
+
+    def install(self):
+        """Installs the handler and starts the watcher (main thread only; elsewhere a no-op).
+
+        Returns:
+            self.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            logger.debug("Not in the main thread: SIGTERM keeps its current handler.")
+            return self
+        self._read_end, self._write_end = socket.socketpair()
+        self._write_end.setblocking(False)
+        self._previous = (
+            signal.signal(signal.SIGTERM, self._on_sigterm),
+            signal.set_wakeup_fd(self._write_end.fileno(), warn_on_full_buffer=False),
+        )
+        threading.Thread(
+            target=self._watch, args=(self._read_end,), name="sigterm-watcher", daemon=True
+        ).start()
+        return self
+
+    def close(self):
+        """Restores the previous SIGTERM handler and wakeup fd, and stops the watcher."""
+        if self._previous is None:
+            return
+        handler, wakeup_fd = self._previous
+        self._previous = None
+        signal.signal(signal.SIGTERM, handler)
+        signal.set_wakeup_fd(wakeup_fd)
+        self._closed.set()
+        self._write_end.close()
+        self._read_end.close()
+
+
+def _multi_worker_strategy(tf_config, cluster_timeout):
+    wait_for_workers(tf_config, cluster_timeout)
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    except tf.errors.UnknownError as error:  # e.g. "Could not start gRPC server"
+        raise ClusterError(
+            f"{_task_name(tf_config['task'])} could not start TensorFlow's server on "
+            f"{_own_address(tf_config)}: {error.message.splitlines()[0]}"
+        ) from None
+    SigtermExit().install()  # After the strategy: TensorFlow has replaced the handler by then.
+    return strategy
+
+
+def make_strategy(
+    mirrored=False, cpu_replicas=None, multi_worker=False, cluster_timeout=DEFAULT_CLUSTER_TIMEOUT
+):
     """Creates the distribution strategy of a run.
 
     Args:
         mirrored: bool, ``--mirrored-strategy``.
         cpu_replicas: int or None, ``--cpu-replicas``.
         multi_worker: bool, ``--multi-worker``.
+        cluster_timeout: float, ``--cluster-timeout``: seconds a worker waits for the others.
 
     Returns:
         ``(strategy, tf_config)``; ``tf_config`` is None unless multi-worker.
 
     Raises:
         ValueError: for combinations that cannot work (one line each).
+        ClusterError: if a multi-worker cluster does not form (see ``wait_for_workers``).
     """
     if mirrored and multi_worker:
         raise ValueError(
@@ -148,7 +397,7 @@ def make_strategy(mirrored=False, cpu_replicas=None, multi_worker=False):
         split_cpu(cpu_replicas)
     if multi_worker:
         tf_config = parse_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy(), tf_config
+        return _multi_worker_strategy(tf_config, cluster_timeout), tf_config
     if mirrored:
         if cpu_replicas:
             devices = [device.name for device in tf.config.list_logical_devices("CPU")]

@@ -11,6 +11,7 @@ The layout (``--output-dir``, default ``runs/<name>``; local, ``gs://`` or ``ram
     models/best_netG_A2B.keras                      with --keep-best
     report.html            config, curves, grids and exports in one page
     backup/                Keras BackupAndRestore state while training runs (deleted at the end)
+    cache/                 resized training images with ``--data-cache disk`` (kept for resumes)
 
 ``RunFolder`` is the only place that spells these names; everything else asks it.
 """
@@ -60,6 +61,7 @@ class RunFolder:
         self.models = io.join(root, "models")
         self.images = io.join(root, "images")
         self.backup = io.join(root, "backup")
+        self.data_cache = io.join(root, "cache")
         self.report = io.join(root, "report.html")
         self.best_generator = io.join(self.models, BEST_GENERATOR_FILE)
 

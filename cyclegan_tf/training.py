@@ -8,7 +8,6 @@ import sys
 import tempfile
 
 import keras
-import tensorflow as tf
 
 from cyclegan_tf import callbacks as run_callbacks
 from cyclegan_tf import data, distribute, io
@@ -32,13 +31,15 @@ def load_training_domains(config):
     return domain_a, domain_b
 
 
-def load_training_data(config, start_epoch=0, domains=None):
+def load_training_data(config, start_epoch=0, domains=None, cache_dir=None, input_context=None):
     """The train pipeline and its steps per epoch, from the config's data source.
 
     Args:
         config: a resolved ``TrainConfig``.
         start_epoch: int, the first epoch to produce (a resumed run sees the same order it would have).
         domains: ``(domain_a, domain_b)`` from ``load_training_domains``; loaded here if None.
+        cache_dir: str or None, the folder of ``--data-cache disk``.
+        input_context: ``tf.distribute.InputContext`` or None: this input pipeline's slice only.
 
     Returns:
         ``(dataset, steps_per_epoch)``: a dataset of ``(real_a, real_b)`` batches.
@@ -53,7 +54,25 @@ def load_training_data(config, start_epoch=0, domains=None):
         seed=config.seed,
         steps_per_epoch=config.steps_per_epoch,
         start_epoch=start_epoch,
+        cache=config.data_cache,
+        cache_dir=cache_dir,
+        input_context=input_context,
     )
+
+
+def _per_worker_training_data(strategy, config, start_epoch, domains, cache_dir):
+    """Each worker builds and reads only its own slice of every global batch."""
+    steps = []
+
+    def dataset_fn(input_context):
+        dataset, steps_per_epoch = load_training_data(
+            config, start_epoch, domains, cache_dir, input_context
+        )
+        steps.append(steps_per_epoch)
+        return dataset
+
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    return dataset, steps[0]
 
 
 def load_sample_images(config, count=SAMPLE_IMAGES):
@@ -282,7 +301,7 @@ def train(config):
     """
     config = config.resolved()
     strategy, tf_config = distribute.make_strategy(
-        config.mirrored_strategy, config.cpu_replicas, config.multi_worker
+        config.mirrored_strategy, config.cpu_replicas, config.multi_worker, config.cluster_timeout
     )
     distribute.check_batch_size(config.batch_size, strategy)
     logger.info("Training on %s.", distribute.describe(strategy))
@@ -296,9 +315,15 @@ def train(config):
                 run.backup = backup_dir
                 start_epoch = run.backup_epoch()
             keras.utils.set_random_seed(config.seed)
-            dataset, steps_per_epoch = load_training_data(config, start_epoch, domains)
-            if tf_config is not None:
-                dataset = _shard_by_data(dataset)
+            cache_dir = run.data_cache
+            if tf_config is None:
+                dataset, steps_per_epoch = load_training_data(
+                    config, start_epoch, domains, cache_dir
+                )
+            else:
+                dataset, steps_per_epoch = _per_worker_training_data(
+                    strategy, config, start_epoch, domains, cache_dir
+                )
             with strategy.scope():
                 model = build_model(config, steps_per_epoch)
             log_parameter_counts(model)
@@ -316,10 +341,3 @@ def train(config):
                 verbose=1 if sys.stdout.isatty() else 2,
             )
     return model, history
-
-
-def _shard_by_data(dataset):
-    """Each worker keeps every N-th batch: the pipeline reads from memory, not from sharded files."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)

@@ -1,6 +1,9 @@
+import io
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from cyclegan_tf.data import decode
 
@@ -72,3 +75,57 @@ def test_image_to_uint8_maps_unit_range_to_bytes():
     values = decode.image_to_uint8([-1.5, -1.0, 0.0, 1.0, 2.0])
     np.testing.assert_array_equal(values, [0, 0, 128, 255, 255])
     assert values.dtype == np.uint8
+
+
+def _photo(height, width, seed=0):
+    """A smooth colour field with sharp-edged blocks: enough detail for resampling to show."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 40 + 1, width // 40 + 1, 3)).astype(np.float32)
+    image = tf.image.resize(coarse[None], [height, width], "bilinear")[0].numpy()
+    image[height // 3 : height // 2, width // 4 : width // 2] = [250, 20, 30]
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _pil_resize(image, size):
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC)).astype(int)
+
+
+def test_resize_like_pil_matches_pil_bicubic_when_shrinking_and_growing():
+    photo = _photo(300, 400)
+    for size in (48, 512):
+        ours = decode.resize_like_pil(photo, size).numpy().astype(int)
+        assert np.abs(ours - _pil_resize(photo, size)).mean() < 0.5
+
+
+def test_decode_resized_downscales_large_jpegs_in_the_dct_and_stays_close_to_a_full_decode():
+    photo = _photo(1200, 1600)
+    contents = tf.io.encode_jpeg(photo, quality=95).numpy()
+    full = _pil_resize(np.asarray(Image.open(io.BytesIO(contents)).convert("RGB")), 143)
+    eager = decode.decode_resized(contents, 143).numpy()
+    assert eager.shape == (143, 143, 3) and eager.dtype == np.uint8
+    assert np.abs(eager.astype(int) - full).mean() < 1.0  # decoded at 1/4 scale: 300 >= 2 * 143
+    dataset = tf.data.Dataset.from_tensors(contents).map(lambda c: decode.decode_resized(c, 143))
+    np.testing.assert_array_equal(next(iter(dataset)).numpy(), eager)
+
+
+def test_decode_resized_of_a_png_is_the_pil_resize_of_its_pixels():
+    photo = _photo(90, 120)
+    resized = decode.decode_resized(tf.io.encode_png(photo), 64).numpy()
+    np.testing.assert_array_equal(resized, decode.resize_like_pil(photo, 64).numpy())
+
+
+@pytest.mark.parametrize("name", ["rgb.png", "rgb.bmp", "smooth.JPG", "animated.gif"])
+def test_header_problem_passes_complete_files(image_files, name):
+    contents = open(image_files[name][0], "rb").read()
+    head, tail = contents[: decode.HEADER_BYTES], contents[-decode.HEADER_BYTES :]
+    assert decode.header_problem(head, tail, len(contents)) is None
+
+
+def test_header_problem_flags_empty_foreign_and_truncated_files(image_files):
+    contents = open(image_files["smooth.JPG"][0], "rb").read()
+    cut = contents[: len(contents) // 2]
+    assert decode.header_problem(b"", b"", 0) == "empty file"
+    assert decode.header_problem(b"<html><body>", b"</html>", 500) == (
+        "not a JPEG, PNG, BMP or GIF file"
+    )
+    assert decode.header_problem(cut[:16], cut[-16:], len(cut)) == decode.SUSPECT

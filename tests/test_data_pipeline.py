@@ -1,14 +1,27 @@
+import itertools
+import logging
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from cyclegan_tf.data import pipeline, sources
-from cyclegan_tf.data.sources import DomainData
 
 
-def _domain(images):
-    images = np.asarray(images, np.uint8)
-    return DomainData(tf.data.Dataset.from_tensor_slices(images), len(images), None)
+@pytest.fixture
+def domain_of(tmp_path):
+    """``domain_of(images)``: a folder ``DomainData`` of lossless PNGs of ``uint8`` images."""
+    counter = itertools.count()
+
+    def make(images):
+        folder = tmp_path / f"domain_{next(counter)}"
+        folder.mkdir()
+        for index, image in enumerate(np.asarray(images, np.uint8)):
+            (folder / f"{index:03d}.png").write_bytes(tf.io.encode_png(image).numpy())
+        return sources.load_image_folder(str(folder), check_cache_dir="")
+
+    return make
 
 
 def _ramp(n, size=16):
@@ -69,19 +82,36 @@ def test_preprocess_train_crops_at_varying_offsets():
     "image_size, load_size, message",
     [(30, 40, "image_size=30"), (32, 16, "image_size=32, load_size=16"), (0, 8, "image_size=0")],
 )
-def test_invalid_sizes_are_value_errors(image_size, load_size, message):
+def test_invalid_sizes_are_value_errors(domain_of, image_size, load_size, message):
     with pytest.raises(ValueError, match=message):
         pipeline.preprocess_train(np.zeros((8, 8, 3), np.uint8), image_size, load_size)
+    domain = domain_of(_ramp(2))
     with pytest.raises(ValueError, match=message):
-        pipeline.make_train_dataset(_domain(_ramp(2)), _domain(_ramp(2)), image_size, load_size)
+        pipeline.make_train_dataset(domain, domain, image_size, load_size)
 
 
 @pytest.mark.parametrize("batch_size", [0, -2])
-def test_invalid_batch_size_is_a_value_error(batch_size):
+def test_invalid_batch_size_is_a_value_error(domain_of, batch_size):
+    domain = domain_of(_ramp(2))
     with pytest.raises(ValueError, match=f"batch_size={batch_size}"):
-        pipeline.make_train_dataset(_domain(_ramp(2)), _domain(_ramp(2)), 8, 8, batch_size)
+        pipeline.make_train_dataset(domain, domain, 8, 8, batch_size)
     with pytest.raises(ValueError, match=f"batch_size={batch_size}"):
-        pipeline.make_eval_dataset(_domain(_ramp(2)), _domain(_ramp(2)), 8, batch_size)
+        pipeline.make_eval_dataset(domain, domain, 8, batch_size)
+
+
+def test_train_dataset_needs_files_and_a_known_cache(domain_of):
+    domain = domain_of(_ramp(2))
+    in_memory = sources.DomainData(tf.data.Dataset.from_tensor_slices(_ramp(2)), 2)
+    with pytest.raises(ValueError, match="domain B has no files.*files=None and 2 images"):
+        pipeline.make_train_dataset(domain, in_memory, 8, 8)
+    with pytest.raises(
+        ValueError, match="cache must be one of auto, memory, disk, none. Received: cache='ssd'"
+    ):
+        pipeline.make_train_dataset(domain, domain, 8, 8, cache="ssd")
+    with pytest.raises(ValueError, match="needs a cache_dir"):
+        pipeline.make_train_dataset(domain, domain, 8, 8, cache="disk")
+    with pytest.raises(ValueError, match="start_step=3, start_epoch=1"):
+        pipeline.make_train_dataset(domain, domain, 8, 8, start_epoch=1, start_step=3)
 
 
 def test_train_dataset_shapes_range_and_steps(synthetic_dir):
@@ -101,64 +131,133 @@ def test_train_dataset_shapes_range_and_steps(synthetic_dir):
     assert every_value.min() < -0.5 and every_value.max() > 0.5
 
 
-def test_train_dataset_steps_override_and_uneven_domains():
-    _, steps = pipeline.make_train_dataset(_domain(_ramp(5)), _domain(_ramp(9)), 8, 8, 2)
+def test_train_dataset_steps_override_and_uneven_domains(domain_of):
+    five, nine = domain_of(_ramp(5)), domain_of(_ramp(9))
+    _, steps = pipeline.make_train_dataset(five, nine, 8, 8, 2)
     assert steps == 5
-    _, steps = pipeline.make_train_dataset(_domain(_ramp(5)), _domain(_ramp(9)), 8, 8, 2, 0, 3)
+    _, steps = pipeline.make_train_dataset(five, nine, 8, 8, 2, 0, 3)
     assert steps == 3
     with pytest.raises(ValueError, match="steps_per_epoch.*Received: 0"):
-        pipeline.make_train_dataset(_domain(_ramp(5)), _domain(_ramp(9)), 8, 8, 2, 0, 0)
+        pipeline.make_train_dataset(five, nine, 8, 8, 2, 0, 0)
 
 
-def _first_batches(seed, count=6):
-    dataset, _ = pipeline.make_train_dataset(
-        _domain(_ramp(6)), _domain(_ramp(4)), image_size=8, load_size=12, batch_size=2, seed=seed
-    )
+def _batches(domain_a, domain_b, count, **kwargs):
+    kwargs = {"image_size": 8, "load_size": 12, "batch_size": 2, "seed": 4, **kwargs}
+    dataset, _ = pipeline.make_train_dataset(domain_a, domain_b, **kwargs)
     return list(dataset.take(count).as_numpy_iterator())
 
 
-def test_same_seed_same_batches_other_seed_other_batches():
-    first, again, other = _first_batches(0), _first_batches(0), _first_batches(1)
-    for (a1, b1), (a2, b2) in zip(first, again):
+def _assert_same_batches(first, second):
+    assert len(first) == len(second)
+    for (a1, b1), (a2, b2) in zip(first, second):
         np.testing.assert_array_equal(a1, a2)
         np.testing.assert_array_equal(b1, b2)
+
+
+def test_same_seed_same_batches_other_seed_other_batches(domain_of):
+    six, four = domain_of(_ramp(6)), domain_of(_ramp(4))
+    first, again = _batches(six, four, 6, seed=0), _batches(six, four, 6, seed=0)
+    _assert_same_batches(first, again)
+    other = _batches(six, four, 6, seed=1)
     assert any(not np.array_equal(a1, a3) for (a1, _), (a3, _) in zip(first, other))
 
 
-def test_resuming_at_an_epoch_gives_the_batches_the_full_run_gave():
-    def batches(start_epoch, count):
-        dataset, steps = pipeline.make_train_dataset(
-            _domain(_ramp(5)), _domain(_ramp(3)), 8, 12, 2, seed=4, start_epoch=start_epoch
-        )
-        assert steps == 3
-        return list(dataset.take(count).as_numpy_iterator())
-
-    full = batches(0, 3 * 3 + 4)
-    resumed = batches(3, 4)
-    for (a1, b1), (a2, b2) in zip(full[9:], resumed):
-        np.testing.assert_array_equal(a1, a2)
-        np.testing.assert_array_equal(b1, b2)
+def test_resuming_at_an_epoch_or_any_step_gives_the_batches_the_full_run_gave(domain_of):
+    five, three = domain_of(_ramp(5)), domain_of(_ramp(3))
+    full = _batches(five, three, 3 * 3 + 4)  # 3 steps per epoch
+    _assert_same_batches(_batches(five, three, 4, start_epoch=3), full[9:])
+    _assert_same_batches(_batches(five, three, 6, start_step=7), full[7:])
     with pytest.raises(ValueError, match="start_epoch=-1"):
-        batches(-1, 1)
+        _batches(five, three, 1, start_epoch=-1)
 
 
-def test_train_dataset_visits_every_image_each_epoch():
-    images = _ramp(6)
-    dataset, steps = pipeline.make_train_dataset(
-        _domain(images), _domain(_ramp(2)), image_size=16, load_size=16, batch_size=1, seed=0
-    )
-    assert steps == 6
+def test_starting_far_ahead_decodes_nothing_it_skips(domain_of):
+    # Reaching step 10**12 by skipping would decode 2 * 10**12 images: it can only finish because
+    # the stream starts at its position.
+    real_a, _ = _batches(domain_of(_ramp(5)), domain_of(_ramp(3)), 1, start_step=10**12)[0]
+    assert real_a.shape == (2, 8, 8, 3)
+
+
+def _image_ids(batch):
+    """Image i of ``_ramp`` has red values i*10 .. i*10+15 whether or not it is mirrored."""
+    return [int(round((image[..., 0].min() + 1.0) * 127.5)) // 10 for image in batch]
+
+
+def test_train_dataset_visits_every_image_each_epoch(domain_of):
     seen = []
-    for real_a, _ in dataset.take(12).as_numpy_iterator():
-        # Image i has red values i*10 .. i*10+15 whether or not it is mirrored.
-        seen.append(int(round((real_a[0, ..., 0].min() + 1.0) * 127.5)) // 10)
+    for real_a, _ in _batches(
+        domain_of(_ramp(6)), domain_of(_ramp(2)), 6, image_size=16, load_size=16, seed=0
+    ):
+        seen.extend(_image_ids(real_a))
     assert sorted(seen[:6]) == sorted(seen[6:]) == list(range(6))
     assert seen[:6] != seen[6:]  # Reshuffled every pass.
 
 
-def test_eval_dataset_pairs_in_order_and_repeats_the_shorter_domain():
+def test_cache_modes_give_the_same_batches_and_the_disk_cache_is_reused(domain_of, tmp_path):
+    domain_a, domain_b = domain_of(_ramp(5)), domain_of(_ramp(3))
+    reference = _batches(domain_a, domain_b, 8, cache="none")
+    cache_dir = tmp_path / "cache"
+    for cache in ("memory", "disk"):
+        _assert_same_batches(
+            _batches(domain_a, domain_b, 8, cache=cache, cache_dir=str(cache_dir)), reference
+        )
+    folders = sorted(cache_dir.iterdir(), key=lambda folder: len(os.listdir(folder)))
+    assert [len(os.listdir(folder)) for folder in folders] == [3, 5]  # one image per file
+    # A cached image cut short (an interrupted write) counts as missing and is decoded again.
+    stored = sorted(folders[1].iterdir())[0]
+    stored.write_bytes(stored.read_bytes()[:100])
+    _assert_same_batches(
+        _batches(domain_a, domain_b, 8, cache="disk", cache_dir=str(cache_dir)), reference
+    )
+
+
+def test_a_file_that_fails_to_decode_is_replaced_the_same_way_every_run(
+    domain_of, tmp_path, caplog
+):
+    domain_a, domain_b = domain_of(_ramp(6)), domain_of(_ramp(3))
+    # A PNG that starts and ends like one, so it passes the check, but whose data is garbage.
+    broken = domain_a.files[2]
+    contents = bytearray(open(broken, "rb").read())
+    contents[40:-20] = b"x" * (len(contents) - 60)
+    with open(broken, "wb") as f:
+        f.write(contents)
+    with caplog.at_level(logging.WARNING, logger="cyclegan_tf.data.pipeline"):
+        first = _batches(domain_a, domain_b, 9, image_size=16, load_size=16, batch_size=2)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and broken in warnings[0]  # Once per file, in every pass.
+    ids = [i for real_a, _ in first for i in _image_ids(real_a)]
+    assert 2 not in ids and len(ids) == 18
+    again = _batches(domain_a, domain_b, 9, image_size=16, load_size=16, batch_size=2)
+    _assert_same_batches(again, first)
+    resumed = _batches(
+        domain_a, domain_b, 3, image_size=16, load_size=16, batch_size=2, start_step=6
+    )
+    _assert_same_batches(resumed, first[6:])
+
+
+def test_input_pipelines_take_disjoint_slices_of_each_global_batch(domain_of):
+    domain_a, domain_b = domain_of(_ramp(8)), domain_of(_ramp(5))
+    options = {"image_size": 16, "load_size": 16, "batch_size": 4, "seed": 3}
+    full = _batches(domain_a, domain_b, 6, **options)
+    shards = []
+    for index in range(2):
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=index, num_replicas_in_sync=2
+        )
+        shards.append(_batches(domain_a, domain_b, 6, input_context=context, **options))
+    for step, (real_a, real_b) in enumerate(full):
+        # Each input pipeline yields its replica's half of the global batch, exactly.
+        for index, shard in enumerate(shards):
+            np.testing.assert_array_equal(shard[step][0], real_a[2 * index : 2 * index + 2])
+            np.testing.assert_array_equal(shard[step][1], real_b[2 * index : 2 * index + 2])
+    # In the first pass over A (8 images: two steps) the workers see disjoint halves of it.
+    seen = [{i for real_a, _ in shard[:2] for i in _image_ids(real_a)} for shard in shards]
+    assert seen[0].isdisjoint(seen[1]) and seen[0] | seen[1] == set(range(8))
+
+
+def test_eval_dataset_pairs_in_order_and_repeats_the_shorter_domain(domain_of):
     a, b = _ramp(5), _ramp(3)
-    dataset = pipeline.make_eval_dataset(_domain(a), _domain(b), image_size=16, batch_size=2)
+    dataset = pipeline.make_eval_dataset(domain_of(a), domain_of(b), image_size=16, batch_size=2)
     batches = list(dataset.as_numpy_iterator())
     assert [x.shape[0] for x, _ in batches] == [2, 2, 1]
     real_a = np.concatenate([x for x, _ in batches])

@@ -2,6 +2,8 @@ import logging
 import os
 import re
 import shutil
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -98,7 +100,7 @@ def test_skip_warning_names_five_then_counts_the_rest(synthetic_dir, tmp_path, c
     with caplog.at_level(logging.WARNING, logger="cyclegan_tf.data.sources"):
         sources.load_folder(str(root), "train")
     (message,) = [r.getMessage() for r in caplog.records]
-    assert "bad_4.jpg and 3 more" in message
+    assert "bad_4.jpg (empty file) and 3 more" in message
     assert "bad_5.jpg" not in message
 
 
@@ -107,13 +109,22 @@ def test_load_folder_rejects_unknown_split(synthetic_dir):
         sources.load_folder(synthetic_dir, "val")
 
 
-def test_load_tfds_under_mock_data():
+def test_load_tfds_under_mock_data_copies_the_encoded_images_once(tmp_path):
+    files_dir = str(tmp_path / "files")
     with tfds.testing.mock_data(num_examples=3):
-        domain_a, domain_b = sources.load_tfds("horse2zebra", "test")
+        domain_a, domain_b = sources.load_tfds(
+            "horse2zebra", "test", files_dir=files_dir, probe_timeout=None
+        )
         assert (domain_a.num_examples, domain_b.num_examples) == (3, 3)
         assert domain_a.names is None
         assert domain_a.images.element_spec == tf.TensorSpec([None, None, 3], tf.uint8)
         images = list(domain_b.images.as_numpy_iterator())
+        folder = os.path.dirname(domain_b.files[0])
+        assert folder.endswith(os.path.join("cycle_gan", "horse2zebra", "3.0.0", "testB"))
+        before = os.stat(domain_b.files[0]).st_mtime_ns
+        again, _ = sources.load_tfds("horse2zebra", "test", files_dir=files_dir, probe_timeout=None)
+    assert os.stat(domain_b.files[0]).st_mtime_ns == before  # not written again
+    assert again.files == domain_a.files
     assert len(images) == 3
     assert all(image.ndim == 3 and image.shape[-1] == 3 for image in images)
 
@@ -125,6 +136,9 @@ def test_load_tfds_unknown_config_lists_the_choices():
 
 def test_load_tfds_download_failure_suggests_alternatives(monkeypatch):
     class OfflineBuilder:
+        def is_prepared(self):
+            return True  # Nothing to probe: the failure comes from the download itself.
+
         def download_and_prepare(self):
             raise ConnectionError("Failed to resolve 'people.eecs.berkeley.edu'\nmore details")
 
@@ -137,7 +151,72 @@ def test_load_tfds_download_failure_suggests_alternatives(monkeypatch):
     assert "--data-dir DIR" in message and "--dataset synthetic" in message
 
 
-def test_load_domains_dispatches_on_the_options(synthetic_dir, tmp_path):
+def _closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_load_tfds_fails_at_once_when_the_download_host_is_unreachable(monkeypatch):
+    port = _closed_port()
+
+    class UnpreparedBuilder:
+        def is_prepared(self):
+            return False
+
+        def download_and_prepare(self):
+            raise AssertionError("must not try to download")
+
+    monkeypatch.setattr(tfds, "builder", lambda *args, **kwargs: UnpreparedBuilder())
+    monkeypatch.setattr(sources, "_download_host", lambda name: ("127.0.0.1", port))
+    start = time.monotonic()
+    with pytest.raises(DataError) as info:
+        sources.load_tfds("apple2orange", "train")
+    assert time.monotonic() - start < sources.DOWNLOAD_PROBE_TIMEOUT
+    message = str(info.value)
+    assert f"cannot reach 127.0.0.1:{port} (Connection refused)" in message
+    assert "\n" not in message and "--dataset synthetic" in message
+
+
+def test_an_unanswered_probe_gives_up_after_its_timeout(monkeypatch):
+    def hang(*args, **kwargs):
+        time.sleep(5)
+        raise OSError("too late")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    start = time.monotonic()
+    assert sources._unreachable("example.org", 443, timeout=0.2) == "no answer within 0.2 s"
+    assert time.monotonic() - start < 2
+
+
+def test_checks_are_remembered_per_folder_until_a_file_changes(
+    synthetic_dir, tmp_path, monkeypatch
+):
+    root = _copy_layout(synthetic_dir, tmp_path)
+    folder = str(root / "trainA")
+    (root / "trainA" / "zero.jpg").write_bytes(b"")
+    checked = []
+    real_check = sources._file_problem
+
+    def counting_check(path, size):
+        checked.append(os.path.basename(path))
+        return real_check(path, size)
+
+    monkeypatch.setattr(sources, "_file_problem", counting_check)
+    cache = str(tmp_path / "cache")
+    first = sources.load_image_folder(folder, check_cache_dir=cache)
+    assert len(checked) == 17 and first.num_examples == 16
+    checked.clear()
+    again = sources.load_image_folder(folder, check_cache_dir=cache)
+    assert checked == [] and again.files == first.files
+    assert again.fingerprint == first.fingerprint
+    (root / "trainA" / "zero.jpg").write_bytes((root / "trainA" / "apple_0001.jpg").read_bytes())
+    repaired = sources.load_image_folder(folder, check_cache_dir=cache)
+    assert checked == ["zero.jpg"] and repaired.num_examples == 17
+    assert repaired.fingerprint != first.fingerprint
+
+
+def test_load_domains_dispatches_on_the_options(synthetic_dir, tmp_path, monkeypatch):
     domain_a, _ = sources.load_domains(dataset="apple2orange", data_dir=synthetic_dir)
     assert domain_a.names[0] == "apple_0001"  # A folder wins over the (default) TFDS name.
 
@@ -151,6 +230,8 @@ def test_load_domains_dispatches_on_the_options(synthetic_dir, tmp_path):
         "orange_0002.jpg",
     ]
 
+    monkeypatch.setenv("CYCLEGAN_TF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sources, "_check_download_host", lambda name, timeout: None)  # offline
     with tfds.testing.mock_data(num_examples=2):
         domain_a, _ = sources.load_domains("apple2orange", None, "train")
     assert domain_a.num_examples == 2

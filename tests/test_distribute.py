@@ -12,6 +12,9 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -278,3 +281,96 @@ def test_chief_is_the_chief_task_or_worker_zero():
 def test_split_cpu_rejects_a_non_positive_count():
     with pytest.raises(ValueError, match="Received: 0"):
         distribute.split_cpu(0)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _tf_config(ports, index, job="worker"):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    return {"cluster": cluster, "task": {"type": job, "index": index}}
+
+
+def test_a_worker_whose_port_is_taken_says_so_at_once():
+    ports = _free_ports(2)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", ports[1]))
+        holder.listen(1)
+        start = time.monotonic()
+        with pytest.raises(distribute.ClusterError) as info:
+            distribute.wait_for_workers(_tf_config(ports, 1), timeout=30)
+    assert time.monotonic() - start < 5
+    assert str(info.value) == (
+        f"worker 1 cannot listen on port {ports[1]} (its TF_CONFIG address 127.0.0.1:{ports[1]}): "
+        "Address already in use; another process holds the port"
+    )
+
+
+@pytest.mark.parametrize(
+    "index, message",
+    [
+        (0, "worker 0: only 0 of the 2 other workers of TF_CONFIG arrived"),
+        (
+            1,
+            "worker 1: no go from worker 0 (127.0.0.1:{port}), where the workers of TF_CONFIG meet",
+        ),
+    ],
+)
+def test_a_worker_waiting_for_missing_peers_gives_up_after_its_timeout(index, message):
+    ports = _free_ports(3)
+    start = time.monotonic()
+    with pytest.raises(distribute.ClusterError) as info:
+        distribute.wait_for_workers(_tf_config(ports, index), timeout=0.5, poll_interval=0.1)
+    assert time.monotonic() - start < 5
+    assert str(info.value).startswith(message.format(port=ports[0]) + " within 0.5 s")
+    assert "raise --cluster-timeout" in str(info.value)
+
+
+def test_workers_meet_at_the_leader_and_free_their_ports():
+    ports = _free_ports(3)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        waits = [
+            pool.submit(distribute.wait_for_workers, _tf_config(ports, i), 30, 0.05)
+            for i in range(3)
+        ]
+        assert [wait.result(timeout=30) for wait in waits] == [None, None, None]
+    for port in ports:  # TensorFlow's servers can bind them next.
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("", port))
+
+
+def test_sigterm_raises_system_exit_and_the_watcher_ends_a_stuck_process():
+    exits = []
+    guard = distribute.SigtermExit(grace=0.2, exit_process=exits.append).install()
+    try:
+        with pytest.raises(SystemExit) as info:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # interrupted by the handler
+        assert info.value.code == 143
+        deadline = time.monotonic() + 5
+        while not exits and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert exits == [143]  # as if the main thread had not stopped
+    finally:
+        guard.close()
+    assert signal.getsignal(signal.SIGTERM) is not guard._on_sigterm
+
+
+def test_closing_the_guard_before_the_grace_ends_stops_the_watcher():
+    exits = []
+    guard = distribute.SigtermExit(grace=0.5, exit_process=exits.append).install()
+    with pytest.raises(SystemExit):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    guard.close()
+    time.sleep(1)
+    assert exits == []

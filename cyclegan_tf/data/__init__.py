@@ -9,10 +9,12 @@ Example:
     ```
 """
 
+from cyclegan_tf.data.cache import CACHE_MODES, resolve_cache_mode
 from cyclegan_tf.data.decode import (
     IMAGE_EXTENSIONS,
     DataError,
     decode_image,
+    decode_resized,
     image_to_uint8,
     list_image_files,
     read_image_file,
@@ -26,8 +28,10 @@ from cyclegan_tf.data.pipeline import (
 )
 from cyclegan_tf.data.sources import (
     DomainData,
+    default_cache_dir,
     load_domains,
     load_folder,
+    load_image_folder,
     load_synthetic,
     load_tfds,
     tfds_configs,
@@ -35,15 +39,19 @@ from cyclegan_tf.data.sources import (
 from cyclegan_tf.data.synthetic import hue_statistic, write_synthetic_dataset
 
 __all__ = [
+    "CACHE_MODES",
     "IMAGE_EXTENSIONS",
     "DataError",
     "DomainData",
     "decode_image",
+    "decode_resized",
+    "default_cache_dir",
     "hue_statistic",
     "image_to_uint8",
     "list_image_files",
     "load_domains",
     "load_folder",
+    "load_image_folder",
     "load_synthetic",
     "load_tfds",
     "make_eval_dataset",
@@ -52,6 +60,7 @@ __all__ = [
     "preprocess_eval",
     "preprocess_train",
     "read_image_file",
+    "resolve_cache_mode",
     "tfds_configs",
     "write_synthetic_dataset",
 ]

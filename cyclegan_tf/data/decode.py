@@ -43,6 +43,79 @@ def decode_image(contents):
     return tf.ensure_shape(image, [None, None, 3])
 
 
+# The JPEG ``ratio`` (DCT-domain downscale: 1/2, 1/4, 1/8) is used only while the decoded image
+# keeps at least this many times the target side: measured on 1-3 MP photos resized to 286 px, the
+# result then stays within 0.65 levels (mean absolute difference, PSNR >= 47 dB) of a full decode
+# followed by PIL's bicubic resize, and decoding takes half the time.
+_MIN_DCT_OVERSAMPLING = 2
+_DCT_RATIOS = (1, 2, 4, 8)
+
+
+def _dct_ratio_index(shape, size):
+    """Index into ``_DCT_RATIOS`` of the strongest downscale that keeps quality (see above)."""
+    short_side = tf.cast(tf.minimum(shape[0], shape[1]), tf.int64)
+    needed = tf.constant(_MIN_DCT_OVERSAMPLING * size, tf.int64)
+    return tf.add_n([tf.cast(short_side >= needed * ratio, tf.int32) for ratio in _DCT_RATIOS[1:]])
+
+
+def _decode_jpeg_for_size(contents, size):
+    def decode_at(ratio):
+        # ISLOW integer DCT: with it a full decode matches PIL (libjpeg's default) to 0.1 levels.
+        return lambda: tf.io.decode_jpeg(
+            contents, channels=3, ratio=ratio, dct_method="INTEGER_ACCURATE"
+        )
+
+    index = _dct_ratio_index(tf.io.extract_jpeg_shape(contents), size)
+    return tf.switch_case(index, [decode_at(ratio) for ratio in _DCT_RATIOS])
+
+
+def decode_resized(contents, size):
+    """Decodes an image and resizes it to ``size`` × ``size`` as PIL's bicubic resize does.
+
+    This is the decode of the training pipeline: the output is what the reference's
+    ``transforms.Resize([load_size, load_size], BICUBIC)`` gives (antialiased when shrinking,
+    rounded and clipped to ``uint8``). JPEGs much larger than ``size`` are decoded at 1/2, 1/4 or
+    1/8 scale in the DCT domain first, which halves the decode time of 1-3 MP photos and stays
+    within 0.65 levels on average of the full decode (PSNR >= 47 dB, measured at 286 px).
+
+    Args:
+        contents: scalar ``tf.string`` tensor, the encoded file (JPEG, PNG, BMP or GIF).
+        size: int, the side of the output.
+
+    Returns:
+        ``tf.uint8`` tensor ``[size, size, 3]``.
+
+    Raises:
+        tf.errors.InvalidArgumentError: if the bytes are not a supported, complete image.
+    """
+    contents = tf.convert_to_tensor(contents, dtype=tf.string)
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: _decode_jpeg_for_size(contents, size),
+        lambda: decode_image(contents),
+    )
+    return resize_like_pil(image, size)
+
+
+def resize_like_pil(image, size):
+    """Resizes to ``size`` × ``size`` as PIL's ``Image.resize(..., BICUBIC)`` does.
+
+    Antialiased (PIL widens the bicubic kernel when shrinking), then rounded and clipped to
+    ``uint8`` as PIL returns it: measured against PIL on 1-3 MP photos resized to 286 px, within
+    0.1 levels on average. Without antialiasing the difference is 5 levels (PSNR 29 dB).
+
+    Args:
+        image: ``uint8`` (or float in [0, 255]) tensor ``[H, W, 3]``.
+        size: int, the side of the output.
+
+    Returns:
+        ``tf.uint8`` tensor ``[size, size, 3]``.
+    """
+    image = tf.image.resize(image, [size, size], method="bicubic", antialias=True)
+    image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+    return tf.ensure_shape(image, [size, size, 3])
+
+
 def read_image_file(path):
     """Reads and decodes one image file eagerly.
 
@@ -70,6 +143,43 @@ def _op_error_reason(error):
     message = re.sub(r"^\{\{[^}]*\}\}\s*", "", message)
     message = re.sub(r"\s*\[Op:.*$", "", message)
     return message or "not a supported image"
+
+
+_JPEG_START = b"\xff\xd8\xff"
+_JPEG_END = b"\xff\xd9"
+_PNG_START = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"
+_GIF_STARTS = (b"GIF87a", b"GIF89a")
+HEADER_BYTES = 16  # what ``header_problem`` needs from each end of a file
+SUSPECT = "suspect"
+
+
+def header_problem(head, tail, size):
+    """A cheap check of an image file from its first and last bytes, without decoding it.
+
+    Args:
+        head: bytes, the first ``HEADER_BYTES`` bytes of the file (fewer if it is shorter).
+        tail: bytes, the last ``HEADER_BYTES`` bytes.
+        size: int, the file size in bytes.
+
+    Returns:
+        None if the file looks complete; ``SUSPECT`` if it starts like an image but does not end
+        like one (truncated, or trailing bytes: only a full decode can tell); otherwise a short
+        reason such as ``"empty file"``.
+    """
+    if size == 0:
+        return "empty file"
+    if head.startswith(_JPEG_START):
+        complete = _JPEG_END in tail
+    elif head.startswith(_PNG_START):
+        complete = tail.endswith(_PNG_END)
+    elif head.startswith(_GIF_STARTS):
+        complete = tail.endswith(b";")
+    elif head.startswith(b"BM") and len(head) >= 6:
+        complete = int.from_bytes(head[2:6], "little") == size
+    else:
+        return "not a JPEG, PNG, BMP or GIF file"
+    return None if complete else SUSPECT
 
 
 def is_image_file(name):

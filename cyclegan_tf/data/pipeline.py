@@ -1,7 +1,24 @@
 """The ``tf.data`` pipelines: the reference's jitter for training, plain resizing for evaluation.
 
-Images come in as ``uint8 [H, W, 3]`` (see ``sources``) and leave as ``float32`` in [-1, 1], the
-range of the generators' ``tanh`` outputs.
+Images come in as files or ``uint8 [H, W, 3]`` (see ``sources``) and leave as ``float32`` in
+[-1, 1], the range of the generators' ``tanh`` outputs.
+
+The training stream holds no more than a bounded cache, whatever the number and resolution of the
+source images. Per domain, in this order:
+
+1. position ``k`` of the stream (a counter that starts at the first step's position) → pass
+   ``k // n`` and slot ``k % n`` → image index, through a stateless exact permutation of the ``n``
+   images, seeded per pass (``tf.random.experimental.index_shuffle``);
+2. the index's image resized to ``load_size`` from the cache (``cache``: memory, disk or none),
+   else its file decoded (DCT-downscaled when much larger, ``decode.decode_resized``), resized as
+   PIL does and stored; several at once, in order;
+3. random crop and flip seeded by ``(seed, k)``, scaled to [-1, 1].
+
+Element ``k`` is a pure function of the seed, ``k`` and the files: starting at any step costs
+nothing (no skipped image is decoded) and gives the batches the uninterrupted run gave. A file
+that fails to decode is replaced by the image at the next slot of the same pass (fixed by the
+seed, so still a pure function), with one warning per file. With an ``input_context`` the stream
+holds only its input pipeline's slice of every global batch, so workers read disjoint images.
 
 Reference:
     Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
@@ -10,10 +27,20 @@ Reference:
     random horizontal flip, normalize with mean 0.5 and std 0.5.
 """
 
+import logging
 import math
+import threading
 
 import numpy as np
 import tensorflow as tf
+
+from cyclegan_tf.data import cache as cache_lib
+from cyclegan_tf.data.decode import decode_resized, resize_like_pil
+
+logger = logging.getLogger(__name__)
+
+# Later slots of the same pass that may stand in for a file that fails to decode.
+_SUBSTITUTES = 8
 
 
 def _check_image_size(image_size):
@@ -48,6 +75,9 @@ def _to_unit_range(image):
 def preprocess_train(image, image_size, load_size, seed=None):
     """Resizes to ``load_size``, crops ``image_size`` at random, flips at random, scales to [-1, 1].
 
+    The resize is PIL's bicubic (antialiased when shrinking, ``decode.resize_like_pil``), as in
+    the reference.
+
     Args:
         image: ``uint8`` tensor ``[H, W, 3]``.
         image_size: int, side of the random crop (a multiple of 4).
@@ -65,10 +95,13 @@ def preprocess_train(image, image_size, load_size, seed=None):
     _check_sizes(image_size, load_size)
     if seed is None:
         seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    return _crop_and_flip(resize_like_pil(image, load_size), image_size, seed)
+
+
+def _crop_and_flip(image, image_size, seed):
+    """The reference's random crop and horizontal flip of a resized ``uint8`` image, in [-1, 1]."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
-    image = tf.image.resize(image, [load_size, load_size], method="bicubic")
-    # The reference's PIL resize returns uint8: bicubic overshoot is clipped and values rounded.
-    image = tf.round(tf.clip_by_value(image, 0.0, 255.0))
+    image = tf.cast(image, tf.float32)
     image = tf.image.stateless_random_crop(image, [image_size, image_size, 3], seed=crop_seed)
     image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
     return _to_unit_range(image)
@@ -99,23 +132,120 @@ def _derived_seeds(seed, count):
     return [int(s) >> 1 for s in np.random.SeedSequence(seed).generate_state(count)]
 
 
-def _jittered(domain, image_size, load_size, shuffle_seed, jitter_seed, start):
-    """One domain: cached decoded images, reshuffled every pass, repeated, jittered.
+class _SubstitutionReport:
+    """Logs, once per file, that a file failed to decode in the stream and what replaced it.
 
-    The stream is a pure function of the seeds: its element ``k`` is the same whether the stream
-    starts at 0 or at ``start <= k``.
+    Called from ``tf.data`` threads through ``tf.numpy_function``, only when a file fails.
     """
-    # Caching before the jitter keeps decoding out of every epoch after the first.
-    images = domain.images.cache()
-    images = images.shuffle(domain.num_examples, seed=shuffle_seed, reshuffle_each_iteration=True)
-    # Skipping happens before the jitter, on cached images: cheap even after many epochs.
-    images = images.repeat().skip(start).enumerate(start=start)
 
-    def jitter(index, image):
-        example_seed = tf.stack([tf.constant(jitter_seed, tf.int64), index])
-        return preprocess_train(image, image_size, load_size, seed=example_seed)
+    def __init__(self, files):
+        self._files = files
+        self._reported = set()
+        self._lock = threading.Lock()
 
+    def __call__(self, failed, used):
+        failed, used = int(failed), int(used)
+        with self._lock:
+            if failed in self._reported:
+                return np.int64(0)
+            self._reported.add(failed)
+            count = len(self._reported)
+        logger.warning(
+            "Could not decode %s while training; %s stands in for it (the next image of the "
+            "seeded order, the same in every run). %d file(s) of this domain failed so far.",
+            self._files[failed],
+            self._files[used],
+            count,
+        )
+        return np.int64(0)
+
+
+def _domain_stream(domain, positions, image_size, load_size, shuffle_seed, jitter_seed, store):
+    """One domain: positions → shuffled indices → cached or decoded resized images → jitter."""
+    num_images = domain.num_examples
+    paths = tf.constant(domain.files, dtype=tf.string)
+    substitutes = min(_SUBSTITUTES, num_images)
+    report = _SubstitutionReport(domain.files)
+
+    def candidates_at(position):
+        """The index of the image at ``position``, then those that may stand in for it."""
+        epoch, slot = position // num_images, position % num_images
+        slots = (slot + tf.range(substitutes, dtype=tf.int64)) % num_images
+        seed = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
+        return tf.random.experimental.index_shuffle(
+            slots, seed, tf.constant(num_images - 1, tf.int64)
+        )
+
+    def load(index):
+        found, cached = store.lookup(index)
+
+        def decode():
+            image = decode_resized(tf.io.read_file(paths[index]), load_size)
+            with tf.control_dependencies([store.insert(index, image)]):
+                return tf.identity(image)
+
+        return index, tf.cond(found, lambda: cached, decode)
+
+    def all_failed(candidates):
+        message = (
+            f"none of {substitutes} images in a row of the shuffled order could be read, decoded "
+            "and cached (unreadable files, or a full or unwritable cache), from"
+        )
+        check = tf.debugging.Assert(False, [message, paths[candidates[0]]])
+        with tf.control_dependencies([check]):
+            return tf.constant(-1, tf.int64), tf.zeros([load_size, load_size, 3], tf.uint8)
+
+    def first_readable(position):
+        candidates = candidates_at(position)
+        attempts = tf.data.Dataset.from_tensor_slices(candidates).map(load).ignore_errors()
+        last_resort = tf.data.Dataset.from_tensors(candidates).map(all_failed)
+        return (
+            attempts.concatenate(last_resort)
+            .take(1)
+            .map(lambda used, image: (position, candidates[0], used, image))
+        )
+
+    def jitter(position, wanted, used, image):
+        reported = tf.cond(
+            tf.equal(wanted, used),
+            lambda: tf.constant(0, tf.int64),
+            lambda: tf.numpy_function(report, [wanted, used], tf.int64, stateful=True),
+        )
+        with tf.control_dependencies([reported]):
+            seed = tf.stack([tf.constant(jitter_seed, tf.int64), position])
+            return _crop_and_flip(image, image_size, seed)
+
+    # One small dataset per position, read several at once and yielded in order: a file that
+    # fails only affects its own position.
+    images = positions.interleave(
+        first_readable, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     return images.map(jitter, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _shard_positions(first_step, global_batch, shards, shard):
+    """Stream positions of one input pipeline: its slice of every global batch, from a step.
+
+    Step ``s`` takes positions ``[s * global_batch, (s + 1) * global_batch)``; shard ``i`` of
+    ``shards`` keeps the ``i``-th of ``shards`` equal slices, so the shards are disjoint and
+    together make the unsharded stream.
+    """
+    per_shard = global_batch // shards
+
+    def position(local):
+        step, offset = local // per_shard, local % per_shard
+        return step * global_batch + shard * per_shard + offset
+
+    return tf.data.Dataset.counter(first_step * per_shard).map(position)
+
+
+def _check_domain_files(domain, label):
+    if domain.files is None:
+        raise ValueError(
+            f"domain {label} has no files: the training pipeline reads images from files by "
+            "index (load it with sources.load_folder, load_image_folder or load_tfds). "
+            f"Received: DomainData with files=None and {domain.num_examples} images"
+        )
 
 
 def make_train_dataset(
@@ -127,34 +257,55 @@ def make_train_dataset(
     seed=0,
     steps_per_epoch=None,
     start_epoch=0,
+    *,
+    start_step=None,
+    cache="auto",
+    cache_dir=None,
+    memory_budget=cache_lib.DEFAULT_MEMORY_BUDGET,
+    input_context=None,
 ):
     """The infinite training stream of unpaired ``(real_a, real_b)`` batches.
 
-    Each domain is cached after decoding, shuffled on its own (with its own seed, reshuffled
-    every pass), repeated and jittered (``preprocess_train``, one stateless seed per example),
-    so the same ``seed`` gives the same batches. The two streams are zipped, batched with
-    ``drop_remainder=True`` and prefetched. As in the reference, an epoch is
-    ``ceil(max(|A|, |B|) / batch_size)`` steps.
+    Each domain is read by index in an exact permutation per pass (its own seed), decoded and
+    resized to ``load_size`` in parallel, cached after the resize as ``cache`` says, and jittered
+    (random crop and flip seeded per stream position), so the same ``seed`` gives the same batches
+    whatever the cache, and a run can start at any step without decoding what it skips (see the
+    module docstring). The two streams are zipped, batched with ``drop_remainder=True`` and
+    prefetched. As in the reference, an epoch is ``ceil(max(|A|, |B|) / batch_size)`` steps.
 
     Args:
-        domain_a: ``DomainData``, domain A.
-        domain_b: ``DomainData``, domain B.
+        domain_a: ``DomainData`` with ``files``, domain A.
+        domain_b: ``DomainData`` with ``files``, domain B.
         image_size: int, the training crop (a multiple of 4). Defaults to 256.
         load_size: int, the resize before the crop (>= ``image_size``). Defaults to 286.
-        batch_size: int, images per domain per batch. Defaults to 1.
+        batch_size: int, the global batch: images per domain per step over all replicas.
+            Defaults to 1.
         seed: int, seed of the shuffles and the jitter. Defaults to 0.
         steps_per_epoch: int or None, overrides the steps of an epoch.
-        start_epoch: int, the first epoch the stream yields: a run resumed at epoch ``e`` sees
-            the batches the uninterrupted run saw from epoch ``e`` on (same seed and sizes).
-            Defaults to 0.
+        start_epoch: int, the first epoch the stream yields (``start_step`` becomes
+            ``start_epoch * steps_per_epoch``). Defaults to 0.
+        start_step: int or None, the first step the stream yields: a run resumed at step ``s``
+            sees the batches the uninterrupted run saw from step ``s`` on (same seed, sizes and
+            files). Excludes a nonzero ``start_epoch``.
+        cache: str, where resized images are kept: ``"auto"`` (memory when both domains fit
+            ``memory_budget``, else none), ``"memory"``, ``"disk"`` (under ``cache_dir``) or
+            ``"none"``. Defaults to ``"auto"``.
+        cache_dir: str or None, the folder of the disk cache (``cache="disk"``).
+        memory_budget: int, bytes of resized images ``cache="auto"`` may keep in memory.
+            Defaults to 1 GiB.
+        input_context: ``tf.distribute.InputContext`` or None. When given (by
+            ``strategy.distribute_datasets_from_function``), the stream holds only this input
+            pipeline's slice of each global batch, in per-replica batches.
 
     Returns:
         ``(dataset, steps_per_epoch)``: the dataset yields ``(real_a, real_b)``, each
-        ``float32 [batch_size, image_size, image_size, 3]`` in [-1, 1].
+        ``float32 [b, image_size, image_size, 3]`` in [-1, 1]; ``b`` is ``batch_size``, or the
+        per-replica batch with ``input_context``.
 
     Raises:
-        ValueError: if a size, ``batch_size``, ``steps_per_epoch`` or ``start_epoch`` is out
-            of range.
+        ValueError: if a size, ``batch_size``, ``steps_per_epoch``, ``start_epoch``,
+            ``start_step`` or ``cache`` is out of range, a domain has no files, or the batch
+            does not split over the input pipelines.
 
     Example:
         ```python
@@ -165,6 +316,8 @@ def make_train_dataset(
     """
     _check_sizes(image_size, load_size)
     _check_batch_size(batch_size)
+    _check_domain_files(domain_a, "A")
+    _check_domain_files(domain_b, "B")
     if steps_per_epoch is None:
         steps_per_epoch = math.ceil(max(domain_a.num_examples, domain_b.num_examples) / batch_size)
     elif not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
@@ -175,12 +328,47 @@ def make_train_dataset(
         raise ValueError(
             f"start_epoch must be a non-negative integer. Received: start_epoch={start_epoch!r}"
         )
-    start = start_epoch * steps_per_epoch * batch_size  # Images each domain has given so far.
-    shuffle_a, jitter_a, shuffle_b, jitter_b = _derived_seeds(seed, 4)
-    real_a = _jittered(domain_a, image_size, load_size, shuffle_a, jitter_a, start)
-    real_b = _jittered(domain_b, image_size, load_size, shuffle_b, jitter_b, start)
-    dataset = tf.data.Dataset.zip((real_a, real_b))
-    dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if start_step is None:
+        start_step = start_epoch * steps_per_epoch
+    elif not isinstance(start_step, int) or start_step < 0 or start_epoch:
+        raise ValueError(
+            "start_step must be a non-negative integer, given without start_epoch. "
+            f"Received: start_step={start_step!r}, start_epoch={start_epoch!r}"
+        )
+    shards, shard, batch = 1, 0, batch_size
+    if input_context is not None:
+        shards, shard = input_context.num_input_pipelines, input_context.input_pipeline_id
+        batch = input_context.get_per_replica_batch_size(batch_size)
+        if batch_size % shards:
+            raise ValueError(
+                f"batch_size must split over the {shards} input pipelines. "
+                f"Received: batch_size={batch_size}"
+            )
+    mode = cache_lib.resolve_cache_mode(
+        cache, domain_a.num_examples + domain_b.num_examples, load_size, memory_budget
+    )
+    seeds = _derived_seeds(seed, 4)
+    streams = []
+    for domain, shuffle_seed, jitter_seed in ((domain_a, *seeds[:2]), (domain_b, *seeds[2:])):
+        key = domain.fingerprint or "\0".join(domain.files)
+        streams.append(
+            _domain_stream(
+                domain,
+                _shard_positions(start_step, batch_size, shards, shard),
+                image_size,
+                load_size,
+                shuffle_seed,
+                jitter_seed,
+                cache_lib.make_store(mode, load_size, cache_dir, key),
+            )
+        )
+    dataset = tf.data.Dataset.zip(tuple(streams))
+    dataset = dataset.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if input_context is not None:
+        options = tf.data.Options()
+        # The stream already holds only this pipeline's slice; sharding it again would drop data.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
     return dataset, steps_per_epoch
 
 

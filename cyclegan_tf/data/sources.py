@@ -4,14 +4,27 @@ Every source returns a pair ``(domain_a, domain_b)`` of ``DomainData`` whose ``i
 ``uint8 [H, W, 3]`` tensors; ``cyclegan_tf.data.pipeline`` turns them into training batches.
 """
 
+import concurrent.futures
 import dataclasses
+import hashlib
+import json
 import logging
 import os
+import socket
+import threading
+import urllib.parse
 
 import tensorflow as tf
 
 from cyclegan_tf.data import synthetic
-from cyclegan_tf.data.decode import DataError, decode_image, list_image_files
+from cyclegan_tf.data.decode import (
+    HEADER_BYTES,
+    SUSPECT,
+    DataError,
+    decode_image,
+    header_problem,
+    is_image_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +34,11 @@ SYNTHETIC = "synthetic"
 
 # How many skipped files a warning names before it says "and N more".
 _MAX_NAMED = 5
+# Files checked at once: the checks wait on storage (a network round trip for gs://), not the CPU.
+_CHECK_THREADS = 16
+_CHECKS_VERSION = 1
+# How long ``load_tfds`` waits for the download host to answer before giving up.
+DOWNLOAD_PROBE_TIMEOUT = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +50,17 @@ class DomainData:
         num_examples: int, how many images ``images`` yields.
         names: list of str or None, one name per image (the file stem) for folder sources, so
             outputs can be named after their sources; None for TFDS.
+        files: tuple of str or None, the encoded image files in the order of ``images``: the
+            training pipeline reads them by index, so it never holds the whole domain.
+        fingerprint: str or None, changes when a file of ``files`` is added, removed or modified
+            (names, sizes and modification times); keys the training pipeline's disk cache.
     """
 
     images: tf.data.Dataset
     num_examples: int
     names: list[str] | None = None
+    files: tuple[str, ...] | None = None
+    fingerprint: str | None = None
 
 
 def _check_split(split):
@@ -48,23 +72,130 @@ def _layout(split):
     return f"{split}A/ and {split}B/ image folders (the published CycleGAN zip layout)"
 
 
-def _decodable(paths):
-    """The indices of ``paths`` that read and decode, using the pipeline's own decoder.
+def default_cache_dir():
+    """Where cyclegan_tf keeps what it can recompute (synthetic sets, image checks).
 
-    The files are decoded in parallel inside ``tf.data``; a failing file is dropped by
-    ``ignore_errors`` and missing from the result.
+    ``$CYCLEGAN_TF_CACHE``, else ``$XDG_CACHE_HOME/cyclegan_tf``, else ``~/.cache/cyclegan_tf``.
+    """
+    cache = os.environ.get("CYCLEGAN_TF_CACHE")
+    if cache:
+        return cache
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "cyclegan_tf")
+
+
+def _is_url(path):
+    return "://" in path
+
+
+def _scan(folder):
+    """``[(name, size, mtime_ns)]`` of the image files directly in ``folder``, sorted by name."""
+    if not _is_url(folder):
+        with os.scandir(folder) as entries:
+            found = [
+                (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+                for entry in entries
+                if is_image_file(entry.name) and entry.is_file()
+            ]
+        return sorted(found)
+    names = sorted(name for name in tf.io.gfile.listdir(folder) if is_image_file(name.rstrip("/")))
+
+    def stat(name):
+        info = tf.io.gfile.stat(tf.io.gfile.join(folder, name))
+        return None if info.is_directory else (name, info.length, info.mtime_nsec)
+
+    with concurrent.futures.ThreadPoolExecutor(_CHECK_THREADS) as pool:
+        return [entry for entry in pool.map(stat, names) if entry is not None]
+
+
+def _file_problem(path, size):
+    """None if ``path`` is a readable image, else why not; decodes only files that end oddly."""
+    opener = tf.io.gfile.GFile if _is_url(path) else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+            f.seek(max(size - HEADER_BYTES, 0))
+            tail = f.read(HEADER_BYTES)
+    except (OSError, tf.errors.OpError) as error:
+        return f"cannot read ({type(error).__name__})"
+    problem = header_problem(head, tail, size)
+    if problem != SUSPECT:
+        return problem
+    try:
+        decode_image(tf.io.read_file(path))
+    except tf.errors.OpError:
+        return "does not decode"
+    return None
+
+
+class _CheckRecord:
+    """The remembered checks of one folder, in a small JSON file of ``cache_dir``.
+
+    Each file name maps to ``[size, mtime_ns, problem]``; an entry counts only while the file keeps
+    its size and modification time, so a changed or new file is checked again.
     """
 
-    def decode_size(index, path):
-        return index, tf.size(decode_image(tf.io.read_file(path)))
+    def __init__(self, folder, cache_dir):
+        self.folder = folder
+        self.path = None
+        if cache_dir:
+            key = hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:20]
+            self.path = os.path.join(cache_dir, "image_checks", f"{key}.json")
 
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(tf.constant(paths, dtype=tf.string))
-        .enumerate()
-        .map(decode_size, num_parallel_calls=tf.data.AUTOTUNE)
-        .ignore_errors()
-    )
-    return {int(index) for index, _ in dataset.as_numpy_iterator()}
+    def load(self):
+        if self.path is None:
+            return {}
+        try:
+            with open(self.path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        if record.get("version") != _CHECKS_VERSION or record.get("folder") != self.folder:
+            return {}
+        return record.get("files", {})
+
+    def save(self, files):
+        if self.path is None:
+            return
+        record = {"version": _CHECKS_VERSION, "folder": self.folder, "files": files}
+        partial = f"{self.path}.tmp-{os.getpid()}-{threading.get_ident()}"
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(partial, "w") as f:
+                json.dump(record, f)
+            os.replace(partial, self.path)
+        except OSError as error:  # A read-only cache only costs the checks next time.
+            logger.debug("Could not remember the image checks in %s: %s", self.path, error)
+
+
+def _checked(folder, entries, cache_dir):
+    """``{name: problem or None}`` for ``entries``, from the record where it is still valid."""
+    record = _CheckRecord(folder, cache_dir)
+    remembered = record.load()
+    results, to_check = {}, []
+    for name, size, mtime in entries:
+        known = remembered.get(name)
+        if known is not None and known[:2] == [size, mtime]:
+            results[name] = known[2]
+        else:
+            to_check.append((name, size))
+    if to_check:
+        with concurrent.futures.ThreadPoolExecutor(_CHECK_THREADS) as pool:
+            problems = pool.map(
+                lambda item: _file_problem(tf.io.gfile.join(folder, item[0]), item[1]), to_check
+            )
+            results.update(zip((name for name, _ in to_check), problems))
+        logger.debug("Checked %d of %d files in %s.", len(to_check), len(entries), folder)
+    if to_check or len(remembered) != len(entries):
+        record.save({name: [size, mtime, results[name]] for name, size, mtime in entries})
+    return results
+
+
+def _fingerprint(folder, entries):
+    digest = hashlib.sha1(folder.encode())
+    for name, size, mtime in entries:
+        digest.update(f"\0{name}\0{size}\0{mtime}".encode())
+    return digest.hexdigest()[:20]
 
 
 def _name_some(names):
@@ -74,40 +205,72 @@ def _name_some(names):
     return named
 
 
-def _folder_domain(folder):
-    """Loads one image folder, skipping (and reporting) files that do not decode."""
-    paths = list_image_files(folder)
-    good = _decodable(paths) if paths else set()
-    skipped = [os.path.basename(path) for index, path in enumerate(paths) if index not in good]
-    paths = [path for index, path in enumerate(paths) if index in good]
+def load_image_folder(folder, check_cache_dir=None):
+    """Loads the images directly inside one folder, skipping (and reporting) unreadable files.
+
+    Files are checked without decoding them: the first and last bytes must be those of a JPEG,
+    PNG, BMP or GIF file; only a file that starts like an image but ends oddly (a truncated
+    download) is decoded to decide. The results are remembered per folder in
+    ``check_cache_dir/image_checks/`` by file name, size and modification time, so a repeated or
+    resumed run checks only new and changed files. A file that passes the check but still fails to
+    decode is dropped by the training pipeline with a warning (``pipeline.make_train_dataset``).
+
+    Args:
+        folder: str, a local folder or a ``tf.io.gfile`` URL (``gs://``, ``ram://``).
+        check_cache_dir: str or None, where the checks are remembered; None:
+            ``default_cache_dir()``; ``""``: nowhere.
+
+    Returns:
+        ``DomainData`` in file-name order, with ``files`` and ``fingerprint``.
+
+    Raises:
+        DataError: if the folder holds no readable image.
+    """
+    if check_cache_dir is None:
+        check_cache_dir = default_cache_dir()
+    entries = _scan(folder)
+    problems = _checked(folder, entries, check_cache_dir)
+    skipped = [f"{name} ({problems[name]})" for name, _, _ in entries if problems[name]]
+    kept = [entry for entry in entries if not problems[entry[0]]]
     if skipped:
         logger.warning(
             "Skipped %d of %d files in %s that are not readable images: %s.",
             len(skipped),
-            len(skipped) + len(paths),
+            len(entries),
             folder,
             _name_some(skipped),
         )
-    if not paths:
+    if not kept:
         found = f" ({len(skipped)} unreadable)" if skipped else ""
         raise DataError(f"no readable image (jpg, jpeg, png, bmp, gif) in {folder}{found}")
-    images = tf.data.Dataset.from_tensor_slices(tf.constant(paths, dtype=tf.string)).map(
+    files = tuple(tf.io.gfile.join(folder, name) for name, _, _ in kept)
+    images = tf.data.Dataset.from_tensor_slices(tf.constant(files, dtype=tf.string)).map(
         lambda path: decode_image(tf.io.read_file(path)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    names = [os.path.splitext(os.path.basename(path))[0] for path in paths]
-    return DomainData(images=images, num_examples=len(paths), names=names)
+    names = [os.path.splitext(name)[0] for name, _, _ in kept]
+    return DomainData(
+        images=images,
+        num_examples=len(files),
+        names=names,
+        files=files,
+        fingerprint=_fingerprint(folder, kept),
+    )
 
 
-def load_folder(data_dir, split="train"):
+def load_folder(data_dir, split="train", check_cache_dir=None):
     """Loads ``data_dir/{split}A`` and ``data_dir/{split}B``.
 
-    This is the layout of the published CycleGAN zips (``apple2orange/trainA`` …). Files that do
-    not decode (empty, truncated, not an image) are skipped with one warning per domain.
+    This is the layout of the published CycleGAN zips (``apple2orange/trainA`` …). Files that are
+    not readable images (empty, truncated, not an image) are skipped with one warning per domain
+    (see ``load_image_folder``).
 
     Args:
-        data_dir: str, the folder holding ``trainA/ trainB/ testA/ testB/``.
+        data_dir: str, the folder holding ``trainA/ trainB/ testA/ testB/`` (local or a
+            ``tf.io.gfile`` URL).
         split: str, ``"train"`` or ``"test"``. Defaults to ``"train"``.
+        check_cache_dir: str or None, where the file checks are remembered (see
+            ``load_image_folder``).
 
     Returns:
         ``(domain_a, domain_b)``, two ``DomainData`` in file-name order.
@@ -116,14 +279,14 @@ def load_folder(data_dir, split="train"):
         DataError: if the folder or a domain folder is missing, or a domain has no readable image.
     """
     _check_split(split)
-    if not os.path.isdir(data_dir):
+    if not tf.io.gfile.isdir(data_dir):
         raise DataError(f"data folder not found: {data_dir} (expected {_layout(split)})")
     domains = []
     for domain in ("A", "B"):
-        folder = os.path.join(data_dir, f"{split}{domain}")
-        if not os.path.isdir(folder):
+        folder = tf.io.gfile.join(data_dir, f"{split}{domain}")
+        if not tf.io.gfile.isdir(folder):
             raise DataError(f"missing folder {folder}: {data_dir} must hold {_layout(split)}")
-        domains.append(_folder_domain(folder))
+        domains.append(load_image_folder(folder, check_cache_dir))
     return tuple(domains)
 
 
@@ -135,15 +298,117 @@ def tfds_configs():
     return [config.name for config in builder_cls.BUILDER_CONFIGS]
 
 
-def _count(dataset):
-    cardinality = int(dataset.cardinality())
-    if cardinality >= 0:
-        return cardinality
-    return int(dataset.reduce(0, lambda count, _: count + 1))
+def _download_host(name):
+    """``(host, port)`` the ``cycle_gan`` builder downloads ``name`` from, or None if unknown."""
+    try:
+        from tensorflow_datasets.image_classification import cycle_gan
+    except ImportError:
+        return None
+    url = getattr(cycle_gan, "_DL_URLS", {}).get(name)
+    if not url:
+        return None
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
-def load_tfds(name="apple2orange", split="train", data_dir=None):
+def _unreachable(host, port, timeout):
+    """Why ``host:port`` cannot be reached within ``timeout`` seconds, or None if it answers.
+
+    Name resolution has no timeout of its own, so the probe runs in a daemon thread and is
+    abandoned (not waited for) when it takes too long.
+    """
+    outcome = []
+
+    def probe():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(error.strerror or type(error).__name__)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        return f"no answer within {timeout:g} s"
+    return outcome[0]
+
+
+def _uses_proxy():
+    return any(os.environ.get(name) for name in ("https_proxy", "HTTPS_PROXY", "all_proxy"))
+
+
+def _check_download_host(name, timeout):
+    """Raises a one-line ``DataError`` at once when the download host is unreachable.
+
+    TFDS retries a failed download ten times with exponential backoff (about 3.5 minutes offline);
+    a direct connection attempt tells within ``timeout`` seconds. Skipped behind a proxy, where
+    only the proxy can tell.
+    """
+    address = _download_host(name)
+    if address is None or _uses_proxy():
+        return
+    reason = _unreachable(*address, timeout)
+    if reason is not None:
+        raise DataError(
+            f"could not download TFDS {TFDS_BUILDER}/{name}: cannot reach "
+            f"{address[0]}:{address[1]} ({reason}); use --data-dir DIR with {_layout('train')}, "
+            f"or --dataset {SYNTHETIC}"
+        )
+
+
+def _export_files(builder, split_name, files_dir):
+    """Writes the encoded images of a TFDS split as files, once; returns their folder.
+
+    The training pipeline reads images by index, which TFRecord shards cannot do, so the encoded
+    bytes are copied (not decoded) to ``files_dir/cycle_gan/<config>/<version>/<split>``. The
+    marker records the example count; a copy whose count differs from TFDS's is written again.
+    """
+    import tensorflow_datasets as tfds
+
+    folder = os.path.join(
+        files_dir, TFDS_BUILDER, builder.builder_config.name, str(builder.version), split_name
+    )
+    examples = builder.as_dataset(
+        split=split_name, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()}
+    )
+    expected = int(examples.cardinality())
+    marker = os.path.join(folder, _EXPORT_MARKER)
+    if tf.io.gfile.exists(marker):
+        with tf.io.gfile.GFile(marker) as f:
+            if json.load(f).get("examples") == expected:
+                return folder
+    staging = f"{folder}.tmp-{os.getpid()}"
+    for stale in (staging, folder):
+        if tf.io.gfile.exists(stale):
+            tf.io.gfile.rmtree(stale)  # Our own leftover, or an outdated or interrupted copy.
+    tf.io.gfile.makedirs(staging)
+    count = 0
+    for count, example in enumerate(examples.as_numpy_iterator(), start=1):
+        contents = example["image"]
+        extension = ".jpg" if contents.startswith(b"\xff\xd8") else ".png"
+        with tf.io.gfile.GFile(os.path.join(staging, f"{count:06d}{extension}"), "wb") as f:
+            f.write(contents)
+    with tf.io.gfile.GFile(os.path.join(staging, _EXPORT_MARKER), "w") as f:
+        f.write(json.dumps({"examples": count}))
+    tf.io.gfile.rename(staging, folder)
+    return folder
+
+
+_EXPORT_MARKER = "exported.json"
+
+
+def load_tfds(
+    name="apple2orange",
+    split="train",
+    data_dir=None,
+    files_dir=None,
+    probe_timeout=DOWNLOAD_PROBE_TIMEOUT,
+):
     """Loads ``cycle_gan/<name>`` from TensorFlow Datasets, downloading it on first use.
+
+    On first use the encoded images of the split are also copied to files (``files_dir``) for
+    the training pipeline, which reads images by index.
 
     Args:
         name: str, a config of the ``cycle_gan`` builder. Defaults to ``"apple2orange"``.
@@ -151,13 +416,17 @@ def load_tfds(name="apple2orange", split="train", data_dir=None):
             ``testA``/``testB``). Defaults to ``"train"``.
         data_dir: str or None, where TFDS keeps its data (None: TFDS's default,
             ``~/tensorflow_datasets``). Not the folder layout of ``load_folder``.
+        files_dir: str or None, where the image files are copied; None:
+            ``default_cache_dir()/tfds_files``.
+        probe_timeout: float or None, seconds to wait for the download host before a download;
+            None skips the probe (under ``tfds.testing.mock_data``, which downloads nothing).
 
     Returns:
         ``(domain_a, domain_b)``, two ``DomainData`` with ``names=None``.
 
     Raises:
-        DataError: if ``name`` is not a config of the builder, or the download or preparation
-            fails (for example offline).
+        DataError: if ``name`` is not a config of the builder, the download host cannot be
+            reached within ``probe_timeout`` seconds, or the download or preparation fails.
     """
     import tensorflow_datasets as tfds
 
@@ -170,36 +439,32 @@ def load_tfds(name="apple2orange", split="train", data_dir=None):
         )
     builder = tfds.builder(f"{TFDS_BUILDER}/{name}", data_dir=data_dir)
     try:
+        if probe_timeout is not None and not builder.is_prepared():
+            _check_download_host(name, probe_timeout)
         builder.download_and_prepare()
+    except DataError:
+        raise
     except Exception as error:  # Network, quota, checksum, missing extra: all mean "no data".
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(
             f"could not download or prepare TFDS {TFDS_BUILDER}/{name} ({reason}); "
             f"use --data-dir DIR with {_layout('train')}, or --dataset {SYNTHETIC}"
         ) from error
+    files_dir = files_dir or os.path.join(default_cache_dir(), "tfds_files")
     domains = []
     for domain in ("A", "B"):
-        examples = builder.as_dataset(split=f"{split}{domain}", shuffle_files=False)
-        images = examples.map(
-            lambda example: tf.ensure_shape(example["image"], [None, None, 3]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        domains.append(DomainData(images=images, num_examples=_count(examples), names=None))
+        folder = _export_files(builder, f"{split}{domain}", files_dir)
+        domains.append(dataclasses.replace(load_image_folder(folder, ""), names=None))
     return tuple(domains)
 
 
 def default_synthetic_dir(size, n_train, n_test, seed):
     """Where ``load_synthetic`` keeps a synthetic set when no folder is given.
 
-    ``$CYCLEGAN_TF_CACHE`` (default ``$XDG_CACHE_HOME/cyclegan_tf`` or ``~/.cache/cyclegan_tf``)
-    joined with a folder name made of the parameters, so each parameter set has its own folder.
+    ``default_cache_dir()`` joined with a folder name made of the parameters, so each parameter set has its own folder.
     """
-    cache = os.environ.get("CYCLEGAN_TF_CACHE")
-    if not cache:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        cache = os.path.join(xdg, "cyclegan_tf")
     name = f"synthetic_fruit_{size}px_train{n_train}_test{n_test}_seed{seed}"
-    return os.path.join(cache, name)
+    return os.path.join(default_cache_dir(), name)
 
 
 def load_synthetic(root=None, split="train", image_size=128, n_train=200, n_test=40, seed=0):
