@@ -6,6 +6,7 @@ limitation: when an upgrade fixes it, that test fails, and the workaround can go
 Seen on Keras 3.15.1 with TensorFlow 2.21.0.
 """
 
+import keras
 import tensorflow as tf
 
 
@@ -92,7 +93,24 @@ def jit_replica_function(function):
     return tf.function(function, jit_compile=True)
 
 
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` that records the right epoch in a resumed run's backups.
+
+    Limitation: the callback counts epochs only in ``on_epoch_end``, starting from 0, so after a resume
+    at epoch ``e`` every backup written within that first epoch (``save_freq`` in steps) records epoch
+    0; a second interruption then restarts the run from the beginning. The epoch is taken from
+    ``on_epoch_begin`` instead.
+
+    Seen: Keras 3.15.1. Test: ``test_keras_compat.py`` resumes Keras' own callback and checks the
+    epoch it records.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+
 __all__ = [
+    "BackupAndRestore",
     "PrebuiltModelMixin",
     "in_multi_worker_mode",
     "jit_replica_function",

@@ -9,7 +9,7 @@ import time
 import keras
 import numpy as np
 
-from cyclegan_tf import io
+from cyclegan_tf import _keras_compat, io
 from cyclegan_tf.run_folder import LATEST_GRID_FILE, NETWORK_FILES, epoch_grid_file
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,16 @@ class TrainingLog(keras.callbacks.Callback):
     Args:
         path: str, the log file (appended to, so a resumed run keeps its history).
         every: int, write a line every N batches and at each epoch end. Defaults to 100.
+        first_batch: int, batches of the first epoch done before this ``fit`` (a run resumed
+            mid-epoch), so that lines number batches within the whole epoch. Defaults to 0.
     """
 
-    def __init__(self, path, every=100):
+    def __init__(self, path, every=100, first_batch=0):
         super().__init__()
         self.path = path
         self.every = every
+        self.first_batch = first_batch
+        self._offset = first_batch
         self._epoch = 0
         self._start = None
         self._done = 0
@@ -85,18 +89,22 @@ class TrainingLog(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._done += 1
-        if self.every and (batch + 1) % self.every == 0:
-            self._write(batch + 1, logs)
+        if self.every and (self._offset + batch + 1) % self.every == 0:
+            self._write(self._offset + batch + 1, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        steps = self.params.get("steps") or 0
+        steps = self._steps()
         if not (self.every and steps % self.every == 0):  # else the last batch's line is there
             self._write(steps, logs)
+        self._offset = 0
+
+    def _steps(self):
+        return (self.params.get("steps") or 0) + self._offset
 
     def _write(self, batch, logs):
         logs = logs or {}
         epochs = self.params.get("epochs") or 0
-        steps = self.params.get("steps") or 0
+        steps = self._steps()
         line = (
             f"[Epoch {self._epoch + 1}/{epochs}] [Batch {batch}/{steps}] "
             f"[D loss: {_value(logs, 'd_loss')}] [G loss: {_value(logs, 'g_loss')}, "
@@ -207,6 +215,47 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 )
 
 
+class ResumableBackup(_keras_compat.BackupAndRestore):
+    """Backs up the training state every ``save_freq`` steps and at every epoch end, recording where.
+
+    The backup is Keras' (``latest.weights.h5`` and ``training_metadata.json``, read back by
+    ``BackupAndRestore``), with one convention on top: ``batch`` in the metadata is the 0-based index
+    of the last step of epoch ``epoch`` included, and -1 for a backup at the start of ``epoch``. A
+    resumed run can then train exactly the remaining steps of an interrupted epoch
+    (``RunFolder.backup_position``).
+
+    Args:
+        backup_dir: str, the backup folder.
+        save_freq: ``"epoch"`` or int, steps between backups within an epoch.
+        first_batch: int, steps of the first epoch done before this ``fit`` (a run resumed mid-epoch).
+            Defaults to 0.
+        delete_checkpoint: bool, delete the backup when ``fit`` ends; a ``fit`` that covers only part
+            of a training keeps it. Defaults to True.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", first_batch=0, delete_checkpoint=True):
+        super().__init__(
+            backup_dir, save_freq, double_checkpoint=True, delete_checkpoint=delete_checkpoint
+        )
+        self.first_batch = first_batch
+        self._offset = first_batch
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._last_batch_seen = self.first_batch - 1
+        self._offset = self.first_batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(self._offset + batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = -1
+        self._batches_seen_since_last_saving = 0
+        self._offset = 0
+        self._save_model()
+
+
 class ExportGenerators(keras.callbacks.Callback):
     """Exports both generators as SavedModels for TF Serving at the end of training.
 
@@ -217,13 +266,16 @@ class ExportGenerators(keras.callbacks.Callback):
         export_dir: str, the base path (``saved_models``).
         run_name: str, the run's name; see ``cyclegan_tf.export.model_names``.
         every_epochs: int or None, also export every N epochs.
+        export_at_end: bool, export when ``fit`` ends; False for a ``fit`` that covers only part of
+            a training. Defaults to True.
     """
 
-    def __init__(self, export_dir, run_name, every_epochs=None):
+    def __init__(self, export_dir, run_name, every_epochs=None, export_at_end=True):
         super().__init__()
         self.export_dir = export_dir
         self.run_name = run_name
         self.every_epochs = every_epochs
+        self.export_at_end = export_at_end
         self.exported = {}
         self._up_to_date = False
 
@@ -235,7 +287,7 @@ class ExportGenerators(keras.callbacks.Callback):
             self.export()
 
     def on_train_end(self, logs=None):
-        if not self._up_to_date:
+        if self.export_at_end and not self._up_to_date:
             self.export()
 
     def export(self):

@@ -117,14 +117,20 @@ class RunFolder:
         """Whether any of the four network files exists."""
         return any(io.exists(self.network(attribute)) for attribute in NETWORK_FILES)
 
-    def backup_epoch(self):
-        """The epoch an interrupted run resumes at (Keras' ``training_metadata.json``), else 0."""
+    def backup_position(self):
+        """Where an interrupted run resumes: ``(epoch, steps of that epoch already done)``.
+
+        Read from the backup's ``training_metadata.json`` (or its previous copy), in the convention
+        of ``callbacks.ResumableBackup``: ``batch`` is the last step of ``epoch`` included, -1 for
+        none. ``(0, 0)`` when there is no backup.
+        """
         for name in _BACKUP_MARKERS:
             try:
-                return int(json.loads(io.read_text(io.join(self.backup, name)))["epoch"])
+                metadata = json.loads(io.read_text(io.join(self.backup, name)))
+                return int(metadata["epoch"]), int(metadata.get("batch", -1)) + 1
             except Exception:  # noqa: BLE001 - missing, half-written or foreign: try the next
                 continue
-        return 0
+        return 0, 0
 
     def prepare(self, config):
         """Decides how a run starts in this folder and writes ``config.json``.
@@ -138,19 +144,26 @@ class RunFolder:
             config: the resolved ``TrainConfig`` of this invocation.
 
         Returns:
-            int, the epoch training starts at (0 for a new run).
+            ``(epoch, steps)``: where training starts, ``(0, 0)`` for a new run (see
+            ``backup_position``).
 
         Raises:
             OptionError: naming the differing option, or the finished run that would be overwritten.
         """
         self.make()
-        start_epoch = 0
+        position = (0, 0)
         if io.exists(self.config):
             previous = TrainConfig.from_json(self.config)
             if self.has_backup():
                 self._check_resumable(previous, config)
-                start_epoch = self.backup_epoch()
-                logger.info("Resuming %s at epoch %d.", self.root, start_epoch + 1)
+                position = self.backup_position()
+                epoch, steps = position
+                logger.info(
+                    "Resuming %s at epoch %d%s.",
+                    self.root,
+                    epoch + 1,
+                    f", after its step {steps}" if steps else "",
+                )
             elif self.has_models():
                 raise OptionError(
                     "output_dir",
@@ -158,7 +171,7 @@ class RunFolder:
                     f"output folder, or initialise from it (init_from={self.root!r}) to fine-tune",
                 )
         config.to_json(self.config)
-        return start_epoch
+        return position
 
     def _check_resumable(self, previous, config):
         differences = previous.differences(config)

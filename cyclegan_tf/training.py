@@ -31,12 +31,12 @@ def load_training_domains(config):
     return domain_a, domain_b
 
 
-def load_training_data(config, start_epoch=0, domains=None, cache_dir=None, input_context=None):
+def load_training_data(config, start_step=0, domains=None, cache_dir=None, input_context=None):
     """The train pipeline and its steps per epoch, from the config's data source.
 
     Args:
         config: a resolved ``TrainConfig``.
-        start_epoch: int, the first epoch to produce (a resumed run sees the same order it would have).
+        start_step: int, the first step to produce (a resumed run sees the batches it would have).
         domains: ``(domain_a, domain_b)`` from ``load_training_domains``; loaded here if None.
         cache_dir: str or None, the folder of ``--data-cache disk``.
         input_context: ``tf.distribute.InputContext`` or None: this input pipeline's slice only.
@@ -53,26 +53,59 @@ def load_training_data(config, start_epoch=0, domains=None, cache_dir=None, inpu
         batch_size=config.batch_size,
         seed=config.seed,
         steps_per_epoch=config.steps_per_epoch,
-        start_epoch=start_epoch,
+        start_step=start_step,
         cache=config.data_cache,
         cache_dir=cache_dir,
         input_context=input_context,
     )
 
 
-def _per_worker_training_data(strategy, config, start_epoch, domains, cache_dir):
-    """Each worker builds and reads only its own slice of every global batch."""
-    steps = []
+def _training_data(strategy, multi_worker, config, start_step, domains, cache_dir):
+    """The dataset ``fit`` reads from ``start_step`` on.
+
+    Under several workers, each builds and reads only its own slice of every global batch.
+    """
+    if not multi_worker:
+        return load_training_data(config, start_step, domains, cache_dir)[0]
 
     def dataset_fn(input_context):
-        dataset, steps_per_epoch = load_training_data(
-            config, start_epoch, domains, cache_dir, input_context
-        )
-        steps.append(steps_per_epoch)
-        return dataset
+        return load_training_data(config, start_step, domains, cache_dir, input_context)[0]
 
-    dataset = strategy.distribute_datasets_from_function(dataset_fn)
-    return dataset, steps[0]
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSegment:
+    """One ``fit`` call of a training: epochs ``[first_epoch, end_epoch)``.
+
+    A run resumed in the middle of an epoch trains the rest of that epoch in a segment of its own
+    (``first_batch`` steps of it are done), then the following epochs in a second one, so that it sees
+    exactly the steps an uninterrupted run would have.
+    """
+
+    first_epoch: int
+    end_epoch: int
+    first_batch: int
+    is_last: bool
+
+    @classmethod
+    def plan(cls, position, steps_per_epoch, epochs):
+        """The segments that train from ``position`` (``(epoch, steps done)``) to ``epochs``."""
+        epoch, done = position
+        if done >= steps_per_epoch:  # backed up after an epoch's last step, before its end
+            epoch, done = epoch + 1, 0
+        bounds = [(epoch, epoch + 1, done)] if done else []
+        if not bounds or epoch + 1 < epochs:
+            # Also when no epoch is left: a fit of no epochs still ends the training (export, report).
+            bounds.append((epoch + bool(done), epochs, 0))
+        return [
+            cls(first, end, batch, is_last=index == len(bounds) - 1)
+            for index, (first, end, batch) in enumerate(bounds)
+        ]
+
+    def start_step(self, steps_per_epoch):
+        """The global step this segment's data starts at."""
+        return self.first_epoch * steps_per_epoch + self.first_batch
 
 
 def load_sample_images(config, count=SAMPLE_IMAGES):
@@ -155,12 +188,23 @@ def load_network_weights(model, init_from):
     logger.info("Initialised %d network(s) from %s.", found, models_dir)
 
 
-def default_callbacks(config, run, sample_images=None, backup_dir=None):
+def default_callbacks(config, run, sample_images=None, backup_dir=None, segment=None):
     """The callbacks of a run, in an order that matters.
 
     The loss guard comes first so that nothing is saved from a diverged step; the CSV row of an epoch is
     written before its backup, so an interruption repeats at most that epoch's row.
+
+    Args:
+        config: the resolved ``TrainConfig``.
+        run: the ``RunFolder``.
+        sample_images: ``(images_a, images_b)`` of the sample grids, or None.
+        backup_dir: str or None, the backup folder (the run's ``backup/`` by default).
+        segment: the ``TrainingSegment`` of this ``fit``, or None for a whole training: a segment
+            that does not end the training keeps the backup and leaves the final export and
+            report to the last one.
     """
+    first_batch = segment.first_batch if segment else 0
+    ends_training = segment.is_last if segment else True
     callbacks = [run_callbacks.StopOnNonFiniteLoss()]
     if sample_images is not None:
         callbacks.append(
@@ -173,18 +217,25 @@ def default_callbacks(config, run, sample_images=None, backup_dir=None):
         )
     callbacks += evaluation_callbacks(config, run)  # adds fid/kid to the logs the CSV row holds
     callbacks += [
-        run_callbacks.TrainingLog(run.text_log, every=config.sample_every or 100),
+        run_callbacks.TrainingLog(
+            run.text_log, every=config.sample_every or 100, first_batch=first_batch
+        ),
         run_callbacks.StepLossScalars(run.step_logs),
         keras.callbacks.CSVLogger(run.csv, append=True),
         keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
         run_callbacks.SaveNetworks(run.models),
-        keras.callbacks.BackupAndRestore(
+        run_callbacks.ResumableBackup(
             backup_dir or run.backup,
             save_freq=config.backup_every or "epoch",
-            double_checkpoint=True,
+            first_batch=first_batch,
+            delete_checkpoint=ends_training,
         ),
     ]
-    exporter = run_callbacks.ExportGenerators(config.export_dir, config.name, config.export_every)
+    exporter = run_callbacks.ExportGenerators(
+        config.export_dir, config.name, config.export_every, export_at_end=ends_training
+    )
+    if not ends_training:
+        return [*callbacks, exporter]
     return [*callbacks, exporter, WriteReport(run.root, exporter)]
 
 
@@ -288,6 +339,16 @@ def worker_outputs(config, tf_config):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _joined(history, more):
+    """One ``History`` of consecutive ``fit`` calls."""
+    if history is None:
+        return more
+    history.epoch += more.epoch
+    for key, values in more.history.items():
+        history.history.setdefault(key, []).extend(values)
+    return history
+
+
 def train(config):
     """Trains a CycleGAN as the config says and writes its run folder.
 
@@ -309,35 +370,40 @@ def train(config):
         with worker_outputs(config, tf_config) as (config, backup_dir):
             domains = load_training_domains(config)
             run = RunFolder(config.output_dir)
-            start_epoch = run.prepare(config)
+            position = run.prepare(config)
             if backup_dir is not None:
                 # A non-chief worker's run folder is new each time; its resume state is its backup's.
                 run.backup = backup_dir
-                start_epoch = run.backup_epoch()
+                position = run.backup_position()
             keras.utils.set_random_seed(config.seed)
-            cache_dir = run.data_cache
-            if tf_config is None:
-                dataset, steps_per_epoch = load_training_data(
-                    config, start_epoch, domains, cache_dir
-                )
-            else:
-                dataset, steps_per_epoch = _per_worker_training_data(
-                    strategy, config, start_epoch, domains, cache_dir
-                )
+            steps_per_epoch = data.epoch_steps(*domains, config.batch_size, config.steps_per_epoch)
             with strategy.scope():
                 model = build_model(config, steps_per_epoch)
             log_parameter_counts(model)
-            if config.init_from and not start_epoch:
+            if config.init_from and position == (0, 0):
                 load_network_weights(model, config.init_from)
-            callbacks = default_callbacks(config, run, load_sample_images(config), run.backup)
-            history = model.fit(
-                dataset,
-                epochs=config.epochs,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=callbacks,
-                validation_data=validation_data(config),
-                validation_freq=config.eval_every or 1,
-                shuffle=False,
-                verbose=1 if sys.stdout.isatty() else 2,
-            )
+            sample_images = load_sample_images(config)
+            history = None
+            for segment in TrainingSegment.plan(position, steps_per_epoch, config.epochs):
+                dataset = _training_data(
+                    strategy,
+                    tf_config is not None,
+                    config,
+                    segment.start_step(steps_per_epoch),
+                    domains,
+                    run.data_cache,
+                )
+                segment_history = model.fit(
+                    dataset,
+                    initial_epoch=segment.first_epoch,
+                    epochs=segment.end_epoch,
+                    steps_per_epoch=steps_per_epoch - segment.first_batch,
+                    callbacks=default_callbacks(config, run, sample_images, run.backup, segment),
+                    validation_data=validation_data(config),
+                    validation_freq=config.eval_every or 1,
+                    shuffle=False,
+                    verbose=1 if sys.stdout.isatty() else 2,
+                )
+                history = _joined(history, segment_history)
+                del dataset  # a memory cache of the next segment's data replaces this one's
     return model, history

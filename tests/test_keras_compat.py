@@ -98,3 +98,52 @@ def test_not_in_multi_worker_mode_by_default():
     assert _keras_compat.in_multi_worker_mode() is False
     results = {"loss": 1.0}
     assert _keras_compat.multi_worker_logs(results) is results
+
+
+def _epoch_recorded_after_resume(callback_class, backup_dir):
+    """Trains 1 epoch of 4 steps, then resumes for epoch 2 and stops after 2 steps of it."""
+    import json
+
+    import keras
+    import numpy as np
+
+    class StopAfter(keras.callbacks.Callback):
+        def __init__(self, steps):
+            super().__init__()
+            self.steps = steps
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() >= self.steps:
+                raise KeyboardInterrupt  # an interruption that leaves the backup behind
+
+    def fit(epochs, stop_after):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        callbacks = [callback_class(backup_dir, save_freq=1), StopAfter(stop_after)]
+        try:
+            model.fit(
+                np.ones((4, 2)),
+                np.ones((4, 1)),
+                batch_size=1,
+                epochs=epochs,
+                verbose=0,
+                callbacks=callbacks,
+            )
+        except KeyboardInterrupt:
+            pass
+
+    fit(epochs=2, stop_after=5)  # epoch 0 done, one step of epoch 1 backed up
+    fit(epochs=2, stop_after=7)  # resumed at epoch 1: two more steps backed up
+    with open(os.path.join(backup_dir, "training_metadata.json")) as f:
+        return json.load(f)["epoch"]
+
+
+def test_keras_backup_records_epoch_0_within_the_first_resumed_epoch(tmp_path):
+    import keras
+
+    keras_epoch = _epoch_recorded_after_resume(
+        keras.callbacks.BackupAndRestore, str(tmp_path / "k")
+    )
+    assert keras_epoch == 0  # the limitation: the run would restart from epoch 0
+    fixed_epoch = _epoch_recorded_after_resume(_keras_compat.BackupAndRestore, str(tmp_path / "f"))
+    assert fixed_epoch == 1

@@ -2,7 +2,8 @@
 
 The resumed run must continue the *same* training: after every epoch it records both optimizers'
 iteration counts, the image pools' fill, the learning rates and a checksum of the weights, and these
-equal what an uninterrupted run of the same command records.
+equal what an uninterrupted run of the same command records. With ``--backup-every`` it must resume
+exactly mid-epoch: the steps after the last backup, and no others, are trained again.
 """
 
 import csv
@@ -20,9 +21,10 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Runs scripts/train.py's main with a callback that appends the training state to STATE_LOG after
-# every epoch (and, with RECORD_EVERY_STEP, every step); SGD=1 swaps Adam for plain SGD.
+# every epoch (and, with RECORD_EVERY_STEP, every step); SGD=1 swaps Adam for plain SGD; KILL_AT_STEP=N
+# sends the process SIGKILL once step N is recorded (after the backup callbacks of that step ran).
 DRIVER = r"""
-import json, os, sys
+import json, os, signal, sys
 import keras, numpy as np
 from cyclegan_tf import training
 from cyclegan_tf.cli import train as train_cli
@@ -50,6 +52,9 @@ class RecordState(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if os.environ.get("RECORD_EVERY_STEP"):
             self._record("step")
+        step = int(self.model.generator_optimizer.iterations.numpy())
+        if step == int(os.environ.get("KILL_AT_STEP", "0")):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 make_callbacks = training.default_callbacks
 training.default_callbacks = lambda *a, **k: [*make_callbacks(*a, **k), RecordState()]
@@ -138,3 +143,43 @@ def test_kill_9_then_same_command_continues_the_same_training(tmp_path, tiny_arg
     assert not os.path.exists(os.path.join(run, "backup"))
     assert os.listdir(os.path.join(export_dir, "apple2orange")) == ["1"]
     print(f"resumed run finished in {time.monotonic() - started:.1f} s")
+
+
+def test_backup_every_resumes_exactly_where_the_last_backup_was(tmp_path, tiny_args):
+    # 2 epochs of 6 steps, backups every 2 steps: after steps 2, 4, 6 (and the end of epoch 0), 8 ...
+    extra = [
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "6",
+        "--backup-every",
+        "2",
+        "--decay-epochs",
+        "1",
+    ]
+    sgd = {"SGD": "1", "RECORD_EVERY_STEP": "1"}
+    reference_log = tmp_path / "uninterrupted.jsonl"
+    argv = [*tiny_args(str(tmp_path / "ref"), str(tmp_path / "ref_exports")), *extra]
+    _run(_command(tmp_path, argv), _env(reference_log, **sgd))
+    reference = {(s["where"], s["g_iterations"]): s for s in _rows(str(reference_log))}
+
+    run = str(tmp_path / "run")
+    state_log = tmp_path / "state.jsonl"
+    command = _command(tmp_path, [*tiny_args(run, str(tmp_path / "saved_models")), *extra])
+    killed = subprocess.run(
+        command, cwd=ROOT, env=_env(state_log, KILL_AT_STEP="9", **sgd), capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL
+    before_kill = len(_rows(str(state_log)))
+    assert _rows(str(state_log))[-1]["g_iterations"] == 9
+
+    result = _run(command, _env(state_log, **sgd))
+    assert f"Resuming {run} at epoch 2, after its step 2." in result.stderr
+    resumed = _rows(str(state_log))[before_kill:]
+    # The last backup was after step 8 (2 steps into epoch 1): steps 9 to 12 again, nothing else.
+    assert [s["g_iterations"] for s in resumed if s["where"] == "step"] == [9, 10, 11, 12]
+    for state in resumed:
+        _same_state(state, reference[state["where"], state["g_iterations"]])
+    assert _rows(os.path.join(run, "logs", "training.csv")) == [0, 1]
+    assert "[Epoch 2/2] [Batch 6/6]" in open(os.path.join(run, "logs", "train.log")).read()
+    assert not os.path.exists(os.path.join(run, "backup"))

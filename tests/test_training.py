@@ -209,3 +209,20 @@ def test_validation_fid_and_best_generator_during_training(tmp_path, tiny_args, 
     assert best.output_shape == (None, None, None, 3)
     report = open(os.path.join(run, "report.html")).read()
     assert "data:image/png;base64," in report and "apple2orange" in report
+
+
+@pytest.mark.parametrize(
+    "position, epochs, expected",
+    [
+        ((0, 0), 3, [(0, 3, 0, True)]),  # a new run
+        ((1, 0), 3, [(1, 3, 0, True)]),  # resumed at an epoch's start
+        ((1, 2), 3, [(1, 2, 2, False), (2, 3, 0, True)]),  # mid-epoch: the rest, then the others
+        ((2, 2), 3, [(2, 3, 2, True)]),  # mid-epoch in the last epoch
+        ((1, 6), 3, [(2, 3, 0, True)]),  # after an epoch's last step, before its end
+        ((3, 0), 3, [(3, 3, 0, True)]),  # all epochs done: a fit of none still ends the training
+    ],
+)
+def test_training_segments_cover_exactly_the_remaining_steps(position, epochs, expected):
+    segments = training.TrainingSegment.plan(position, steps_per_epoch=6, epochs=epochs)
+    assert [(s.first_epoch, s.end_epoch, s.first_batch, s.is_last) for s in segments] == expected
+    assert segments[0].start_step(6) == min(position[0] * 6 + position[1], epochs * 6)

@@ -20,6 +20,7 @@ from cyclegan_tf.data.decode import (
     read_image_file,
 )
 from cyclegan_tf.data.pipeline import (
+    epoch_steps,
     make_eval_dataset,
     make_train_dataset,
     make_translate_dataset,
@@ -46,6 +47,7 @@ __all__ = [
     "decode_image",
     "decode_resized",
     "default_cache_dir",
+    "epoch_steps",
     "hue_statistic",
     "image_to_uint8",
     "list_image_files",

@@ -248,6 +248,27 @@ def _check_domain_files(domain, label):
         )
 
 
+def epoch_steps(domain_a, domain_b, batch_size=1, steps_per_epoch=None):
+    """Steps of a training epoch: ``ceil(max(|A|, |B|) / batch_size)`` as in the reference.
+
+    Args:
+        domain_a: ``DomainData`` of domain A.
+        domain_b: ``DomainData`` of domain B.
+        batch_size: int, the global batch. Defaults to 1.
+        steps_per_epoch: int or None, an override, returned as it is once checked.
+
+    Raises:
+        ValueError: if ``steps_per_epoch`` is given and not a positive integer.
+    """
+    if steps_per_epoch is None:
+        return math.ceil(max(domain_a.num_examples, domain_b.num_examples) / batch_size)
+    if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+        raise ValueError(
+            f"steps_per_epoch must be a positive integer or None. Received: {steps_per_epoch!r}"
+        )
+    return steps_per_epoch
+
+
 def make_train_dataset(
     domain_a,
     domain_b,
@@ -318,12 +339,7 @@ def make_train_dataset(
     _check_batch_size(batch_size)
     _check_domain_files(domain_a, "A")
     _check_domain_files(domain_b, "B")
-    if steps_per_epoch is None:
-        steps_per_epoch = math.ceil(max(domain_a.num_examples, domain_b.num_examples) / batch_size)
-    elif not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-        raise ValueError(
-            f"steps_per_epoch must be a positive integer or None. Received: {steps_per_epoch!r}"
-        )
+    steps_per_epoch = epoch_steps(domain_a, domain_b, batch_size, steps_per_epoch)
     if not isinstance(start_epoch, int) or start_epoch < 0:
         raise ValueError(
             f"start_epoch must be a non-negative integer. Received: start_epoch={start_epoch!r}"
