@@ -239,13 +239,16 @@ def main(argv=None):
             calibration_images=os.path.join(fruit, "trainA"),
             threads=args.threads,
         )
-        sizes = [int(size) for size in args.sizes.split(",")]
-        rows = measure_runtimes(loaded, sizes, args.repeats, reference=next(iter(loaded)))
-    print(format_rows(rows))
-    print(
-        "load average (1 min) before/after each size:",
-        {r["size"]: (r["load_before"], r["load_after"]) for r in rows},
-    )
+        rows = []
+        for size in (int(size) for size in args.sizes.split(",")):
+            size_rows = measure_runtimes(loaded, [size], args.repeats, reference=next(iter(loaded)))
+            print(format_rows(size_rows), flush=True)
+            print(
+                f"load average (1 min) before/after: {size_rows[0]['load_before']:.2f} / "
+                f"{size_rows[0]['load_after']:.2f}",
+                flush=True,
+            )
+            rows.extend(size_rows)
     if args.json:
         with open(args.json, "w") as file:
             json.dump(rows, file, indent=1)
