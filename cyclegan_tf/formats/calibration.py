@@ -1,0 +1,63 @@
+"""Calibration images for int8 quantization: a few images of the generator's input domain.
+
+Static int8 quantization needs the range of every quantized activation. Each format's tool runs the
+float graph on these images, records the ranges (min/max) and fixes the int8 scales from them, so the
+images should look like what the model will translate: a handful of training images is enough.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+def calibration_batches(images, image_size=None, limit=16):
+    """Turns calibration images into float32 batches ``[1, height, width, 3]`` in [0, 255].
+
+    Args:
+        images: a folder of image files (str), an array ``[n, height, width, 3]`` or a sequence of
+            ``[height, width, 3]`` arrays, in [0, 255].
+        image_size: None to keep each image's size, or ``(height, width)`` to resize to (for an export
+            with a fixed input size).
+        limit: int, at most this many images are used (the first in name order for a folder).
+
+    Returns:
+        A list of float32 numpy arrays ``[1, height, width, 3]``.
+
+    Raises:
+        ValueError: if there are no images or one is not ``[height, width, 3]``.
+    """
+    if images is None:
+        raise ValueError(
+            'quantize="int8" needs calibration_images: a few images of the input domain '
+            "(a folder or an array [n, height, width, 3] in [0, 255]). Received: calibration_images=None"
+        )
+    if isinstance(images, (str, os.PathLike)):
+        images = _read_folder(os.fspath(images), limit)
+    batches = []
+    for image in list(images)[:limit]:
+        image = np.asarray(image, np.float32)
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(
+                f"calibration images must be [height, width, 3]. Received an image of shape {image.shape}"
+            )
+        if image_size is not None and image.shape[:2] != tuple(image_size):
+            image = tf.image.resize(image, image_size, antialias=True).numpy()
+        batches.append(np.clip(image, 0.0, 255.0)[None])
+    if not batches:
+        raise ValueError("calibration_images holds no images")
+    return batches
+
+
+def _read_folder(folder, limit):
+    if not os.path.isdir(folder):
+        raise ValueError(f"calibration_images folder does not exist. Received: {folder!r}")
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(_IMAGE_EXTENSIONS))[:limit]
+    return [
+        tf.io.decode_image(
+            tf.io.read_file(os.path.join(folder, name)), channels=3, expand_animations=False
+        ).numpy()
+        for name in names
+    ]

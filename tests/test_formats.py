@@ -1,0 +1,185 @@
+"""The ONNX, OpenVINO and LiteRT exports against the Keras generator, each in its own runtime."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cyclegan_tf import formats, inference
+from cyclegan_tf.formats import _deps, calibration, graph, runtimes
+from cyclegan_tf.models import resnet_generator
+
+# Square, wide, tall, odd (padded in the graph to 32x52), and a batch of two.
+SIZES = ((1, 32, 32), (1, 48, 64), (1, 100, 76), (2, 30, 50))
+FLOAT32_TOLERANCE = 1e-3 * 127.5  # 1e-3 in the generator's [-1, 1] units, in pixels
+# Pixel errors (in [0, 255]) of the reduced-precision variants on the tiny random-weight generator,
+# measured at about a fifth of these bounds (max, mean); see docs/formats.md.
+BOUNDS = {
+    ("onnx", "fp16", None): (2.0, 0.25),
+    ("openvino", "fp16", "f32"): (2.0, 0.25),
+    ("openvino", "none", "bf16"): (15.0, 1.5),
+    ("openvino", "none", "f16"): (3.0, 0.3),
+    ("litert", "fp16", None): (2.0, 0.25),
+    ("onnx", "int8", None): (60.0, 10.0),
+    ("openvino", "int8", "f32"): (40.0, 6.0),
+    ("litert", "int8", None): (90.0, 15.0),
+}
+_MODULES = {"onnx": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
+_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
+
+
+@pytest.fixture(scope="module")
+def generator():
+    keras.utils.set_random_seed(0)
+    return resnet_generator(ngf=8, n_res_blocks=2)
+
+
+@pytest.fixture(scope="module")
+def fruit(synthetic_dir):
+    """``(calibration folder, test images [8, 64, 64, 3] in [0, 255])`` of the apple domain."""
+    test_dir = os.path.join(synthetic_dir, "testA")
+    images = calibration.calibration_batches(test_dir)
+    return os.path.join(synthetic_dir, "trainA"), np.concatenate(images)
+
+
+@pytest.fixture(scope="module")
+def exported(generator, fruit, tmp_path_factory):
+    """``exported(format, quantize)``: the path of that export of ``generator``, made once."""
+    folder = tmp_path_factory.mktemp("formats")
+    cache = {}
+
+    def make(format_name, quantize):
+        pytest.importorskip(_MODULES[format_name])
+        if (format_name, quantize) not in cache:
+            path = str(folder / f"generator_{quantize}{_SUFFIXES[format_name]}")
+            formats.export(
+                format_name, generator, path, quantize=quantize, calibration_images=fruit[0]
+            )
+            cache[format_name, quantize] = path
+        return cache[format_name, quantize]
+
+    return make
+
+
+def _images(fruit, batch, height, width):
+    return tf.image.resize(fruit[1][:batch], (height, width)).numpy()
+
+
+def _errors(runtime, generator, images):
+    expected = inference.translate_pixels(generator, images).numpy()
+    translated = runtime.translate_pixels(images)
+    assert translated.shape == images.shape and translated.dtype == np.float32
+    error = np.abs(translated - expected)
+    return float(error.max()), float(error.mean())
+
+
+@pytest.mark.parametrize("format_name", ["onnx", "openvino", "litert"])
+def test_float32_export_matches_keras_at_any_size(format_name, exported, generator, fruit):
+    runtime = formats.load_runtime(exported(format_name, "none"))
+    for batch, height, width in SIZES:
+        max_error, _ = _errors(runtime, generator, _images(fruit, batch, height, width))
+        assert max_error <= FLOAT32_TOLERANCE, (batch, height, width, max_error)
+
+
+@pytest.mark.parametrize(("format_name", "quantize", "precision"), list(BOUNDS))
+def test_reduced_precision_error_is_bounded(
+    format_name, quantize, precision, exported, generator, fruit
+):
+    options = {"precision": precision} if precision else {}
+    runtime = formats.load_runtime(exported(format_name, quantize), **options)
+    max_error, mean_error = _errors(runtime, generator, _images(fruit, 4, 48, 64))
+    print(f"{format_name} {quantize} {precision}: max {max_error:.2f} mean {mean_error:.3f} pixels")
+    bound_max, bound_mean = BOUNDS[format_name, quantize, precision]
+    assert max_error <= bound_max and mean_error <= bound_mean
+    assert max_error > 0.01  # the variant really computes in reduced precision
+
+
+def test_quantized_files_hold_quantized_weights(exported):
+    pytest.importorskip("onnx")
+    import onnx
+
+    onnx_ops = {node.op_type for node in onnx.load(exported("onnx", "int8")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= onnx_ops
+    float16 = onnx.load(exported("onnx", "fp16")).graph.initializer
+    assert any(tensor.data_type == onnx.TensorProto.FLOAT16 for tensor in float16)
+    with open(exported("openvino", "int8")) as file:
+        assert "FakeQuantize" in file.read()
+    float32_bin = os.path.getsize(exported("openvino", "none")[: -len(".xml")] + ".bin")
+    float16_bin = os.path.getsize(exported("openvino", "fp16")[: -len(".xml")] + ".bin")
+    assert float16_bin < 0.6 * float32_bin
+    assert os.path.getsize(exported("litert", "int8")) < 0.6 * os.path.getsize(
+        exported("litert", "none")
+    )
+
+
+def test_fixed_size_litert(generator, fruit, tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    path = formats.export("litert", generator, str(tmp_path / "g.tflite"), image_size=(48, 64))
+    runtime = formats.load_runtime(path)
+    max_error, _ = _errors(runtime, generator, _images(fruit, 2, 48, 64))
+    assert max_error <= FLOAT32_TOLERANCE
+    with pytest.raises(ValueError, match=r"takes images of shape \(-1, 48, 64, 3\)"):
+        runtime.translate_pixels(np.zeros((1, 64, 64, 3), np.float32))
+
+
+def test_openvino_default_precision_is_float32(exported, generator, fruit):
+    """OpenVINO's own CPU default is bf16 on CPUs with AMX or AVX-512 BF16; the loader asks for f32."""
+    runtime = formats.load_runtime(exported("openvino", "none"))
+    assert runtime._compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
+
+
+def test_export_twin_computes_the_same_function(generator, fruit):
+    twin = graph.export_generator(generator)
+    norms = [
+        layer
+        for layer in twin._flatten_layers()
+        if isinstance(layer, keras.layers.GroupNormalization)
+    ]
+    assert norms and all(isinstance(layer, graph.SpatialInstanceNormalization) for layer in norms)
+    assert not any(
+        isinstance(layer, graph.SpatialInstanceNormalization)
+        for layer in generator._flatten_layers()
+    )
+    images = _images(fruit, 2, 48, 64) / 127.5 - 1.0
+    np.testing.assert_allclose(twin(images), generator(images), atol=1e-4)
+
+
+def test_tensorflow_runtime_matches_translate_pixels(generator, fruit):
+    images = _images(fruit, 1, 30, 50)
+    expected = inference.translate_pixels(generator, images).numpy()
+    np.testing.assert_allclose(
+        runtimes.TensorFlowRuntime(generator).translate_pixels(images), expected, atol=1e-3
+    )
+
+
+def test_missing_extra_names_the_pip_extra(monkeypatch, generator, tmp_path):
+    def no_module(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(_deps.importlib, "import_module", no_module)
+    with pytest.raises(formats.MissingDependencyError) as raised:
+        formats.export("onnx", generator, str(tmp_path / "g.onnx"))
+    assert str(raised.value).startswith(
+        "ONNX export needs the [onnx] extra: pip install 'cyclegan_tf[onnx]'"
+    )
+    with pytest.raises(formats.MissingDependencyError, match=r"\[openvino\] extra"):
+        formats.export("openvino", generator, str(tmp_path / "g.xml"))
+    with pytest.raises(formats.MissingDependencyError, match=r"\[litert\] extra"):
+        runtimes.LiteRtRuntime(str(tmp_path / "g.tflite"))
+
+
+def test_bad_arguments_say_what_was_received(generator, tmp_path):
+    with pytest.raises(ValueError, match="Received: quantize='int4'"):
+        formats.export("litert", generator, str(tmp_path / "g.tflite"), quantize="int4")
+    with pytest.raises(ValueError, match="needs calibration_images"):
+        formats.export("litert", generator, str(tmp_path / "g.tflite"), quantize="int8")
+    with pytest.raises(ValueError, match=r"must end in \.xml"):
+        formats.export("openvino", generator, str(tmp_path / "g.bin"))
+    with pytest.raises(ValueError, match="Received: format='coreml'"):
+        formats.export("coreml", generator, str(tmp_path / "g"))
+    with pytest.raises(ValueError, match="Unknown exported model type"):
+        formats.load_runtime(str(tmp_path / "g.pb"))
+    with pytest.raises(ValueError, match=r"\[batch, height, width, 3\]"):
+        runtimes.check_pixels(np.zeros((8, 8, 3)))
