@@ -1,14 +1,19 @@
 """The ONNX, OpenVINO and LiteRT exports against the Keras generator, each in its own runtime."""
 
+import importlib.util
 import os
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import require
 
-from cyclegan_tf import formats, inference
-from cyclegan_tf.formats import _deps, calibration, graph, runtimes
+from cyclegan_tf import export, inference
+from cyclegan_tf.errors import MissingDependencyError
+from cyclegan_tf.export import calibration, pixel_graph
+from cyclegan_tf.inference import runtimes
 from cyclegan_tf.models import resnet_generator
 
 # Square, wide, tall, odd (padded in the graph to 32x52), and a batch of two.
@@ -26,8 +31,18 @@ BOUNDS = {
     ("openvino", "int8", "f32"): (40.0, 6.0),
     ("litert", "int8", None): (90.0, 15.0),
 }
-_MODULES = {"onnx": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
+_MODULES = {
+    "onnx": ("tf2onnx", "onnxruntime"),
+    "openvino": ("openvino", "nncf"),
+    "litert": ("ai_edge_litert",),
+}
 _SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
+
+
+def require_extra(format_name):
+    """Skips (fails in CI) unless the ``[format_name]`` extra is installed."""
+    missing = [m for m in _MODULES[format_name] if importlib.util.find_spec(m) is None]
+    require(not missing, f"the [{format_name}] extra is not installed (no {', '.join(missing)})")
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +53,13 @@ def generator():
 
 @pytest.fixture(scope="module")
 def fruit(synthetic_dir):
-    """``(calibration folder, test images [8, 64, 64, 3] in [0, 255])`` of the apple domain."""
-    test_dir = os.path.join(synthetic_dir, "testA")
-    images = calibration.calibration_batches(test_dir)
-    return os.path.join(synthetic_dir, "trainA"), np.concatenate(images)
+    """``(calibration images [4, 64, 64, 3], test images [8, 64, 64, 3])`` of the apple domain, in [0, 255].
+
+    Four training images calibrate the int8 exports (the CLI takes up to 16; four keep the test fast).
+    """
+    train = calibration.calibration_batches(os.path.join(synthetic_dir, "trainA"), limit=4)
+    test = calibration.calibration_batches(os.path.join(synthetic_dir, "testA"))
+    return np.concatenate(train), np.concatenate(test)
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +69,11 @@ def exported(generator, fruit, tmp_path_factory):
     cache = {}
 
     def make(format_name, quantize):
-        pytest.importorskip(_MODULES[format_name])
+        require_extra(format_name)
         if (format_name, quantize) not in cache:
             path = str(folder / f"generator_{quantize}{_SUFFIXES[format_name]}")
-            formats.export(
-                format_name, generator, path, quantize=quantize, calibration_images=fruit[0]
+            export.FORMATS[format_name].write(
+                generator, path, quantize=quantize, calibration_images=fruit[0]
             )
             cache[format_name, quantize] = path
         return cache[format_name, quantize]
@@ -77,7 +95,7 @@ def _errors(runtime, generator, images):
 
 @pytest.mark.parametrize("format_name", ["onnx", "openvino", "litert"])
 def test_float32_export_matches_keras_at_any_size(format_name, exported, generator, fruit):
-    runtime = formats.load_runtime(exported(format_name, "none"))
+    runtime = inference.load_runtime(exported(format_name, "none"))
     for batch, height, width in SIZES:
         max_error, _ = _errors(runtime, generator, _images(fruit, batch, height, width))
         assert max_error <= FLOAT32_TOLERANCE, (batch, height, width, max_error)
@@ -88,7 +106,7 @@ def test_reduced_precision_error_is_bounded(
     format_name, quantize, precision, exported, generator, fruit
 ):
     options = {"precision": precision} if precision else {}
-    runtime = formats.load_runtime(exported(format_name, quantize), **options)
+    runtime = inference.load_runtime(exported(format_name, quantize), **options)
     max_error, mean_error = _errors(runtime, generator, _images(fruit, 4, 48, 64))
     print(f"{format_name} {quantize} {precision}: max {max_error:.2f} mean {mean_error:.3f} pixels")
     bound_max, bound_mean = BOUNDS[format_name, quantize, precision]
@@ -97,7 +115,7 @@ def test_reduced_precision_error_is_bounded(
 
 
 def test_quantized_files_hold_quantized_weights(exported):
-    pytest.importorskip("onnx")
+    require_extra("onnx")
     import onnx
 
     onnx_ops = {node.op_type for node in onnx.load(exported("onnx", "int8")).graph.node}
@@ -115,9 +133,9 @@ def test_quantized_files_hold_quantized_weights(exported):
 
 
 def test_fixed_size_litert(generator, fruit, tmp_path):
-    pytest.importorskip("ai_edge_litert")
-    path = formats.export("litert", generator, str(tmp_path / "g.tflite"), image_size=(48, 64))
-    runtime = formats.load_runtime(path)
+    require_extra("litert")
+    path = export.litert.write(generator, str(tmp_path / "g.tflite"), image_size=(48, 64))
+    runtime = inference.load_runtime(path)
     max_error, _ = _errors(runtime, generator, _images(fruit, 2, 48, 64))
     assert max_error <= FLOAT32_TOLERANCE
     with pytest.raises(ValueError, match=r"takes images of shape \(-1, 48, 64, 3\)"):
@@ -126,20 +144,22 @@ def test_fixed_size_litert(generator, fruit, tmp_path):
 
 def test_openvino_default_precision_is_float32(exported, generator, fruit):
     """OpenVINO's own CPU default is bf16 on CPUs with AMX or AVX-512 BF16; the loader asks for f32."""
-    runtime = formats.load_runtime(exported("openvino", "none"))
+    runtime = inference.load_runtime(exported("openvino", "none"))
     assert runtime._compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
 
 
 def test_export_twin_computes_the_same_function(generator, fruit):
-    twin = graph.export_generator(generator)
+    twin = pixel_graph.export_generator(generator)
     norms = [
         layer
         for layer in twin._flatten_layers()
         if isinstance(layer, keras.layers.GroupNormalization)
     ]
-    assert norms and all(isinstance(layer, graph.SpatialInstanceNormalization) for layer in norms)
+    assert norms and all(
+        isinstance(layer, pixel_graph.SpatialInstanceNormalization) for layer in norms
+    )
     assert not any(
-        isinstance(layer, graph.SpatialInstanceNormalization)
+        isinstance(layer, pixel_graph.SpatialInstanceNormalization)
         for layer in generator._flatten_layers()
     )
     images = _images(fruit, 2, 48, 64) / 127.5 - 1.0
@@ -155,31 +175,34 @@ def test_tensorflow_runtime_matches_translate_pixels(generator, fruit):
 
 
 def test_missing_extra_names_the_pip_extra(monkeypatch, generator, tmp_path):
-    def no_module(name):
-        raise ImportError(f"No module named {name!r}")
-
-    monkeypatch.setattr(_deps.importlib, "import_module", no_module)
-    with pytest.raises(formats.MissingDependencyError) as raised:
-        formats.export("onnx", generator, str(tmp_path / "g.onnx"))
+    for module in ("tf2onnx", "openvino", "ai_edge_litert", "ai_edge_litert.interpreter"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes ``import module`` fail
+    with pytest.raises(MissingDependencyError) as raised:
+        export.export_generator(generator, str(tmp_path), "m", format="onnx")
     assert str(raised.value).startswith(
         "ONNX export needs the [onnx] extra: pip install 'cyclegan_tf[onnx]'"
     )
-    with pytest.raises(formats.MissingDependencyError, match=r"\[openvino\] extra"):
-        formats.export("openvino", generator, str(tmp_path / "g.xml"))
-    with pytest.raises(formats.MissingDependencyError, match=r"\[litert\] extra"):
+    with pytest.raises(MissingDependencyError, match=r"\[openvino\] extra"):
+        export.export_generator(generator, str(tmp_path), "m", format="openvino")
+    with pytest.raises(MissingDependencyError, match=r"\[litert\] extra"):
         runtimes.LiteRtRuntime(str(tmp_path / "g.tflite"))
+    assert os.listdir(tmp_path / "m") == []  # nothing half-written
 
 
 def test_bad_arguments_say_what_was_received(generator, tmp_path):
     with pytest.raises(ValueError, match="Received: quantize='int4'"):
-        formats.export("litert", generator, str(tmp_path / "g.tflite"), quantize="int4")
-    with pytest.raises(ValueError, match="needs calibration_images"):
-        formats.export("litert", generator, str(tmp_path / "g.tflite"), quantize="int8")
+        export.export_generator(generator, str(tmp_path), "m", format="litert", quantize="int4")
+    with pytest.raises(ValueError, match="calibration_images: quantize='int8' needs a few images"):
+        export.litert.write(generator, str(tmp_path / "g.tflite"), quantize="int8")
     with pytest.raises(ValueError, match=r"must end in \.xml"):
-        formats.export("openvino", generator, str(tmp_path / "g.bin"))
+        export.openvino.write(generator, str(tmp_path / "g.bin"))
     with pytest.raises(ValueError, match="Received: format='coreml'"):
-        formats.export("coreml", generator, str(tmp_path / "g"))
+        export.export_generator(generator, str(tmp_path), "m", format="coreml")
+    with pytest.raises(ValueError, match="quantize: the SavedModel is float32 only"):
+        export.export_generator(generator, str(tmp_path), "m", quantize="fp16")
     with pytest.raises(ValueError, match="Unknown exported model type"):
-        formats.load_runtime(str(tmp_path / "g.pb"))
+        inference.load_runtime(str(tmp_path / "g.pb"))
+    with pytest.raises(ValueError, match="precision: litert runtime has no such option"):
+        inference.load_runtime(str(tmp_path / "g.tflite"), precision="bf16")
     with pytest.raises(ValueError, match=r"\[batch, height, width, 3\]"):
         runtimes.check_pixels(np.zeros((8, 8, 3)))

@@ -19,12 +19,15 @@ for ``"f32"`` explicitly unless told otherwise. Quantization at export:
 import os
 import tempfile
 
-from cyclegan_tf.formats import graph
-from cyclegan_tf.formats._deps import require
-from cyclegan_tf.formats.calibration import calibration_batches
+from cyclegan_tf.export import pixel_graph, versions
+from cyclegan_tf.export.calibration import calibration_batches
+from cyclegan_tf.export.dependencies import require
+
+# The graph in a version folder ``<version>.openvino/``; its weights are ``model.bin`` beside it.
+MODEL_FILE = "model.xml"
 
 
-def export(generator, path, quantize="none", image_size=None, calibration_images=None):
+def write(generator, path, quantize="none", image_size=None, calibration_images=None):
     """Writes ``generator`` as an OpenVINO IR.
 
     Args:
@@ -43,7 +46,7 @@ def export(generator, path, quantize="none", image_size=None, calibration_images
             calibration images.
         MissingDependencyError: without the ``[openvino]`` extra.
     """
-    graph.check_quantize(quantize)
+    pixel_graph.check_quantize(quantize)
     path = os.fspath(path)
     if not path.endswith(".xml"):
         raise ValueError(f"The OpenVINO path must end in .xml. Received: path={path!r}")
@@ -54,10 +57,10 @@ def export(generator, path, quantize="none", image_size=None, calibration_images
         batches = calibration_batches(calibration_images, image_size)
     with tempfile.TemporaryDirectory() as workdir:
         float_path = os.path.join(workdir, "float32.xml")
-        graph.pixel_model(generator).export(
+        pixel_graph.pixel_model(generator).export(
             float_path,
             format="openvino",
-            input_signature=graph.input_signature(image_size),
+            input_signature=pixel_graph.input_signature(image_size),
             verbose=False,
         )
         model = ov.Core().read_model(float_path)
@@ -65,6 +68,35 @@ def export(generator, path, quantize="none", image_size=None, calibration_images
             model = _quantize_int8(nncf, model, batches)
         ov.save_model(model, path, compress_to_fp16=quantize == "fp16")
     return path, path[: -len(".xml")] + ".bin"
+
+
+def suffix(quantize="none", image_size=None, **unused_options):
+    """What follows the version number: ``.openvino``, ``.int8.openvino``, ``.256x256.openvino``."""
+    pixel_graph.check_quantize(quantize)
+    size = pixel_graph.check_image_size(image_size) if image_size is not None else None
+    return versions.variant_suffix(".openvino", quantize, size)
+
+
+def export(generator, export_dir, model_name, version=None, **options):
+    """Writes ``generator`` as ``export_dir/model_name/<version>.openvino/model.xml`` (see ``suffix``).
+
+    Args:
+        generator: a ``keras.Model`` mapping images in [-1, 1] to images in [-1, 1].
+        export_dir: str, the base path (local, ``gs://`` or ``ram://``).
+        model_name: str, the served name.
+        version: int or None, the version (see ``versions.default_version``).
+        **options: ``quantize``, ``image_size``, ``calibration_images`` (see ``write``).
+
+    Returns:
+        str, the folder written.
+    """
+    _, target = versions.version_path(export_dir, model_name, version, suffix(**options))
+
+    def write_folder(folder):
+        os.makedirs(folder)
+        write(generator, os.path.join(folder, MODEL_FILE), **options)
+
+    return versions.publish(write_folder, target, last_file=MODEL_FILE, local_writer=True)
 
 
 # Convolutions hold nearly all of the compute; quantizing the normalization arithmetic too (NNCF's

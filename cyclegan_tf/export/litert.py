@@ -19,11 +19,11 @@ import os
 
 import tensorflow as tf
 
-from cyclegan_tf.formats import graph
-from cyclegan_tf.formats.calibration import calibration_batches
+from cyclegan_tf.export import pixel_graph, versions
+from cyclegan_tf.export.calibration import calibration_batches
 
 
-def export(generator, path, quantize="none", image_size=None, calibration_images=None):
+def write(generator, path, quantize="none", image_size=None, calibration_images=None):
     """Writes ``generator`` as a ``.tflite`` model.
 
     Args:
@@ -41,7 +41,7 @@ def export(generator, path, quantize="none", image_size=None, calibration_images
         ValueError: if ``path`` does not end in ``.tflite``, or on a bad ``quantize`` or missing
             calibration images.
     """
-    graph.check_quantize(quantize)
+    pixel_graph.check_quantize(quantize)
     path = os.fspath(path)
     if not path.endswith(".tflite"):
         raise ValueError(f"The LiteRT path must end in .tflite. Received: path={path!r}")
@@ -57,11 +57,37 @@ def export(generator, path, quantize="none", image_size=None, calibration_images
             "optimizations": [tf.lite.Optimize.DEFAULT],
             "representative_dataset": lambda: ([batch] for batch in batches),
         }
-    graph.pixel_model(generator).export(
+    pixel_graph.pixel_model(generator).export(
         path,
         format="litert",
-        input_signature=graph.input_signature(image_size),
+        input_signature=pixel_graph.input_signature(image_size),
         verbose=False,
         **options,
     )
     return path
+
+
+def suffix(quantize="none", image_size=None, **unused_options):
+    """What follows the version number: ``.tflite``, ``.int8.tflite``, ``.256x256.tflite``."""
+    pixel_graph.check_quantize(quantize)
+    size = pixel_graph.check_image_size(image_size) if image_size is not None else None
+    return versions.variant_suffix(".tflite", quantize, size)
+
+
+def export(generator, export_dir, model_name, version=None, **options):
+    """Writes ``generator`` as ``export_dir/model_name/<version>.tflite`` (see ``suffix``).
+
+    Args:
+        generator: a ``keras.Model`` mapping images in [-1, 1] to images in [-1, 1].
+        export_dir: str, the base path (local, ``gs://`` or ``ram://``).
+        model_name: str, the served name.
+        version: int or None, the version (see ``versions.default_version``).
+        **options: ``quantize``, ``image_size``, ``calibration_images`` (see ``write``).
+
+    Returns:
+        str, the file written.
+    """
+    _, target = versions.version_path(export_dir, model_name, version, suffix(**options))
+    return versions.publish(
+        lambda path: write(generator, path, **options), target, local_writer=True
+    )

@@ -1,20 +1,26 @@
-"""Running an exported generator: one loader per format, each with ``translate_pixels``.
+"""Running an exported generator: one runtime per format, each with ``translate_pixels``.
 
 Every runtime takes float32 ``[batch, height, width, 3]`` pixels in [0, 255] and returns a float32
 numpy array of the same shape in [0, 255], so translation and serving code can use any of them:
 
-    runtime = load_runtime("horse2zebra.xml", precision="bf16")
+    runtime = load_runtime("saved_models/horse2zebra/1.openvino", precision="bf16")
     translated = runtime.translate_pixels(images)
+
+``load_runtime`` picks the runtime by the file's ending: ``.onnx`` (ONNX Runtime), ``.xml`` or a
+``.openvino`` folder (OpenVINO), ``.tflite`` (LiteRT), else a SavedModel folder (TensorFlow).
 
 Threads default to the machine's CPU count for the operator (intra-op) pool and one inter-op thread:
 a single image is one chain of convolutions, so parallelism inside each op is what helps.
 """
 
+import inspect
 import os
 
 import numpy as np
 
-from cyclegan_tf.formats._deps import require
+from cyclegan_tf.errors import OptionError
+from cyclegan_tf.export import openvino
+from cyclegan_tf.export.dependencies import require
 
 
 def _threads(threads):
@@ -34,7 +40,7 @@ def check_pixels(images):
 
 
 class TensorFlowRuntime:
-    """The baseline: a Keras generator in a ``tf.function``, or a SavedModel's ``serving_default``.
+    """The baseline: a Keras generator compiled once, or a SavedModel's ``serving_default``.
 
     Args:
         model: a ``keras.Model`` generator (images in [-1, 1]) or the path of a SavedModel written by
@@ -48,24 +54,20 @@ class TensorFlowRuntime:
     def __init__(self, model, threads=None):
         import tensorflow as tf
 
-        from cyclegan_tf import inference
+        from cyclegan_tf.inference.loading import KerasTranslator, SavedModelTranslator
 
         try:
             tf.config.threading.set_intra_op_parallelism_threads(_threads(threads))
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:
             pass  # The pools already exist in this process; their sizes stay.
-        spec = tf.TensorSpec([None, None, None, 3], tf.float32)
         if isinstance(model, (str, os.PathLike)):
-            serving = tf.saved_model.load(os.fspath(model)).signatures["serving_default"]
-            self._function = lambda images: serving(images=images)["images"]
+            self._translator = SavedModelTranslator(os.fspath(model))
         else:
-            self._function = tf.function(
-                lambda images: inference.translate_pixels(model, images), input_signature=[spec]
-            )
+            self._translator = KerasTranslator(model)
 
     def translate_pixels(self, images):
-        return np.asarray(self._function(check_pixels(images)))
+        return np.asarray(self._translator.translate_pixels(check_pixels(images)))
 
 
 class OnnxRuntime:
@@ -106,10 +108,10 @@ class OnnxRuntime:
 
 
 class OpenVinoRuntime:
-    """An OpenVINO IR (``.xml``) compiled for the CPU.
+    """An OpenVINO IR compiled for the CPU.
 
     Args:
-        path: str, the ``.xml`` file (``.onnx`` works too).
+        path: str, the ``.xml`` file, or a ``<version>.openvino`` folder holding ``model.xml``.
         precision: ``"f32"`` (default), ``"bf16"`` or ``"f16"``: the CPU plugin's
             ``INFERENCE_PRECISION_HINT``. OpenVINO's own default on a CPU with AMX or AVX-512 BF16 is
             bf16, so it is always set explicitly here. An int8 IR runs its quantized parts in int8 and
@@ -135,7 +137,10 @@ class OpenVinoRuntime:
         }
         if performance_hint == "LATENCY":
             config["NUM_STREAMS"] = 1
-        self._compiled = ov.Core().compile_model(os.fspath(path), "CPU", config)
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, openvino.MODEL_FILE)
+        self._compiled = ov.Core().compile_model(path, "CPU", config)
         self._request = self._compiled.create_infer_request()
 
     def translate_pixels(self, images):
@@ -182,8 +187,14 @@ class LiteRtRuntime:
 RUNTIMES = {
     ".onnx": OnnxRuntime,
     ".xml": OpenVinoRuntime,
+    ".openvino": OpenVinoRuntime,
     ".tflite": LiteRtRuntime,
 }
+
+
+def runtime_class(path):
+    """The runtime class of an exported file by its ending, or None (e.g. a SavedModel folder)."""
+    return RUNTIMES.get(os.path.splitext(os.fspath(path).rstrip("/"))[1].lower())
 
 
 def load_runtime(path, **options):
@@ -197,12 +208,16 @@ def load_runtime(path, **options):
         A runtime with ``translate_pixels``.
     """
     path = os.fspath(path)
+    found = runtime_class(path)
+    if found is not None:
+        accepted = inspect.signature(found).parameters
+        for option in options:
+            if option not in accepted:
+                raise OptionError(option, f"{found.name} runtime has no such option ({path})")
+        return found(path, **options)
     if os.path.isdir(path):
         return TensorFlowRuntime(path, **options)
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in RUNTIMES:
-        raise ValueError(
-            f"Unknown exported model type {extension!r}; expected one of {sorted(RUNTIMES)} "
-            f"or a SavedModel folder. Received: path={path!r}"
-        )
-    return RUNTIMES[extension](path, **options)
+    raise ValueError(
+        f"Unknown exported model type {os.path.splitext(path)[1]!r}; expected one of "
+        f"{sorted(RUNTIMES)} or a SavedModel folder. Received: path={path!r}"
+    )

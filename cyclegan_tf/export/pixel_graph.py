@@ -16,7 +16,8 @@ elementwise ops, which made the OpenVINO bf16 graph about 10x faster at 256x256 
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import inference
+from cyclegan_tf.inference.generator import translate_pixels
+from cyclegan_tf.inference.padding import MIN_SIZE
 
 QUANTIZE_MODES = ("none", "fp16", "int8")
 INPUT_NAME = "images"
@@ -80,13 +81,13 @@ class PixelTranslator(keras.Model):
         self.generator = generator
 
     def call(self, images):
-        return inference.translate_pixels(self.generator, images)
+        return translate_pixels(self.generator, images)
 
 
 def pixel_model(generator):
     """The model every format exports: ``PixelTranslator(export_generator(generator))``, built."""
     model = PixelTranslator(export_generator(generator), name=f"{generator.name}_pixels")
-    model(tf.zeros([1, inference.MIN_SIZE, inference.MIN_SIZE, 3]))
+    model(tf.zeros([1, MIN_SIZE, MIN_SIZE, 3]))
     return model
 
 

@@ -3,11 +3,10 @@
 ``measure_runtimes`` times runtimes that share one generator's weights on the same images in interleaved
 rounds (every runtime once per round), so that a busier moment of a shared machine slows them alike,
 and reports each one's pixel error against a reference runtime. ``prepare_runtimes`` exports and loads
-the named variants; ``python -m cyclegan_tf.formats.benchmark`` runs both and prints a table.
+the named variants; ``scripts/benchmark.py --parts inference --runtimes ...`` runs both and prints a
+table.
 """
 
-import argparse
-import json
 import logging
 import os
 import statistics
@@ -16,53 +15,54 @@ import time
 
 import numpy as np
 
-from cyclegan_tf.formats import litert, onnx, openvino, runtimes
+from cyclegan_tf.export import litert, onnx, openvino
+from cyclegan_tf.inference import runtimes
 
 logger = logging.getLogger(__name__)
 
 # Variant name → (exporter, file suffix, quantize, runtime class, runtime options).
 VARIANTS = {
-    "onnxruntime-fp32": (onnx.export, ".onnx", "none", runtimes.OnnxRuntime, {}),
-    "onnxruntime-fp16": (onnx.export, ".onnx", "fp16", runtimes.OnnxRuntime, {}),
-    "onnxruntime-int8": (onnx.export, ".onnx", "int8", runtimes.OnnxRuntime, {}),
+    "onnxruntime-fp32": (onnx.write, ".onnx", "none", runtimes.OnnxRuntime, {}),
+    "onnxruntime-fp16": (onnx.write, ".onnx", "fp16", runtimes.OnnxRuntime, {}),
+    "onnxruntime-int8": (onnx.write, ".onnx", "int8", runtimes.OnnxRuntime, {}),
     "openvino-fp32": (
-        openvino.export,
+        openvino.write,
         ".xml",
         "none",
         runtimes.OpenVinoRuntime,
         {"precision": "f32"},
     ),
     "openvino-bf16": (
-        openvino.export,
+        openvino.write,
         ".xml",
         "none",
         runtimes.OpenVinoRuntime,
         {"precision": "bf16"},
     ),
     "openvino-fp16": (
-        openvino.export,
+        openvino.write,
         ".xml",
         "fp16",
         runtimes.OpenVinoRuntime,
         {"precision": "f16"},
     ),
     "openvino-int8": (
-        openvino.export,
+        openvino.write,
         ".xml",
         "int8",
         runtimes.OpenVinoRuntime,
         {"precision": "f32"},
     ),
     "openvino-int8-bf16": (
-        openvino.export,
+        openvino.write,
         ".xml",
         "int8",
         runtimes.OpenVinoRuntime,
         {"precision": "bf16"},
     ),
-    "litert-fp32": (litert.export, ".tflite", "none", runtimes.LiteRtRuntime, {}),
-    "litert-fp16": (litert.export, ".tflite", "fp16", runtimes.LiteRtRuntime, {}),
-    "litert-int8": (litert.export, ".tflite", "int8", runtimes.LiteRtRuntime, {}),
+    "litert-fp32": (litert.write, ".tflite", "none", runtimes.LiteRtRuntime, {}),
+    "litert-fp16": (litert.write, ".tflite", "fp16", runtimes.LiteRtRuntime, {}),
+    "litert-int8": (litert.write, ".tflite", "int8", runtimes.LiteRtRuntime, {}),
 }
 FAMILIES = {
     "tensorflow": ("tensorflow",),
@@ -187,11 +187,11 @@ def measure_runtimes(runtimes_by_name, sizes=(256, 1024), repeats=7, reference="
 
 
 def format_rows(rows):
-    """A plain-text table of ``measure_runtimes`` rows."""
+    """A plain-text table of ``measure_runtimes`` rows, with the load average of each size."""
     lines = [
         f"{'runtime':20s} {'size':>5s} {'median s':>9s} {'min s':>7s} {'max err':>8s} {'mean err':>8s}"
     ]
-    for row in rows:
+    for index, row in enumerate(rows):
         error = (
             f"{row['max_error']:8.2f} {row['mean_error']:8.3f}"
             if row["max_error"] is not None
@@ -200,59 +200,45 @@ def format_rows(rows):
         lines.append(
             f"{row['runtime']:20s} {row['size']:5d} {row['median_s']:9.3f} {row['min_s']:7.3f} {error}"
         )
+        if index + 1 == len(rows) or rows[index + 1]["size"] != row["size"]:
+            lines.append(
+                f"  load average (1 min) before/after {row['size']}px: "
+                f"{row['load_before']:.2f} / {row['load_after']:.2f}"
+            )
     return "\n".join(lines)
 
 
-def main(argv=None):
-    """Exports a random-weight generator to the chosen variants and prints their latencies."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runtimes", default="tensorflow,onnxruntime,openvino,litert")
-    parser.add_argument("--sizes", default="256,1024")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--ngf", type=int, default=64)
-    parser.add_argument("--n-res-blocks", type=int, default=9)
-    parser.add_argument(
-        "--workdir", default=None, help="Where exports go (default: a temporary folder)."
-    )
-    parser.add_argument("--json", default=None, help="Also write the rows to this file.")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+def compare_runtimes(generator, names, sizes=(256, 1024), repeats=7, threads=None, workdir=None):
+    """Exports ``generator`` as each named variant and measures them side by side.
 
-    import keras
+    The int8 variants are calibrated on eight synthetic fruit images of 256x256 (the apple domain),
+    written into the working folder.
 
+    Args:
+        generator: a ``keras.Model`` generator (images in [-1, 1]).
+        names: variant or family names (see ``expand_runtimes``); the first is the error reference.
+        sizes: ints, square image sides.
+        repeats: int, timed rounds per size.
+        threads: int or None, threads of every runtime (default: all CPUs).
+        workdir: str or None, where the exports go (default: a temporary folder, deleted afterwards).
+
+    Returns:
+        The rows of ``measure_runtimes`` for every size, in order.
+    """
     from cyclegan_tf.data.synthetic import write_synthetic_dataset
-    from cyclegan_tf.models import resnet_generator
 
-    keras.utils.set_random_seed(0)
-    generator = resnet_generator(ngf=args.ngf, n_res_blocks=args.n_res_blocks)
-    with tempfile.TemporaryDirectory() as temporary:
-        workdir = args.workdir or temporary
+    with tempfile.TemporaryDirectory(prefix="cyclegan-runtimes-") as temporary:
+        workdir = workdir or temporary
         os.makedirs(workdir, exist_ok=True)
         fruit = write_synthetic_dataset(
             os.path.join(workdir, "fruit"), size=256, n_train=8, n_test=1, seed=0
         )
         loaded = prepare_runtimes(
-            generator,
-            args.runtimes.split(","),
-            workdir,
-            calibration_images=os.path.join(fruit, "trainA"),
-            threads=args.threads,
+            generator, names, workdir, os.path.join(fruit, "trainA"), threads=threads
         )
         rows = []
-        for size in (int(size) for size in args.sizes.split(",")):
-            size_rows = measure_runtimes(loaded, [size], args.repeats, reference=next(iter(loaded)))
-            print(format_rows(size_rows), flush=True)
-            print(
-                f"load average (1 min) before/after: {size_rows[0]['load_before']:.2f} / "
-                f"{size_rows[0]['load_after']:.2f}",
-                flush=True,
-            )
+        for size in sizes:
+            size_rows = measure_runtimes(loaded, [size], repeats, reference=next(iter(loaded)))
+            logger.info("Measured %d px:\n%s", size, format_rows(size_rows))
             rows.extend(size_rows)
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(rows, file, indent=1)
-
-
-if __name__ == "__main__":
-    main()
+    return rows

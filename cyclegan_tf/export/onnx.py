@@ -20,9 +20,9 @@ import collections
 import os
 import tempfile
 
-from cyclegan_tf.formats import graph
-from cyclegan_tf.formats._deps import require
-from cyclegan_tf.formats.calibration import calibration_batches
+from cyclegan_tf.export import pixel_graph, versions
+from cyclegan_tf.export.calibration import calibration_batches
+from cyclegan_tf.export.dependencies import require
 
 OPSET = 17
 OUTPUT_NAME = "translated"
@@ -31,7 +31,7 @@ _DYNAMIC_DIMENSIONS = ("batch", "height", "width")
 _INT8_OP_TYPES = ("Conv", "ConvTranspose")
 
 
-def export(generator, path, quantize="none", image_size=None, calibration_images=None):
+def write(generator, path, quantize="none", image_size=None, calibration_images=None):
     """Writes ``generator`` as an ONNX model.
 
     Args:
@@ -50,7 +50,7 @@ def export(generator, path, quantize="none", image_size=None, calibration_images
             calibration images.
         MissingDependencyError: without the ``[onnx]`` extra.
     """
-    graph.check_quantize(quantize)
+    pixel_graph.check_quantize(quantize)
     if not str(path).endswith(".onnx"):
         raise ValueError(f"The ONNX path must end in .onnx. Received: path={path!r}")
     path = os.fspath(path)
@@ -61,10 +61,10 @@ def export(generator, path, quantize="none", image_size=None, calibration_images
         batches = calibration_batches(calibration_images, image_size)
     with tempfile.TemporaryDirectory() as workdir:
         float_path = os.path.join(workdir, "float32.onnx")
-        graph.pixel_model(generator).export(
+        pixel_graph.pixel_model(generator).export(
             float_path,
             format="onnx",
-            input_signature=graph.input_signature(image_size),
+            input_signature=pixel_graph.input_signature(image_size),
             opset_version=OPSET,
             verbose=False,
         )
@@ -78,6 +78,32 @@ def export(generator, path, quantize="none", image_size=None, calibration_images
         else:
             onnx.save(model, path)
     return path
+
+
+def suffix(quantize="none", image_size=None, **unused_options):
+    """What follows the version number: ``.onnx``, ``.int8.onnx``, ``.256x256.onnx``."""
+    pixel_graph.check_quantize(quantize)
+    size = pixel_graph.check_image_size(image_size) if image_size is not None else None
+    return versions.variant_suffix(".onnx", quantize, size)
+
+
+def export(generator, export_dir, model_name, version=None, **options):
+    """Writes ``generator`` as ``export_dir/model_name/<version>.onnx`` (see ``suffix``).
+
+    Args:
+        generator: a ``keras.Model`` mapping images in [-1, 1] to images in [-1, 1].
+        export_dir: str, the base path (local, ``gs://`` or ``ram://``).
+        model_name: str, the served name.
+        version: int or None, the version (see ``versions.default_version``).
+        **options: ``quantize``, ``image_size``, ``calibration_images`` (see ``write``).
+
+    Returns:
+        str, the file written.
+    """
+    _, target = versions.version_path(export_dir, model_name, version, suffix(**options))
+    return versions.publish(
+        lambda path: write(generator, path, **options), target, local_writer=True
+    )
 
 
 def _name_inputs_and_outputs(model):
@@ -165,7 +191,7 @@ def _quantize_int8(float_path, path, batches):
 
         def get_next(self):
             batch = next(self._batches, None)
-            return None if batch is None else {graph.INPUT_NAME: batch}
+            return None if batch is None else {pixel_graph.INPUT_NAME: batch}
 
     quantization.quantize_static(
         float_path,

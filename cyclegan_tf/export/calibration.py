@@ -10,6 +10,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_tf import io
+from cyclegan_tf.errors import OptionError
+from cyclegan_tf.export import pixel_graph
+
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
@@ -30,10 +34,13 @@ def calibration_batches(images, image_size=None, limit=16):
         ValueError: if there are no images or one is not ``[height, width, 3]``.
     """
     if images is None:
-        raise ValueError(
-            'quantize="int8" needs calibration_images: a few images of the input domain '
-            "(a folder or an array [n, height, width, 3] in [0, 255]). Received: calibration_images=None"
+        raise OptionError(
+            "calibration_images",
+            "quantize='int8' needs a few images of the generator's input domain (a folder or an "
+            "array [n, height, width, 3] in [0, 255])",
         )
+    if image_size is not None:
+        image_size = pixel_graph.check_image_size(image_size)
     if isinstance(images, (str, os.PathLike)):
         images = _read_folder(os.fspath(images), limit)
     batches = []
@@ -47,17 +54,17 @@ def calibration_batches(images, image_size=None, limit=16):
             image = tf.image.resize(image, image_size, antialias=True).numpy()
         batches.append(np.clip(image, 0.0, 255.0)[None])
     if not batches:
-        raise ValueError("calibration_images holds no images")
+        raise OptionError("calibration_images", "holds no images")
     return batches
 
 
 def _read_folder(folder, limit):
-    if not os.path.isdir(folder):
-        raise ValueError(f"calibration_images folder does not exist. Received: {folder!r}")
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(_IMAGE_EXTENSIONS))[:limit]
+    if not io.isdir(folder):
+        raise OptionError("calibration_images", f"no such folder: {folder}")
+    names = sorted(n for n in io.listdir(folder) if n.lower().endswith(_IMAGE_EXTENSIONS))[:limit]
     return [
         tf.io.decode_image(
-            tf.io.read_file(os.path.join(folder, name)), channels=3, expand_animations=False
+            io.read_bytes(io.join(folder, name)), channels=3, expand_animations=False
         ).numpy()
         for name in names
     ]

@@ -2,6 +2,8 @@
 
 import importlib
 
+from cyclegan_tf.errors import MissingDependencyError, first_line
+
 # The pip extra that installs each optional module (see ``setup.cfg``).
 _EXTRAS = {
     "tf2onnx": "onnx",
@@ -13,10 +15,6 @@ _EXTRAS = {
     "nncf": "openvino",
     "ai_edge_litert.interpreter": "litert",
 }
-
-
-class MissingDependencyError(ImportError):
-    """An optional package of an export format is not installed."""
 
 
 def require(module, purpose):
@@ -38,5 +36,5 @@ def require(module, purpose):
         extra = _EXTRAS[module]
         raise MissingDependencyError(
             f"{purpose} needs the [{extra}] extra: pip install 'cyclegan_tf[{extra}]' "
-            f"(could not import {module}: {error})"
+            f"(could not import {module}: {first_line(error)})"
         ) from None
