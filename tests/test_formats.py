@@ -1,7 +1,9 @@
 """The ONNX, OpenVINO and LiteRT exports against the Keras generator, each in its own runtime."""
 
+import base64
 import importlib.util
 import os
+import shutil
 import sys
 
 import keras
@@ -206,3 +208,117 @@ def test_bad_arguments_say_what_was_received(generator, tmp_path):
         inference.load_runtime(str(tmp_path / "g.tflite"), precision="bf16")
     with pytest.raises(ValueError, match=r"\[batch, height, width, 3\]"):
         runtimes.check_pixels(np.zeros((8, 8, 3)))
+
+
+@pytest.fixture(scope="module")
+def served_exports(exported, tmp_path_factory):
+    """A model base path with ``apple2orange/1.onnx`` and ``apple2orange/1.openvino/`` (copies)."""
+    model_dir = tmp_path_factory.mktemp("served_exports") / "apple2orange"
+    model_dir.mkdir()
+    shutil.copy(exported("onnx", "none"), model_dir / "1.onnx")
+    xml = exported("openvino", "none")
+    (model_dir / "1.openvino").mkdir()
+    shutil.copy(xml, model_dir / "1.openvino" / "model.xml")
+    shutil.copy(xml[: -len(".xml")] + ".bin", model_dir / "1.openvino" / "model.bin")
+    return str(model_dir.parent)
+
+
+def test_server_serves_an_export_with_tf_servings_api(served_exports, generator):
+    import requests
+
+    from cyclegan_tf.serving.process import ServerProcess
+
+    pixels = np.random.default_rng(5).integers(0, 256, (2, 12, 20, 3)).astype("float32")
+    expected = inference.translate_pixels(generator, pixels).numpy()
+    args = [
+        "--format",
+        "openvino",
+        "--file-system-poll-wait-seconds",
+        "0",
+        "--log-level",
+        "warning",
+    ]
+    with ServerProcess(served_exports, args, ready_model="apple2orange") as server:
+        url = f"{server.url}/v1/models/apple2orange"
+        response = requests.post(f"{url}:predict", json={"instances": pixels.tolist()}, timeout=60)
+        assert response.status_code == 200, response.text
+        translated = np.array(response.json()["predictions"])
+        assert np.abs(translated - expected).max() <= FLOAT32_TOLERANCE
+        metadata = requests.get(f"{url}/metadata", timeout=30).json()
+        assert metadata["model_spec"]["version"] == "1"
+        images = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+        assert images["inputs"]["images"]["dtype"] == "DT_FLOAT"
+        assert [d["size"] for d in images["inputs"]["images"]["tensor_shape"]["dim"]] == [
+            "-1",
+            "-1",
+            "-1",
+            "3",
+        ]
+        assert server.alive()
+
+
+def test_registry_serves_both_signatures_of_an_onnx_export(served_exports, generator):
+    import io as bytes_io
+
+    from PIL import Image
+
+    from cyclegan_tf.serving import predict
+    from cyclegan_tf.serving.exported import ExportSource
+    from cyclegan_tf.serving.registry import ModelRegistry
+
+    registry = ModelRegistry(served_exports, poll_seconds=0, source=ExportSource("onnx"))
+    registry.refresh()
+    served = registry.get("apple2orange")
+    assert served.path.endswith("1.onnx")
+    pixels = np.random.default_rng(6).integers(0, 256, (1, 9, 7, 3)).astype("float32")
+    expected = inference.translate_pixels(generator, pixels).numpy()
+    response = predict.predict(served, {"inputs": {"images": pixels.tolist()}}, 64 * 64)
+    assert np.abs(np.array(response["outputs"]) - expected).max() <= FLOAT32_TOLERANCE
+    buffer = bytes_io.BytesIO()
+    Image.fromarray(pixels[0].astype(np.uint8)).save(buffer, format="PNG")
+    request = {
+        "signature_name": "translate_bytes",
+        "instances": [{"b64": base64.b64encode(buffer.getvalue()).decode()}],
+    }
+    (prediction,) = predict.predict(served, request, 64 * 64)["predictions"]
+    png = Image.open(bytes_io.BytesIO(base64.b64decode(prediction["b64"])))
+    assert png.size == (7, 9)
+    assert np.abs(np.asarray(png, np.float32) - np.round(expected[0])).max() <= 1.0
+    assert (
+        ModelRegistry(served_exports, 0, ExportSource("litert")).source.versions(
+            os.path.join(served_exports, "apple2orange")
+        )
+        == []
+    )
+
+
+def test_translate_cli_runs_an_export(served_exports, generator, tmp_path, capsys):
+    from PIL import Image
+
+    from cyclegan_tf.cli import translate as translate_cli
+
+    pixels = np.random.default_rng(7).integers(0, 256, (10, 14, 3)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "apple.png")
+    expected = inference.translate_pixels(generator, pixels[None].astype("float32")).numpy()[0]
+    model = os.path.join(served_exports, "apple2orange", "1.openvino")
+    argv = ["--model", model, "--input", str(tmp_path / "apple.png"), "--output"]
+    assert translate_cli.main([*argv, str(tmp_path / "out"), "--precision", "bf16"]) == 0
+    translated = np.asarray(Image.open(tmp_path / "out" / "apple.png"), np.float32)
+    assert translated.shape == pixels.shape
+    assert 0.01 < np.abs(translated - np.round(expected)).mean() < 3.0  # bf16: close, not equal
+    keras_file = str(tmp_path / "g.keras")
+    generator.save(keras_file)
+    with pytest.raises(SystemExit):
+        translate_cli.main(
+            [
+                "--model",
+                keras_file,
+                "--input",
+                str(tmp_path),
+                "--output",
+                "o",
+                "--precision",
+                "bf16",
+            ]
+        )
+    assert "error: --precision: applies to exported" in capsys.readouterr().err
