@@ -322,3 +322,40 @@ def test_translate_cli_runs_an_export(served_exports, generator, tmp_path, capsy
             ]
         )
     assert "error: --precision: applies to exported" in capsys.readouterr().err
+
+
+def test_runtime_benchmark_names_and_rows():
+    from cyclegan_tf import runtime_benchmark
+
+    assert runtime_benchmark.expand_runtimes(["tensorflow", "litert", "litert-int8"]) == [
+        "tensorflow",
+        "litert-fp32",
+        "litert-fp16",
+        "litert-int8",
+    ]
+    with pytest.raises(ValueError, match="Unknown runtime 'tensorrt'"):
+        runtime_benchmark.expand_runtimes(["tensorrt"])
+
+    class Offset:
+        def __init__(self, offset):
+            self.offset = offset
+
+        def translate_pixels(self, images):
+            return images + self.offset
+
+    rows = runtime_benchmark.measure_runtimes(
+        {"reference": Offset(0.0), "shifted": Offset(2.0)},
+        sizes=(8, 12),
+        repeats=2,
+        reference="reference",
+    )
+    assert [(row["runtime"], row["size"]) for row in rows] == [
+        ("reference", 8),
+        ("shifted", 8),
+        ("reference", 12),
+        ("shifted", 12),
+    ]
+    assert rows[1]["max_error"] == pytest.approx(2.0, abs=1e-4) and rows[0]["max_error"] == 0.0
+    assert all(row["min_s"] <= row["median_s"] for row in rows)
+    table = runtime_benchmark.format_rows(rows)
+    assert "shifted" in table and "load average (1 min) before/after 12px" in table
