@@ -105,7 +105,10 @@ def format_table(report):
         f"{', XLA' if report['jit_compile'] else ''}, {report['replicas']} replica(s)"
     )
     width = max(len(label) for label, _ in rows)
+    # The runtime comparison has its own sizes and precisions (its table follows).
+    measured = ("train_step_s", "inference_s", "pipeline_images_per_s")
     lines = [f"{'setting'.ljust(width)}  {settings}"]
+    lines = lines if any(report.get(key) is not None for key in measured) else []
     lines += [f"{label.ljust(width)}  {value}" for label, value in rows]
     return "\n".join(lines)
 
