@@ -14,6 +14,9 @@ Keys of the report (``run_benchmark``'s dict and the ``--json`` file):
   ``tf.function`` (no image pool, no metrics); ``fit_overhead``: ``train_step_s / handwritten_step_s - 1``.
 * ``float32_train_step_s`` and ``speedup_vs_float32`` with ``compare_float32`` under mixed precision.
 * ``inference_s``: median seconds for one image through the exported generator's ``serving_default``.
+* ``runtimes`` (with ``runtimes`` set, instead of ``inference_s``): one row per runtime variant and
+  image side (``runtime_sizes``): median and min seconds of one image, pixel error against the first
+  runtime, load average around it (see ``cyclegan_tf.runtime_benchmark``).
 * ``pipeline_images_per_s``: the ``tf.data`` train pipeline alone (JPEG files, decode to batch), in
   training pairs per second once its cache is warm; ``pipeline_first_pass_images_per_s`` includes decoding.
 * ``peak_rss_mb``: the process's peak resident memory; ``device``: CPU model, GPU name, versions.
@@ -60,6 +63,9 @@ class BenchmarkOptions:
         compare_handwritten: bool, also time the hand-written step. Defaults to True.
         ngf, ndf, n_res_blocks: the networks (the reference's by default).
         inference_runs: int, timed runs of the exported generator. Defaults to 20.
+        runtimes: tuple of str, runtime variants to compare instead (``runtime_benchmark``).
+        runtime_sizes: tuple of int, square image sides for ``runtimes``. Defaults to (256, 1024).
+        threads: int or None, threads of each runtime in ``runtimes`` (default: all CPUs).
         pipeline_images: int, training images per domain written for the pipeline. Defaults to 64.
         pipeline_batches: int, batches timed per pipeline measurement. Defaults to 200.
         parts: tuple of ``PARTS`` to measure. Defaults to all.
@@ -81,6 +87,9 @@ class BenchmarkOptions:
     ndf: int = 64
     n_res_blocks: int = 9
     inference_runs: int = 20
+    runtimes: tuple = ()
+    runtime_sizes: tuple = (256, 1024)
+    threads: int | None = None
     pipeline_images: int = 64
     pipeline_batches: int = 200
     parts: tuple = PARTS
@@ -101,6 +110,10 @@ class BenchmarkOptions:
         unknown = sorted(set(self.parts) - set(PARTS))
         if unknown or not self.parts:
             raise ValueError(f"--parts must name some of {', '.join(PARTS)}. Received: {unknown}")
+        if self.runtimes:
+            from cyclegan_tf.runtime_benchmark import expand_runtimes
+
+            expand_runtimes(self.runtimes)
         if self.compare_float32 and not self.mixed_precision:
             raise ValueError("--compare-float32 needs --mixed-precision bf16 or fp16")
 
@@ -140,7 +153,11 @@ def run_benchmark(options):
     model = None
     if "train" in options.parts:
         model = _measure_training(options, strategy, report)
-    if "inference" in options.parts:
+    if "inference" in options.parts and options.runtimes:
+        report["runtimes"] = measure_runtimes(
+            model.generator_ab if model is not None else None, options
+        )
+    elif "inference" in options.parts:
         report["inference_s"] = measure_inference(
             model.generator_ab if model is not None else None, options
         )
@@ -347,6 +364,30 @@ def measure_inference(generator, options):
             options.inference_runs
         )
     return statistics.median(times)
+
+
+def measure_runtimes(generator, options):
+    """The exported generator in each of ``options.runtimes``, side by side (``runtime_benchmark``).
+
+    Args:
+        generator: a generator ``keras.Model``, or None to build the reference one (float32).
+        options: a ``BenchmarkOptions`` (``runtimes``, ``runtime_sizes``, ``inference_runs``,
+            ``threads``).
+
+    Returns:
+        A list of row dicts (see ``runtime_benchmark.measure_runtimes``).
+    """
+    from cyclegan_tf import runtime_benchmark
+
+    if generator is None:
+        generator = build_model(options, tf.distribute.get_strategy()).generator_ab
+    return runtime_benchmark.compare_runtimes(
+        generator,
+        options.runtimes,
+        options.runtime_sizes,
+        options.inference_runs,
+        threads=options.threads,
+    )
 
 
 def measure_pipeline(options):

@@ -35,3 +35,12 @@ class OptionError(ValueError):
         super().__init__(f"{option}: {message}")
         self.option = option
         self.message = message
+
+
+class MissingDependencyError(ImportError):
+    """An optional package is not installed; the message names the pip extra that installs it.
+
+    Example:
+        >>> str(MissingDependencyError("ONNX export needs the [onnx] extra: pip install 'cyclegan_tf[onnx]'"))
+        "ONNX export needs the [onnx] extra: pip install 'cyclegan_tf[onnx]'"
+    """

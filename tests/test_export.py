@@ -6,8 +6,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from test_formats import require_extra
 
-from cyclegan_tf import export
+from cyclegan_tf import export, inference
 from cyclegan_tf.cli import export as export_cli
 from cyclegan_tf.models import resnet_generator
 
@@ -115,3 +116,66 @@ def test_export_cli_from_a_run(tiny_run, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert export_cli.main(["--run", run, "--export-dir", base, "--name", "fruit"]) == 0
     assert os.listdir(os.path.join(base, "fruit_b2a")) == ["1"]
+
+
+def test_formats_sit_next_to_the_saved_models_under_one_version(tmp_path, synthetic_dir):
+    for format_name in ("onnx", "openvino", "litert"):
+        require_extra(format_name)
+    generator = resnet_generator(ngf=4, n_res_blocks=1)
+    base = str(tmp_path)
+
+    def export_as(format_name, **options):
+        path = export.export_generator(generator, base, "m", format=format_name, **options)
+        return os.path.relpath(path, os.path.join(base, "m"))
+
+    assert export_as("saved_model") == "1"
+    assert export_as("onnx") == "1.onnx"
+    assert export_as("litert", image_size=32) == "1.32x32.tflite"
+    assert export_as("openvino", quantize="fp16") == "1.fp16.openvino"
+    assert export_as("onnx") == "2.onnx"  # 1.onnx is taken: a new version
+    images = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    expected = inference.translate_pixels(generator, images).numpy()
+    for name, tolerance in (("1.onnx", 0.2), ("1.32x32.tflite", 0.2), ("1.fp16.openvino", 2.0)):
+        translated = inference.load_runtime(os.path.join(base, "m", name)).translate_pixels(images)
+        assert np.abs(translated - expected).max() <= tolerance, name
+    assert sorted(os.listdir(os.path.join(base, "m", "1.fp16.openvino"))) == [
+        "model.bin",
+        "model.xml",
+    ]
+
+
+def test_export_cli_formats_from_a_run_and_a_generator_file(tiny_run, tmp_path, capsys):
+    require_extra("onnx")
+    require_extra("litert")
+    run, _ = tiny_run
+    base = str(tmp_path / "exports")
+    argv = ["--run", run, "--export-dir", base, "--format", "onnx", "--quantize", "int8"]
+    assert export_cli.main(argv) == 0  # calibrated on the run's trainA/ and trainB/
+    assert os.listdir(os.path.join(base, "apple2orange")) == ["1.int8.onnx"]
+    assert os.listdir(os.path.join(base, "orange2apple")) == ["1.int8.onnx"]
+    generator_file = os.path.join(run, "models", "netG_A2B.keras")
+    argv = ["--generator", generator_file, "--export-dir", base, "--name", "apple2orange"]
+    assert export_cli.main([*argv, "--format", "litert", "--image-size", "64"]) == 0
+    assert "apple2orange: " + os.path.join(base, "apple2orange", "1.64x64.tflite") in (
+        capsys.readouterr().out
+    )
+    with pytest.raises(SystemExit):
+        export_cli.main([*argv, "--format", "litert", "--quantize", "int8"])
+    assert "error: --calibration-images: quantize='int8' needs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_cli.main([*argv, "--image-size", "64"])
+    assert "error: --image-size: the SavedModel takes any image size" in capsys.readouterr().err
+
+
+def test_export_cli_names_the_missing_extra_in_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # makes ``import openvino`` fail
+    run, _ = tiny_run
+    argv = ["--run", run, "--export-dir", str(tmp_path), "--format", "openvino"]
+    with pytest.raises(SystemExit) as exited:
+        export_cli.main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "cyclegan-export: error: OpenVINO export needs the [openvino] extra: "
+        "pip install 'cyclegan_tf[openvino]' (could not import openvino: import of openvino "
+        "halted; None in sys.modules)"
+    ]

@@ -1,9 +1,11 @@
-"""``cyclegan-benchmark`` / ``scripts/benchmark.py``: train-step, inference and pipeline speed.
+r"""``cyclegan-benchmark`` / ``scripts/benchmark.py``: train-step, inference and pipeline speed.
 
 Example::
 
     cyclegan-benchmark --image-size 256 --steps 10 --json float32.json
     cyclegan-benchmark --image-size 256 --mixed-precision bf16 --compare-float32 --json bf16.json
+    cyclegan-benchmark --parts inference --runtimes tensorflow,onnxruntime,openvino,litert \\
+        --runtime-sizes 256,1024 --inference-runs 7 --json runtimes.json
 """
 
 import argparse
@@ -67,6 +69,19 @@ def build_parser():
     parser.add_argument("--n-res-blocks", type=int, default=9, help="Residual blocks.")
     parser.add_argument("--inference-runs", type=int, default=20, help="Timed inference runs.")
     parser.add_argument(
+        "--runtimes",
+        default="",
+        help="With --parts inference: compare these runtimes side by side (families tensorflow, "
+        "onnxruntime, openvino, litert, or variants such as openvino-bf16); the first is the "
+        "pixel-error reference.",
+    )
+    parser.add_argument(
+        "--runtime-sizes", default="256,1024", help="With --runtimes: square image sides."
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="With --runtimes: threads (default: all CPUs)."
+    )
+    parser.add_argument(
         "--pipeline-images", type=int, default=64, help="JPEGs per domain for the pipeline."
     )
     parser.add_argument(
@@ -90,7 +105,10 @@ def format_table(report):
         f"{', XLA' if report['jit_compile'] else ''}, {report['replicas']} replica(s)"
     )
     width = max(len(label) for label, _ in rows)
+    # The runtime comparison has its own sizes and precisions (its table follows).
+    measured = ("train_step_s", "inference_s", "pipeline_images_per_s")
     lines = [f"{'setting'.ljust(width)}  {settings}"]
+    lines = lines if any(report.get(key) is not None for key in measured) else []
     lines += [f"{label.ljust(width)}  {value}" for label, value in rows]
     return "\n".join(lines)
 
@@ -118,6 +136,9 @@ def main(argv=None):
             ndf=args.ndf,
             n_res_blocks=args.n_res_blocks,
             inference_runs=args.inference_runs,
+            runtimes=tuple(name.strip() for name in args.runtimes.split(",") if name.strip()),
+            runtime_sizes=tuple(int(size) for size in args.runtime_sizes.split(",")),
+            threads=args.threads,
             pipeline_images=args.pipeline_images,
             pipeline_batches=args.pipeline_batches,
             parts=tuple(part.strip() for part in args.parts.split(",") if part.strip()),
@@ -129,6 +150,10 @@ def main(argv=None):
 
             io.write_text(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     print(format_table(report))
+    if report.get("runtimes"):
+        from cyclegan_tf.runtime_benchmark import format_rows
+
+        print(format_rows(report["runtimes"]))
     return 0
 
 

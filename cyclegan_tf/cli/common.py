@@ -30,7 +30,7 @@ def user_errors(prog, flags=None):
         flags: dict or None, library argument names whose flag is not ``--`` + the name with dashes
             (``{"model_path": "--model"}``).
     """
-    from cyclegan_tf.errors import OptionError, first_line
+    from cyclegan_tf.errors import MissingDependencyError, OptionError, first_line
 
     try:
         yield
@@ -38,7 +38,7 @@ def user_errors(prog, flags=None):
         message = error.message.strip().splitlines()[0] if error.message.strip() else ""
         print(f"{prog}: error: {flag_name(error.option, flags)}: {message}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, MissingDependencyError) as error:
         print(f"{prog}: error: {first_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

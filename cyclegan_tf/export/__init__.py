@@ -1,13 +1,34 @@
 """Exporting generators for serving and deployment.
 
-``EXPORT_DIR/<model_name>/<version>/`` is a SavedModel in TF Serving's layout (``saved_model``); every
-format is one module listed in ``FORMATS`` with ``export(generator, export_dir, model_name, version=None,
-**options)`` and ``suffix(**options)`` (what follows the version number in the written name). A run's two generators are exported under the names of
-``versions.model_names`` with one shared version number.
+``EXPORT_DIR/<model_name>/<version>/`` is a SavedModel in TF Serving's layout (``saved_model``); the other
+formats sit beside it: ``<version>.onnx`` (``onnx``), ``<version>.openvino/model.xml`` (``openvino``),
+``<version>.tflite`` (``litert``), with ``.fp16``/``.int8`` and a fixed ``.HxW`` size marked before the
+ending. Every format is one module listed in ``FORMATS`` with ``export(generator, export_dir, model_name,
+version=None, **options)`` and ``suffix(**options)`` (what follows the version number in the written
+name). A run's two generators are exported under the names of ``versions.model_names`` with one shared
+version number.
+
+Every format holds the graph of the SavedModel's ``serving_default`` (``pixel_graph``): float32
+``[batch, height, width, 3]`` pixels in [0, 255] in, translated pixels in [0, 255] out. The ONNX,
+OpenVINO and LiteRT converters are optional: ``pip install 'cyclegan_tf[onnx]'`` (``[openvino]``,
+``[litert]``); without one, ``MissingDependencyError`` names the extra.
+
+Example:
+    ```python
+    from cyclegan_tf import export
+
+    export.export_generator(generator, "saved_models", "apple2orange", format="onnx")
+    export.export_generator(
+        generator, "saved_models", "apple2orange", format="openvino", quantize="int8",
+        calibration_images="data/apple2orange/trainA",
+    )
+    ```
 """
 
 from cyclegan_tf import io
-from cyclegan_tf.export import saved_model, versions
+from cyclegan_tf.errors import MissingDependencyError
+from cyclegan_tf.export import litert, onnx, openvino, saved_model, versions
+from cyclegan_tf.export.pixel_graph import QUANTIZE_MODES
 from cyclegan_tf.export.versions import (
     check_model_name,
     existing_versions,
@@ -16,7 +37,7 @@ from cyclegan_tf.export.versions import (
     next_version,
 )
 
-FORMATS = {"saved_model": saved_model}
+FORMATS = {"saved_model": saved_model, "onnx": onnx, "openvino": openvino, "litert": litert}
 
 
 def export_generator(
@@ -28,9 +49,11 @@ def export_generator(
         generator: a ``keras.Model`` mapping images in [-1, 1] to the same shape.
         export_dir: str, the base path.
         model_name: str, the served name.
-        version: int or None, the version (default: one above the highest of any format).
+        version: int or None, the version (default: ``versions.default_version``: a new one for a
+            SavedModel, the latest SavedModel's for the other formats when still free).
         format: str, one of ``FORMATS``. Defaults to ``"saved_model"``.
-        **options: format options (see each format's module).
+        **options: format options: ``quantize`` (``"none"``, ``"fp16"``, ``"int8"``), ``image_size``
+            and ``calibration_images`` (see each format's ``write``).
 
     Returns:
         str, the path written.
@@ -49,6 +72,16 @@ def export_pair(
 ):  # noqa: A002
     """Exports both generators of a run under their served names with one version number.
 
+    Args:
+        generator_ab: the A→B generator, exported as ``model_names(run_name)[0]``.
+        generator_ba: the B→A generator.
+        export_dir: str, the base path.
+        run_name: str, the run's name (see ``model_names``).
+        version: int or None, the version of both (see ``export_generator``).
+        format: str, one of ``FORMATS``.
+        **options: format options; ``calibration_images`` may be a pair ``(a_images, b_images)``:
+            each generator is calibrated on its own input domain.
+
     Returns:
         A dict ``{model_name: path}``.
 
@@ -56,20 +89,27 @@ def export_pair(
         ValueError: if either path is taken; nothing is written then.
     """
     names = model_names(run_name)
-    if version is None:
-        version = max(next_version(io.join(export_dir, name)) for name in names)
     suffix = _format(format).suffix(**options)
+    if version is None:
+        version = versions.default_version([io.join(export_dir, name) for name in names], suffix)
     for name in names:
         # Checks both before writing either, so a clash leaves no half-exported pair.
         versions.version_path(export_dir, name, version, suffix)
+    calibration = options.pop("calibration_images", None)
+    if not isinstance(calibration, (tuple, list)):
+        calibration = (calibration, calibration)
     return {
-        name: export_generator(generator, export_dir, name, version, format, **options)
-        for name, generator in zip(names, (generator_ab, generator_ba))
+        name: export_generator(
+            generator, export_dir, name, version, format, calibration_images=images, **options
+        )
+        for name, generator, images in zip(names, (generator_ab, generator_ba), calibration)
     }
 
 
 __all__ = [
     "FORMATS",
+    "QUANTIZE_MODES",
+    "MissingDependencyError",
     "check_model_name",
     "existing_versions",
     "export_generator",

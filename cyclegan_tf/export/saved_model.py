@@ -13,6 +13,7 @@ Each SavedModel has two signatures:
 import keras
 import tensorflow as tf
 
+from cyclegan_tf.errors import OptionError
 from cyclegan_tf.export import versions
 from cyclegan_tf.inference.generator import IMAGES_SPEC, translate_pixels
 
@@ -50,8 +51,20 @@ def build_archive(generator):
     return archive
 
 
-def suffix(**unused_options):
-    """A SavedModel is the numeric version folder itself: no suffix."""
+def suffix(quantize="none", image_size=None, **unused_options):
+    """A SavedModel is the numeric version folder itself: no suffix.
+
+    Raises:
+        OptionError: for a ``quantize`` other than ``"none"`` or an ``image_size``: the SavedModel is
+            float32 and takes any size (the other formats offer both).
+    """
+    if quantize != "none":
+        raise OptionError(
+            "quantize",
+            f"the SavedModel is float32 only (try format='openvino'). Received: {quantize!r}",
+        )
+    if image_size is not None:
+        raise OptionError("image_size", "the SavedModel takes any image size; only litert fixes it")
     return ""
 
 
@@ -63,7 +76,8 @@ def export(generator, export_dir, model_name, version=None, **unused_options):
         export_dir: str, the base path (e.g. ``saved_models``; local, ``gs://`` or ``ram://``).
         model_name: str, the served model name.
         version: int or None, the version; default one above the highest present (1 for a new model).
-        **unused_options: options of other formats (``quantize``, ``image_size``), ignored here.
+        **unused_options: options of other formats; ``quantize`` must be ``"none"`` and
+            ``image_size`` None (see ``suffix``), ``calibration_images`` is ignored.
 
     Returns:
         str, the version folder written.
@@ -72,7 +86,9 @@ def export(generator, export_dir, model_name, version=None, **unused_options):
         ValueError: if ``export_dir`` or the model folder is a file, or ``version`` already exists or is
             not a positive integer. Nothing is overwritten.
     """
-    version, target = versions.version_path(export_dir, model_name, version, suffix())
+    version, target = versions.version_path(
+        export_dir, model_name, version, suffix(**unused_options)
+    )
 
     def write(path):
         build_archive(generator).write_out(path, verbose=False)

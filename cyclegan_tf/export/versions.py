@@ -1,13 +1,15 @@
 """Served names and version numbers, shared by every export format.
 
 ``EXPORT_DIR/<model_name>/<version>/`` is TF Serving's layout (a SavedModel per numeric folder); the other
-formats sit next to it as ``<version>.<suffix>`` (``1.onnx``, ``1.tflite``, ``1.openvino/``), so one
-version number names the same generator in every format. Versions only grow and are never overwritten.
+formats sit next to it as ``<version><suffix>`` (``1.onnx``, ``1.int8.onnx``, ``1.256x256.tflite``,
+``1.openvino/``), so one version number names the same generator in every format. Versions only grow and
+are never overwritten.
 """
 
 import logging
 import os
 import re
+import tempfile
 
 from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError
@@ -81,6 +83,48 @@ def next_version(model_dir):
     return used[-1] + 1 if used else 1
 
 
+def default_version(model_dirs, suffix=""):
+    """The version an export takes when none is given.
+
+    A SavedModel (``suffix`` empty) takes a new version, one above the highest of any format. Another
+    format goes next to the highest version present when that version has no such file yet (so
+    ``1.onnx`` joins ``1/``), else it takes a new version too.
+
+    Args:
+        model_dirs: str or list of str, the model base folders that share the version (a run's pair).
+        suffix: str, what follows the version number in the written name.
+
+    Returns:
+        int, the version.
+    """
+    model_dirs = [model_dirs] if isinstance(model_dirs, str) else list(model_dirs)
+    latest = max((max(used_versions(folder), default=0) for folder in model_dirs), default=0)
+    if (
+        suffix
+        and latest
+        and not any(io.exists(io.join(folder, f"{latest}{suffix}")) for folder in model_dirs)
+    ):
+        return latest
+    return latest + 1
+
+
+def variant_suffix(extension, quantize="none", image_size=None):
+    """What follows the version number for an export variant: ``.int8.onnx``, ``.256x256.tflite``.
+
+    Args:
+        extension: str, the format's ending (``".onnx"``).
+        quantize: str, ``"none"`` (no mark), ``"fp16"`` or ``"int8"``.
+        image_size: None, or ``(height, width)`` of a fixed-size export.
+
+    Example:
+        >>> variant_suffix(".tflite", "int8", (256, 256))
+        '.256x256.int8.tflite'
+    """
+    marks = [f"{image_size[0]}x{image_size[1]}"] if image_size is not None else []
+    marks += [quantize] if quantize != "none" else []
+    return "".join(f".{mark}" for mark in marks) + extension
+
+
 def version_path(export_dir, model_name, version, suffix=""):
     """``export_dir/model_name/<version><suffix>``, checked to be free.
 
@@ -103,7 +147,7 @@ def version_path(export_dir, model_name, version, suffix=""):
         if io.exists(path) and not io.isdir(path):
             raise ValueError(f"export path {path} is a file, not a folder")
     if version is None:
-        version = next_version(model_dir)
+        version = default_version(model_dir, suffix)
     if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
         raise ValueError(f"version must be a positive integer. Received: version={version!r}")
     target = io.join(model_dir, f"{version}{suffix}")
@@ -112,7 +156,7 @@ def version_path(export_dir, model_name, version, suffix=""):
     return version, target
 
 
-def publish(write, target, last_file=None):
+def publish(write, target, last_file=None, local_writer=False):
     """Writes an export through ``write(tmp)`` and moves it to ``target`` only once it is complete.
 
     A server polling the base path never sees half a version: the export is written to a hidden
@@ -125,16 +169,25 @@ def publish(write, target, last_file=None):
         target: str, from ``version_path``.
         last_file: str or None, for folders: the file that marks the folder complete
             (``saved_model.pb``).
+        local_writer: bool, ``write`` can only write local files (the ONNX, OpenVINO and LiteRT
+            converters): for another filesystem it writes into a local temporary folder first.
 
     Returns:
         str, ``target``.
     """
     io.makedirs(io.dirname(target))
-    tmp = io.temporary_sibling(target) + os.path.splitext(io.basename(target))[1]
-    try:
-        write(tmp)
-        io.move(tmp, target, last_file)
-    finally:
-        io.rmtree(tmp) if io.isdir(tmp) else io.remove(tmp)
+    ending = os.path.splitext(io.basename(target))[1]
+    if local_writer and not io.is_local(target):
+        with tempfile.TemporaryDirectory() as folder:
+            tmp = os.path.join(folder, f"export{ending}")
+            write(tmp)
+            io.move(tmp, target, last_file)
+    else:
+        tmp = io.temporary_sibling(target) + ending
+        try:
+            write(tmp)
+            io.move(tmp, target, last_file)
+        finally:
+            io.rmtree(tmp) if io.isdir(tmp) else io.remove(tmp)
     logger.info("Exported %s", target)
     return target

@@ -18,6 +18,7 @@ from cyclegan_tf.inference.loading import (
     resolve_model_path,
 )
 from cyclegan_tf.inference.padding import MIN_SIZE, crop_to, pad_to_multiple
+from cyclegan_tf.inference.runtimes import load_runtime
 
 __all__ = [
     "MIN_SIZE",
@@ -26,6 +27,7 @@ __all__ = [
     "SavedModelTranslator",
     "crop_to",
     "load_generator",
+    "load_runtime",
     "load_translator",
     "pad_to_multiple",
     "resolve_model_path",

@@ -1,4 +1,6 @@
-"""Loading whatever a user points at as a translator: a generator ``.keras`` file or a SavedModel.
+"""Loading whatever a user points at as a translator: a ``.keras`` file, a SavedModel, or an export.
+
+Exported ``.onnx``, ``.openvino`` (``.xml``) and ``.tflite`` models run in their own runtime (``runtimes``).
 
 Every translator has ``translate_pixels(images)``: ``[batch, H, W, 3]`` pixels in [0, 255] in, float32
 pixels in [0, 255] of the same size out.
@@ -10,6 +12,7 @@ import tensorflow as tf
 from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.export.versions import SAVED_MODEL_FILE, existing_versions
+from cyclegan_tf.inference import runtimes
 from cyclegan_tf.inference.generator import CompiledGenerator
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -51,12 +54,15 @@ def resolve_model_path(model_path):
         model_path: str, what the user passed.
 
     Returns:
-        ``(kind, path)`` with kind ``"keras"`` or ``"saved_model"``; a base folder resolves to its
-        highest numeric version.
+        ``(kind, path)`` with kind ``"keras"``, ``"saved_model"`` or ``"exported"`` (a file whose
+        ending names its runtime, see ``runtimes.runtime_class``); a base folder resolves to its
+        highest numeric SavedModel version.
 
     Raises:
         OptionError: if nothing loadable is there, naming what was found.
     """
+    if runtimes.runtime_class(model_path) is not None and io.exists(model_path):
+        return "exported", model_path
     if io.isfile(model_path):
         if not _is_keras_file(model_path):
             raise OptionError("model_path", f"{model_path} is not a .keras model file")
@@ -77,16 +83,25 @@ def resolve_model_path(model_path):
     )
 
 
-def load_translator(model_path):
-    """Loads a generator ``.keras`` file, a SavedModel version folder or a model base folder.
+def load_translator(model_path, **runtime_options):
+    """Loads a generator ``.keras`` file, a SavedModel version folder, a model base folder or an export.
 
     Args:
-        model_path: str, the path (local, ``gs://`` or ``ram://``).
+        model_path: str, the path (local, ``gs://`` or ``ram://``; exported files local only).
+        **runtime_options: for an exported file, its runtime's options (``precision`` for OpenVINO,
+            ``threads``); see ``runtimes``.
 
     Returns:
-        A ``KerasTranslator`` or ``SavedModelTranslator``.
+        A ``KerasTranslator``, ``SavedModelTranslator`` or a runtime of ``runtimes``.
     """
     kind, resolved = resolve_model_path(model_path)
+    if kind == "exported":
+        return runtimes.load_runtime(resolved, **runtime_options)
+    if runtime_options:
+        raise OptionError(
+            next(iter(runtime_options)),
+            f"applies to exported .onnx, .openvino (.xml) and .tflite models only, not {model_path}",
+        )
     if kind == "keras":
         return KerasTranslator(load_generator(resolved))
     return SavedModelTranslator(resolved)

@@ -56,7 +56,7 @@ class ServedVersion:
         return dict(self.signatures[signature_name].structured_outputs)
 
 
-def _message_to_dict(message):
+def message_to_dict(message):
     """A proto as TF Serving's REST API prints it: proto field names, default values included."""
     try:
         return json_format.MessageToDict(
@@ -85,7 +85,7 @@ def read_signature_defs(version_dir):
     meta_graph = (meta_graphs or list(saved_model.meta_graphs))[0]
     return {
         "signature_def": {
-            name: _message_to_dict(signature)
+            name: message_to_dict(signature)
             for name, signature in sorted(meta_graph.signature_def.items())
         }
     }
@@ -104,6 +104,26 @@ def load_version(name, version, path):
     )
 
 
+class SavedModelSource:
+    """``<version>/saved_model.pb`` folders, loaded with ``tf.saved_model.load``."""
+
+    def versions(self, model_dir):
+        """Sorted version numbers present in ``model_dir``."""
+        return existing_versions(model_dir)
+
+    def path(self, model_dir, version):
+        """The version's folder."""
+        return io.join(model_dir, str(version))
+
+    def marker(self, path):
+        """The file whose modification time marks the version complete and changed."""
+        return io.join(path, SAVED_MODEL_FILE)
+
+    def load(self, name, version, path):
+        """A ``registry.ServedVersion``."""
+        return load_version(name, version, path)
+
+
 class ModelRegistry:
     """The models under a base path, each served at its highest loadable version.
 
@@ -111,6 +131,8 @@ class ModelRegistry:
         base_path: str, the folder holding one subfolder per model.
         poll_seconds: float, seconds between rescans once ``start_polling`` is called; 0 or less scans
             only at start, like TF Serving's ``--file_system_poll_wait_seconds=0``. Defaults to 1.
+        source: what a version is: None for SavedModels, or an ``exported.ExportSource`` to serve
+            ``<version>.onnx`` (``.openvino``, ``.tflite``) exports through their runtime.
 
     Example:
         >>> registry = ModelRegistry("saved_models")
@@ -119,8 +141,9 @@ class ModelRegistry:
         1
     """
 
-    def __init__(self, base_path, poll_seconds=1.0):
+    def __init__(self, base_path, poll_seconds=1.0, source=None):
         self.base_path = base_path
+        self.source = source or SavedModelSource()
         self.poll_seconds = float(poll_seconds)
         self._served = {}
         self._failed = {}  # (name, version) -> (saved_model.pb mtime, error message)
@@ -133,7 +156,8 @@ class ModelRegistry:
         """Rescans the base path: loads new highest versions, drops models whose folder is gone.
 
         A version that fails to load is reported in ``status`` and retried only once its
-        ``saved_model.pb`` changes; the previously served version stays in service meanwhile.
+        ``saved_model.pb`` (or exported file) changes; the previously served version stays in service
+        meanwhile.
 
         Raises:
             ValueError: if the base path is not a folder.
@@ -156,18 +180,18 @@ class ModelRegistry:
     def _refresh_model(self, name):
         model_dir = io.join(self.base_path, name)
         current = self._served.get(name)
-        for version in reversed(existing_versions(model_dir)):
+        for version in reversed(self.source.versions(model_dir)):
             if current is not None and version <= current.version:
                 return
-            path = io.join(model_dir, str(version))
-            mtime = io.mtime_ns(io.join(path, SAVED_MODEL_FILE))
+            path = self.source.path(model_dir, version)
+            mtime = io.mtime_ns(self.source.marker(path))
             if mtime is None:
-                continue  # not a SavedModel (yet)
+                continue  # not complete (yet)
             failure = self._failed.get((name, version))
             if failure is not None and failure[0] == mtime:
                 continue
             try:
-                served = load_version(name, version, path)
+                served = self.source.load(name, version, path)
             except Exception as error:  # a broken version must not take the server down
                 message = first_line(error)
                 logger.error("Could not load %s version %d: %s", name, version, message)

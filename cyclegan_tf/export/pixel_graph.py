@@ -1,0 +1,124 @@
+"""The graph every export format holds: pixels in [0, 255] in, translated pixels in [0, 255] out.
+
+It is the contract of the SavedModel's ``serving_default``: float32 ``[batch, height, width, 3]`` in
+[0, 255] of any height and width >= 1, reflection-padded in the graph to the generator's multiple of 4,
+scaled to [-1, 1], translated, cropped back and clipped to [0, 255]. The padding is plain gathers with
+computed indices, which tf2onnx, OpenVINO's TensorFlow frontend and the LiteRT converter all convert.
+
+The exported generator is a copy whose instance normalization is written as moments over height and
+width (``SpatialInstanceNormalization``). Keras' ``GroupNormalization`` reshapes to
+``[batch, height, width, groups, channels / groups]``; converters cannot move that 5-D reshape to the
+runtimes' channels-first layout, so every normalization got layout transposes around it and LiteRT's
+XNNPACK delegate left it to the reference kernels. The moments form converts to plain reductions and
+elementwise ops, which made the OpenVINO bf16 graph about 10x faster at 256x256 (see docs/formats.md).
+"""
+
+import keras
+import tensorflow as tf
+
+from cyclegan_tf.inference.generator import translate_pixels
+from cyclegan_tf.inference.padding import MIN_SIZE
+
+QUANTIZE_MODES = ("none", "fp16", "int8")
+INPUT_NAME = "images"
+
+
+class SpatialInstanceNormalization(keras.layers.GroupNormalization):
+    """``GroupNormalization`` with one group per channel, computed as moments over height and width.
+
+    The same function as the parent for NHWC inputs with ``groups`` equal to the channels; only the
+    graph differs (no 5-D reshape). Used for export only, by class substitution in ``export_generator``.
+    """
+
+    def call(self, inputs):
+        # ``centered / sqrt(variance)`` rather than ``centered * rsqrt(variance)``: OpenVINO 2026.4's CPU
+        # plugin computes an int8 convolution followed by the rsqrt form wrongly (mean error 29 of 255
+        # against 1.5 for this form, f32 and bf16 hints), and the two are equally fast.
+        centered = inputs - tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
+        variance = tf.reduce_mean(centered * centered, axis=[1, 2], keepdims=True)
+        outputs = centered / tf.sqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            outputs = outputs * self.gamma
+        if self.beta is not None:
+            outputs = outputs + self.beta
+        return outputs
+
+
+def _is_instance_norm(layer):
+    if type(layer) is not keras.layers.GroupNormalization or not layer.built:
+        return False
+    channels = layer.input_spec.axes[layer.axis]
+    return layer.groups == channels and layer.axis in (-1, 3) and layer.input_spec.ndim == 4
+
+
+def export_generator(generator):
+    """A copy of ``generator`` with the same weights whose instance norms are ``SpatialInstanceNormalization``.
+
+    Args:
+        generator: a built ``keras.Model`` (e.g. from ``resnet_generator``).
+
+    Returns:
+        A new ``keras.Model`` computing the same function; ``generator`` is left unchanged.
+    """
+    twin = keras.models.clone_model(generator)
+    twin.set_weights(generator.get_weights())
+    for layer in twin._flatten_layers(include_self=False):
+        if _is_instance_norm(layer):
+            layer.__class__ = SpatialInstanceNormalization
+    return twin
+
+
+class PixelTranslator(keras.Model):
+    """Wraps a generator so that it maps pixels in [0, 255] to pixels in [0, 255], any size.
+
+    Args:
+        generator: a ``keras.Model`` from ``resnet_generator`` (images in [-1, 1], sides multiples of 4).
+        **kwargs: Base model keyword arguments.
+    """
+
+    def __init__(self, generator, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+
+    def call(self, images):
+        return translate_pixels(self.generator, images)
+
+
+def pixel_model(generator):
+    """The model every format exports: ``PixelTranslator(export_generator(generator))``, built."""
+    model = PixelTranslator(export_generator(generator), name=f"{generator.name}_pixels")
+    model(tf.zeros([1, MIN_SIZE, MIN_SIZE, 3]))
+    return model
+
+
+def input_signature(image_size=None, batch_size=None):
+    """The exported input: ``[batch, height, width, 3]`` float32, each dimension None unless fixed.
+
+    Args:
+        image_size: None (any size) or ``(height, width)`` (an int for a square).
+        batch_size: None (any batch) or an int.
+
+    Returns:
+        A one-element list of ``tf.TensorSpec`` named ``images``.
+    """
+    height, width = check_image_size(image_size) if image_size is not None else (None, None)
+    return [tf.TensorSpec([batch_size, height, width, 3], tf.float32, name=INPUT_NAME)]
+
+
+def check_image_size(image_size):
+    """``(height, width)`` from an int or a pair of positive ints; ValueError otherwise."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(s, int) and s >= 1 for s in size):
+        raise ValueError(
+            "image_size must be a positive int or a (height, width) pair of them. "
+            f"Received: image_size={image_size!r}"
+        )
+    return size
+
+
+def check_quantize(quantize):
+    """Raises a ValueError unless ``quantize`` is one of ``QUANTIZE_MODES``."""
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(
+            f"quantize must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}"
+        )

@@ -1,0 +1,223 @@
+"""Running an exported generator: one runtime per format, each with ``translate_pixels``.
+
+Every runtime takes float32 ``[batch, height, width, 3]`` pixels in [0, 255] and returns a float32
+numpy array of the same shape in [0, 255], so translation and serving code can use any of them:
+
+    runtime = load_runtime("saved_models/horse2zebra/1.openvino", precision="bf16")
+    translated = runtime.translate_pixels(images)
+
+``load_runtime`` picks the runtime by the file's ending: ``.onnx`` (ONNX Runtime), ``.xml`` or a
+``.openvino`` folder (OpenVINO), ``.tflite`` (LiteRT), else a SavedModel folder (TensorFlow).
+
+Threads default to the machine's CPU count for the operator (intra-op) pool and one inter-op thread:
+a single image is one chain of convolutions, so parallelism inside each op is what helps.
+"""
+
+import inspect
+import os
+
+import numpy as np
+
+from cyclegan_tf.errors import OptionError
+from cyclegan_tf.export import openvino
+from cyclegan_tf.export.dependencies import require
+
+
+def _threads(threads):
+    if threads is None:
+        return os.cpu_count() or 1
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int or None. Received: threads={threads!r}")
+    return threads
+
+
+def check_pixels(images):
+    """``images`` as a float32 array ``[batch, height, width, 3]``; ValueError otherwise."""
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be [batch, height, width, 3]. Received shape {images.shape}")
+    return images
+
+
+class TensorFlowRuntime:
+    """The baseline: a Keras generator compiled once, or a SavedModel's ``serving_default``.
+
+    Args:
+        model: a ``keras.Model`` generator (images in [-1, 1]) or the path of a SavedModel written by
+            ``cyclegan_tf.export`` (pixels in [0, 255]).
+        threads: int or None, TensorFlow's intra-op threads; set only if TensorFlow has not started
+            its thread pools yet.
+    """
+
+    name = "tensorflow"
+
+    def __init__(self, model, threads=None):
+        import tensorflow as tf
+
+        from cyclegan_tf.inference.loading import KerasTranslator, SavedModelTranslator
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(_threads(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass  # The pools already exist in this process; their sizes stay.
+        if isinstance(model, (str, os.PathLike)):
+            self._translator = SavedModelTranslator(os.fspath(model))
+        else:
+            self._translator = KerasTranslator(model)
+
+    def translate_pixels(self, images):
+        return np.asarray(self._translator.translate_pixels(check_pixels(images)))
+
+
+class OnnxRuntime:
+    """An ``.onnx`` file in ONNX Runtime's CPU provider.
+
+    Args:
+        path: str, the ``.onnx`` file.
+        threads: int or None, intra-op threads (default: all CPUs); one inter-op thread, sequential.
+        optimization_level: ``"basic"``, ``"extended"`` or ``"all"`` (default) graph optimizations.
+    """
+
+    name = "onnxruntime"
+    _LEVELS = ("basic", "extended", "all")
+
+    def __init__(self, path, threads=None, optimization_level="all"):
+        ort = require("onnxruntime", "The ONNX runtime")
+        if optimization_level not in self._LEVELS:
+            raise ValueError(
+                f"optimization_level must be one of {self._LEVELS}. "
+                f"Received: optimization_level={optimization_level!r}"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads(threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = {
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization_level]
+        self._session = ort.InferenceSession(
+            os.fspath(path), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def translate_pixels(self, images):
+        return self._session.run(None, {self._input: check_pixels(images)})[0]
+
+
+class OpenVinoRuntime:
+    """An OpenVINO IR compiled for the CPU.
+
+    Args:
+        path: str, the ``.xml`` file, or a ``<version>.openvino`` folder holding ``model.xml``.
+        precision: ``"f32"`` (default), ``"bf16"`` or ``"f16"``: the CPU plugin's
+            ``INFERENCE_PRECISION_HINT``. OpenVINO's own default on a CPU with AMX or AVX-512 BF16 is
+            bf16, so it is always set explicitly here. An int8 IR runs its quantized parts in int8 and
+            the rest in this precision.
+        threads: int or None, ``INFERENCE_NUM_THREADS`` (default: all CPUs).
+        performance_hint: ``"LATENCY"`` (default: one stream, all threads on one request) or
+            ``"THROUGHPUT"``.
+    """
+
+    name = "openvino"
+    PRECISIONS = ("f32", "bf16", "f16")
+
+    def __init__(self, path, precision="f32", threads=None, performance_hint="LATENCY"):
+        ov = require("openvino", "The OpenVINO runtime")
+        if precision not in self.PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {self.PRECISIONS}. Received: precision={precision!r}"
+            )
+        config = {
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": performance_hint,
+            "INFERENCE_NUM_THREADS": _threads(threads),
+        }
+        if performance_hint == "LATENCY":
+            config["NUM_STREAMS"] = 1
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, openvino.MODEL_FILE)
+        self._compiled = ov.Core().compile_model(path, "CPU", config)
+        self._request = self._compiled.create_infer_request()
+
+    def translate_pixels(self, images):
+        return self._request.infer({0: check_pixels(images)})[0].copy()
+
+
+class LiteRtRuntime:
+    """A ``.tflite`` file in the LiteRT interpreter (XNNPACK delegate on the CPU).
+
+    Args:
+        path: str, the ``.tflite`` file.
+        threads: int or None, the interpreter's and XNNPACK's threads (default: all CPUs).
+    """
+
+    name = "litert"
+
+    def __init__(self, path, threads=None):
+        interpreter_module = require("ai_edge_litert.interpreter", "The LiteRT runtime")
+        self._interpreter = interpreter_module.Interpreter(
+            model_path=os.fspath(path), num_threads=_threads(threads)
+        )
+        (self._input,) = self._interpreter.get_input_details()
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._signature = tuple(int(d) for d in self._input["shape_signature"])
+        self._shape = None
+
+    def translate_pixels(self, images):
+        images = check_pixels(images)
+        if images.shape != self._shape:
+            fixed = [(want, got) for want, got in zip(self._signature, images.shape) if want != -1]
+            if any(want != got for want, got in fixed):
+                raise ValueError(
+                    f"This LiteRT model takes images of shape {self._signature} (-1: any). "
+                    f"Received shape {images.shape}"
+                )
+            self._interpreter.resize_tensor_input(self._input["index"], images.shape, strict=True)
+            self._interpreter.allocate_tensors()
+            self._shape = images.shape
+        self._interpreter.set_tensor(self._input["index"], images)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
+
+
+RUNTIMES = {
+    ".onnx": OnnxRuntime,
+    ".xml": OpenVinoRuntime,
+    ".openvino": OpenVinoRuntime,
+    ".tflite": LiteRtRuntime,
+}
+
+
+def runtime_class(path):
+    """The runtime class of an exported file by its ending, or None (e.g. a SavedModel folder)."""
+    return RUNTIMES.get(os.path.splitext(os.fspath(path).rstrip("/"))[1].lower())
+
+
+def load_runtime(path, **options):
+    """Loads an exported generator by its file type (``.onnx``, ``.xml``, ``.tflite``, SavedModel folder).
+
+    Args:
+        path: str, the exported file, or a SavedModel folder.
+        **options: the runtime's keyword arguments (``threads``, ``precision`` …).
+
+    Returns:
+        A runtime with ``translate_pixels``.
+    """
+    path = os.fspath(path)
+    found = runtime_class(path)
+    if found is not None:
+        accepted = inspect.signature(found).parameters
+        for option in options:
+            if option not in accepted:
+                raise OptionError(option, f"{found.name} runtime has no such option ({path})")
+        return found(path, **options)
+    if os.path.isdir(path):
+        return TensorFlowRuntime(path, **options)
+    raise ValueError(
+        f"Unknown exported model type {os.path.splitext(path)[1]!r}; expected one of "
+        f"{sorted(RUNTIMES)} or a SavedModel folder. Received: path={path!r}"
+    )

@@ -1,0 +1,121 @@
+"""Serving ONNX, OpenVINO and LiteRT exports with the SavedModel's signatures.
+
+A registry source says which versions a model folder holds, which file marks a version as changed,
+and how to load one. ``registry.SavedModelSource`` reads ``<version>/saved_model.pb`` (TF Serving's
+layout); ``ExportSource`` reads ``<version><suffix>`` files written by ``cyclegan-export --format``
+(``3.onnx``, ``3.int8.openvino/``, ``3.tflite``) and runs them in their runtime
+(``cyclegan_tf.inference.runtimes``) behind the two signatures a SavedModel has:
+
+* ``serving_default``: ``images`` float32 ``[batch, height, width, 3]`` in [0, 255] → ``images``.
+* ``translate_bytes``: ``image_bytes`` encoded images ``[batch]`` → ``image_bytes`` PNGs.
+
+so the REST API and the web page work the same whatever runs underneath.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+
+from cyclegan_tf import export, io
+from cyclegan_tf.inference import runtimes
+from cyclegan_tf.serving import registry
+
+_SIGNATURES = {
+    "serving_default": ("images", tf.float32, [None, None, None, 3]),
+    "translate_bytes": ("image_bytes", tf.string, [None]),
+}
+
+
+class ExportSource:
+    """``<version><suffix>`` exports of one format and variant, run by their runtime.
+
+    Args:
+        format: str, ``"onnx"``, ``"openvino"`` or ``"litert"``.
+        quantize: str, which variant to serve: ``"none"``, ``"fp16"`` or ``"int8"``.
+        image_size: None or an int: serve the fixed-size export (``3.256x256.tflite``).
+        **runtime_options: the runtime's options (``precision`` for OpenVINO, ``threads``).
+    """
+
+    def __init__(self, format, quantize="none", image_size=None, **runtime_options):  # noqa: A002
+        if format not in export.FORMATS or format == "saved_model":
+            raise ValueError(
+                f"format must be one of onnx, openvino, litert. Received: format={format!r}"
+            )
+        self.suffix = export.FORMATS[format].suffix(quantize=quantize, image_size=image_size)
+        self.runtime_options = runtime_options
+
+    def versions(self, model_dir):
+        """Sorted version numbers that have an export with this source's suffix."""
+        if not io.isdir(model_dir):
+            return []
+        numbers = [
+            name[: -len(self.suffix)]
+            for name in io.listdir(model_dir)
+            if name.endswith(self.suffix)
+        ]
+        return sorted(int(number) for number in numbers if number.isdigit())
+
+    def path(self, model_dir, version):
+        """The version's file (or ``.openvino`` folder)."""
+        return io.join(model_dir, f"{version}{self.suffix}")
+
+    def marker(self, path):
+        """The file itself, or an OpenVINO folder's ``model.xml``."""
+        return io.join(path, export.openvino.MODEL_FILE) if path.endswith(".openvino") else path
+
+    def load(self, name, version, path):
+        """An ``ExportedVersion`` running ``path`` in its runtime."""
+        runtime = runtimes.load_runtime(path, **self.runtime_options)
+        return ExportedVersion(
+            name=name,
+            version=version,
+            path=path,
+            signatures=_signatures(runtime),
+            signature_defs=_signature_defs(),
+            loaded=runtime,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedVersion(registry.ServedVersion):
+    """A ``ServedVersion`` whose signatures call a runtime instead of a SavedModel."""
+
+    def input_specs(self, signature_name):
+        """``{input_name: tf.TensorSpec}`` of a signature."""
+        key, dtype, shape = _SIGNATURES[signature_name]
+        return {key: tf.TensorSpec(shape, dtype, name=key)}
+
+    def output_specs(self, signature_name):
+        """``{output_name: tf.TensorSpec}`` of a signature."""
+        return self.input_specs(signature_name)
+
+
+def _signatures(runtime):
+    def serving_default(images):
+        return {"images": tf.constant(runtime.translate_pixels(images.numpy()))}
+
+    def translate_one(encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        translated = runtime.translate_pixels(image.numpy()[None].astype("float32"))[0]
+        return tf.io.encode_png(tf.cast(tf.round(translated), tf.uint8))
+
+    def translate_bytes(image_bytes):
+        return {"image_bytes": tf.stack([translate_one(item) for item in tf.unstack(image_bytes)])}
+
+    return {"serving_default": serving_default, "translate_bytes": translate_bytes}
+
+
+def _signature_defs():
+    """The SignatureDefMap of the SavedModel export, as TF Serving's metadata API prints it."""
+    definitions = {}
+    for name, (key, dtype, shape) in _SIGNATURES.items():
+        definition = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+        for tensors, suffix in ((definition.inputs, "_input"), (definition.outputs, "_output")):
+            info = tensors[key]
+            info.name = f"{key}{suffix}"
+            info.dtype = dtype.as_datatype_enum
+            for size in shape:
+                info.tensor_shape.dim.add(size=-1 if size is None else size)
+        definitions[name] = registry.message_to_dict(definition)
+    return {"signature_def": definitions}
