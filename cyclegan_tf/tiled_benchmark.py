@@ -113,6 +113,58 @@ def measure_one(mode, precision, megapixels, ngf=64, n_res_blocks=9, max_memory_
     return result
 
 
+def compare_in_process(megapixels, precision, repeats=3, ngf=64, n_res_blocks=9, seed=0):
+    """Times whole-image and tiled translation alternately in one process.
+
+    On a busy machine this gives a fair ratio: a slow moment slows both alike.
+
+    Args:
+        megapixels: float, the photo size (it must fit the whole-image path's memory).
+        precision: str, ``"float32"`` or ``"bf16"``.
+        repeats: int, rounds of (whole, tiled).
+        ngf: int, the generator's first-layer filters.
+        n_res_blocks: int, its residual blocks.
+        seed: int.
+
+    Returns:
+        A dict with the per-round ``whole_s`` and ``tiled_s`` lists and ``median_ratio`` (tiled / whole).
+    """
+    import keras
+
+    from cyclegan_tf import tiled_inference
+    from cyclegan_tf.models import resnet_generator
+
+    keras.utils.set_random_seed(seed)
+    generator = resnet_generator(ngf, n_res_blocks)
+    whole_model = generator
+    if precision == "bf16":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        try:
+            whole_model = resnet_generator(ngf, n_res_blocks)
+        finally:
+            keras.config.set_dtype_policy("float32")
+        whole_model.set_weights(generator.get_weights())
+    whole = tiled_inference.WholeImageGenerator(whole_model)
+    tiled = tiled_inference.TiledGenerator(generator, precision=precision)
+    image = photo_like(megapixels, seed)
+    for translator in (whole, tiled):
+        translator.translate_pixels(image[:64, :64])
+    times = {"whole_s": [], "tiled_s": []}
+    for _ in range(repeats):
+        for key, translator in (("whole_s", whole), ("tiled_s", tiled)):
+            start = time.perf_counter()
+            translator.translate_pixels(image)
+            times[key].append(time.perf_counter() - start)
+    ratios = sorted(t / w for t, w in zip(times["tiled_s"], times["whole_s"]))
+    return {
+        "megapixels": image.shape[0] * image.shape[1] / 1e6,
+        "precision": precision,
+        **times,
+        "median_ratio": ratios[len(ratios) // 2],
+        "load": _loadavg(),
+    }
+
+
 def _current_rss_mb():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

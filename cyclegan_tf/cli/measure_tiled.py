@@ -6,6 +6,8 @@ Example::
     python scripts/measure_tiled.py table --megapixels 1 3 12 48 --json tiled.json
     # one configuration in this process, printed as a JSON line
     python scripts/measure_tiled.py run --mode tiled --precision bf16 --megapixels 12
+    # whole-image and tiled alternately in one process: their time ratio on a busy machine
+    python scripts/measure_tiled.py compare --megapixels 1 3 --repeats 3
 """
 
 import argparse
@@ -31,6 +33,12 @@ def build_parser():
     run.add_argument("--mode", choices=MODES, required=True)
     run.add_argument("--precision", choices=PRECISIONS, default="float32")
     run.add_argument("--megapixels", type=float, required=True)
+    compare = commands.add_parser(
+        "compare", help="Whole-image and tiled alternately in this process (their time ratio)."
+    )
+    compare.add_argument("--megapixels", nargs="+", type=float, default=[1, 3])
+    compare.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
+    compare.add_argument("--repeats", type=int, default=3)
     table = commands.add_parser("table", help="Every configuration, each in its own process.")
     table.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     table.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
@@ -42,9 +50,10 @@ def build_parser():
         help="cgroup memory limit of each run; whole-image runs estimated above it are not started.",
     )
     table.add_argument("--json", help="Also write the measurements to this file.")
-    for sub in (run, table):
+    for sub in (run, compare, table):
         sub.add_argument("--ngf", type=int, default=64)
         sub.add_argument("--n-res-blocks", type=int, default=9)
+    for sub in (run, table):
         sub.add_argument(
             "--max-memory-bytes",
             type=int,
@@ -71,6 +80,18 @@ def main(argv=None):
                 max_memory_bytes=args.max_memory_bytes,
             )
             print(json.dumps(result), flush=True)
+            return 0
+        if args.command == "compare":
+            for megapixels in args.megapixels:
+                for precision in args.precisions:
+                    result = tiled_benchmark.compare_in_process(
+                        megapixels,
+                        precision,
+                        repeats=args.repeats,
+                        ngf=args.ngf,
+                        n_res_blocks=args.n_res_blocks,
+                    )
+                    print(json.dumps(result), flush=True)
             return 0
         measurements = []
         for megapixels in args.megapixels:
