@@ -816,19 +816,18 @@ class WholeImageGenerator:
 
 
 # Peak resident memory of WholeImageGenerator, measured with /usr/bin/time -v (TensorFlow 2.21 on CPU,
-# graph mode, uint8 in and out, 2 to 4 MP, ngf 32 and 64, 2 and 9 blocks): a fixed 0.75 to 0.85 GiB
-# (runtime, model) plus 11.6 (float32) or 12.9 (mixed_bfloat16) bytes per pixel and unit of ngf at
-# ngf 64 (12.3 and 13.8 at ngf 32); the number of residual blocks changes it by about 1 %. Rounded up.
+# graph mode, uint8 in and out; scripts/measure_tiled.py): a fixed 0.75 to 0.85 GiB (runtime, model)
+# plus, per pixel and unit of ngf, 11.6 to 12.5 bytes in float32 and 12.9 to 14.2 in mixed_bfloat16
+# (1 to 12 MP, ngf 32 and 64). 2 or 9 residual blocks differ by about 1 %. Rounded up.
 _WHOLE_IMAGE_BASE_BYTES = int(0.9 * 2**30)
-_WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF = {"float32": 12.5, "bf16": 14.0}
+_WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF = {"float32": 13.0, "bf16": 14.5}
 
 
 def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="float32"):
     """The peak resident memory of translating one image whole (``WholeImageGenerator``).
 
-    A measured model (see ``_WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF``) that errs high, by up to about
-    10 % from 0.5 to 4 MP on a CPU; use it to choose between ``WholeImageGenerator`` and
-    ``TiledGenerator``.
+    A measured model (see ``_WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF``) that errs high, by 1 to 13 % from
+    1 to 12 MP on a CPU; use it to choose between ``WholeImageGenerator`` and ``TiledGenerator``.
     Full-resolution 64-channel maps dominate, so it grows with ``height * width * ngf``.
 
     Args:
@@ -843,7 +842,7 @@ def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="floa
 
     Example:
         >>> estimate_whole_image_bytes(64, 9, 3000, 4000) / 2**30  # a 12-MP photo
-        9.86...
+        10.21...
     """
     if precision not in _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF:
         raise ValueError(

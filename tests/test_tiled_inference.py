@@ -164,16 +164,17 @@ def test_store_serves_old_rows_after_in_place_writes(tmp_path):
         store.close()
 
 
-def test_estimate_matches_the_measured_whole_image_peaks():
-    # Peak RSS measured with scripts/measure_tiled.py (ngf 64, 9 blocks): 1.53 GiB at 1155x866 and
-    # 3.61 GiB at 2309x1732 in float32, 3.93 GiB in mixed_bfloat16.
+def test_estimate_is_just_above_the_measured_whole_image_peaks():
+    # Peak RSS (GiB) measured with scripts/measure_tiled.py, ngf 64, 9 blocks.
     for (height, width, precision), measured in {
         (866, 1155, "float32"): 1.53,
         (1732, 2309, "float32"): 3.61,
         (1732, 2309, "bf16"): 3.93,
+        (3000, 4000, "float32"): 9.86,
+        (3000, 4000, "bf16"): 11.05,
     }.items():
         estimate = estimate_whole_image_bytes(64, 9, height, width, precision) / 2**30
-        assert measured <= estimate <= 1.12 * measured
+        assert measured <= estimate <= 1.15 * measured
 
 
 def test_rejects_bad_arguments(generator):
