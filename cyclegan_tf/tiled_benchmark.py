@@ -73,7 +73,7 @@ def measure_one(mode, precision, megapixels, ngf=64, n_res_blocks=9, max_memory_
     """
     import keras
 
-    from cyclegan_tf import tiled_inference
+    from cyclegan_tf import inference
     from cyclegan_tf.models import resnet_generator
 
     if mode not in MODES or precision not in PRECISIONS:
@@ -86,10 +86,10 @@ def measure_one(mode, precision, megapixels, ngf=64, n_res_blocks=9, max_memory_
         keras.config.set_dtype_policy("mixed_bfloat16")
     generator = resnet_generator(ngf, n_res_blocks)
     if mode == "whole":
-        translator = tiled_inference.WholeImageGenerator(generator)
+        translator = _WholeImage(generator)
     else:
         options = {} if max_memory_bytes is None else {"max_memory_bytes": max_memory_bytes}
-        translator = tiled_inference.TiledGenerator(generator, precision=precision, **options)
+        translator = inference.TiledGenerator(generator, precision=precision, **options)
     image = photo_like(megapixels, seed)
     translator.translate_pixels(image[:64, :64])
     rss_before = _current_rss_mb()
@@ -131,7 +131,7 @@ def compare_in_process(megapixels, precision, repeats=3, ngf=64, n_res_blocks=9,
     """
     import keras
 
-    from cyclegan_tf import tiled_inference
+    from cyclegan_tf import inference
     from cyclegan_tf.models import resnet_generator
 
     keras.utils.set_random_seed(seed)
@@ -144,8 +144,8 @@ def compare_in_process(megapixels, precision, repeats=3, ngf=64, n_res_blocks=9,
         finally:
             keras.config.set_dtype_policy("float32")
         whole_model.set_weights(generator.get_weights())
-    whole = tiled_inference.WholeImageGenerator(whole_model)
-    tiled = tiled_inference.TiledGenerator(generator, precision=precision)
+    whole = _WholeImage(whole_model)
+    tiled = inference.TiledGenerator(generator, precision=precision)
     image = photo_like(megapixels, seed)
     for translator in (whole, tiled):
         translator.translate_pixels(image[:64, :64])
@@ -163,6 +163,18 @@ def compare_in_process(megapixels, precision, repeats=3, ngf=64, n_res_blocks=9,
         "median_ratio": ratios[len(ratios) // 2],
         "load": _loadavg(),
     }
+
+
+class _WholeImage:
+    """``inference.CompiledGenerator`` on one ``[H, W, 3]`` image, as ``TiledGenerator`` is called."""
+
+    def __init__(self, generator):
+        from cyclegan_tf import inference
+
+        self._compiled = inference.CompiledGenerator(generator)
+
+    def translate_pixels(self, image):
+        return self._compiled.translate_pixels(image[None])[0].numpy()
 
 
 def _current_rss_mb():
@@ -203,7 +215,7 @@ def measure_in_subprocess(
     Returns:
         A ``Measurement``.
     """
-    from cyclegan_tf.tiled_inference import estimate_whole_image_bytes
+    from cyclegan_tf.inference import estimate_whole_image_bytes
 
     args = [
         sys.executable, "-c", _RUN_MAIN, "run",

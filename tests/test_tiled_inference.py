@@ -5,14 +5,11 @@ import numpy as np
 import pytest
 
 from cyclegan_tf import inference
-from cyclegan_tf.band_store import BandStore
+from cyclegan_tf.errors import OptionError
+from cyclegan_tf.file_translation import translate_array
+from cyclegan_tf.inference import KerasTranslator, TiledGenerator, estimate_whole_image_bytes
+from cyclegan_tf.inference.band_store import BandStore
 from cyclegan_tf.models import resnet_generator
-from cyclegan_tf.tiled_inference import (
-    TiledGenerator,
-    WholeImageGenerator,
-    estimate_whole_image_bytes,
-)
-from cyclegan_tf.translation import KerasTranslator, translate_array
 
 # The contract: 1/255 of the pixel range, i.e. 2/255 in [-1, 1] units. Measured: about 1e-4 (the
 # whole-image model's own float32 statistics; against a float64 model the tiled result is within 1e-6).
@@ -121,16 +118,43 @@ def test_generator_under_mixed_policy_uses_its_float32_weights(generator):
     assert _max_error(outputs, _whole(generator, image)) <= 1e-4
 
 
-def test_pixels_in_and_out_round_like_the_file_translator(generator):
+def test_pixels_in_and_out_match_the_whole_image_translator(generator):
     pixels = np.random.default_rng(3).integers(0, 256, (61, 43, 3)).astype(np.uint8)
     outputs = TiledGenerator(generator, band_rows=7).translate_pixels(pixels)
-    expected = translate_array(KerasTranslator(generator), pixels)
-    whole = WholeImageGenerator(generator).translate_pixels(pixels)
-    assert outputs.dtype == whole.dtype == np.uint8
-    # Values within float rounding of a .5 boundary may round either way.
-    assert np.abs(outputs.astype(int) - expected).max() <= 1
-    assert np.abs(whole.astype(int) - expected).max() <= 1
-    assert np.mean(outputs == expected) > 0.99
+    whole = inference.translate_pixels(generator, pixels[None])[0].numpy()
+    assert outputs.dtype == np.float32
+    assert 0 <= outputs.min() and outputs.max() <= 255
+    assert _max_error(outputs, whole) <= 1.0  # 1/255 of the pixel range
+
+
+def test_translator_tiles_an_image_over_its_budget_with_the_whole_image_result(generator):
+    pixels = np.random.default_rng(4).integers(0, 256, (1, 203, 157, 3)).astype(np.uint8)
+    whole = KerasTranslator(generator)  # 4 GiB: a 203x157 image runs whole
+    small = KerasTranslator(generator, max_memory_gb=0.5)  # below even the runtime's share
+    assert not whole.tiles(203, 157)
+    assert small.tiles(203, 157)
+    fractions = []
+    outputs = small.translate_pixels(pixels, progress=fractions.append)
+    assert fractions[-1] == 1.0  # the tiled path ran
+    reference = whole.translate_pixels(pixels)
+    assert outputs.shape == reference.shape == pixels.shape
+    assert reference.std() > 10  # a result that could differ
+    assert _max_error(outputs, reference) <= 1.0
+    rounded = translate_array(small, pixels[0])
+    assert rounded.dtype == np.uint8
+    assert np.abs(rounded.astype(int) - translate_array(whole, pixels[0])).max() <= 1
+
+
+def test_translator_rejects_bad_budget_and_precision(generator):
+    for budget in (0, -1, "lots"):
+        with pytest.raises(OptionError, match="max_memory_gb"):
+            KerasTranslator(generator, max_memory_gb=budget)
+    with pytest.raises(OptionError, match="precision"):
+        KerasTranslator(generator, precision="fp8")
+    other = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 1)])
+    assert not KerasTranslator(other, max_memory_gb=0.1).tiles(4000, 3000)  # runs whole
+    with pytest.raises(OptionError, match="bf16 needs a resnet_generator"):
+        KerasTranslator(other, precision="bf16")
 
 
 def test_progress_rises_to_one(generator):
@@ -143,12 +167,9 @@ def test_progress_rises_to_one(generator):
 
 def test_compiled_functions_do_not_retrace_per_band_or_size(generator):
     tiled = TiledGenerator(generator, band_rows=3)
-    whole = WholeImageGenerator(generator)
     for shape in [(20, 28), (45, 37), (9, 70)]:
         tiled.translate(_image(*shape))
-        whole.translate(_image(*shape))
     assert all(f.experimental_get_tracing_count() == 1 for f in tiled._functions.values())
-    assert whole._translate.experimental_get_tracing_count() == 1
 
 
 def test_store_serves_old_rows_after_in_place_writes(tmp_path):

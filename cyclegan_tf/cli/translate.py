@@ -12,7 +12,12 @@ Two ways to choose the inputs:
 import argparse
 import sys
 
-from cyclegan_tf.cli.common import add_model_argument, quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import (
+    add_memory_arguments,
+    add_model_argument,
+    quiet_tensorflow,
+    user_errors,
+)
 
 PROG = "cyclegan-translate"
 
@@ -40,6 +45,7 @@ def build_parser():
         action="store_true",
         help="Also write <name>_compare.png (original | output).",
     )
+    add_memory_arguments(parser)
     return parser
 
 
@@ -69,7 +75,7 @@ def _translate_inputs(args):
     files = collect_inputs(args.input)
     if not files:
         raise ValueError(f"no image files in {args.input}")
-    translator = inference.load_translator(args.model)
+    translator = inference.load_translator(args.model, args.max_memory_gb, args.precision)
     return file_translation.translate_files(
         translator, files, args.output, side_by_side=args.side_by_side
     )
@@ -89,7 +95,10 @@ def _translate_split(args):
             f"--model {args.model} is not a run folder (no models/): with --dataset/--data-dir give a "
             "run folder, or the A->B model and --model-b2a"
         )
-    translators = inference.load_translator(model_ab), inference.load_translator(model_ba)
+    translators = [
+        inference.load_translator(path, args.max_memory_gb, args.precision)
+        for path in (model_ab, model_ba)
+    ]
     domains = data.load_domains(dataset=args.dataset, data_dir=args.data_dir, split=args.split)
     results = []
     for translator, domain, folder in zip(translators, domains, ("A", "B")):

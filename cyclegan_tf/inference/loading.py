@@ -10,7 +10,7 @@ import tensorflow as tf
 from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.export.versions import SAVED_MODEL_FILE, existing_versions
-from cyclegan_tf.inference.generator import CompiledGenerator
+from cyclegan_tf.inference.keras_translator import DEFAULT_MAX_MEMORY_GB, KerasTranslator
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -29,14 +29,6 @@ class SavedModelTranslator:
     def translate_pixels(self, images):
         """Translates ``[batch, H, W, 3]`` pixels in [0, 255]; returns float32 pixels in [0, 255]."""
         return self._signature(images=tf.cast(images, tf.float32))["images"]
-
-
-class KerasTranslator(CompiledGenerator):
-    """A Keras generator as a translator (compiled once for every image size).
-
-    Args:
-        generator: a ``keras.Model`` on images in [-1, 1].
-    """
 
 
 def _is_keras_file(path):
@@ -77,18 +69,26 @@ def resolve_model_path(model_path):
     )
 
 
-def load_translator(model_path):
+def load_translator(model_path, max_memory_gb=DEFAULT_MAX_MEMORY_GB, precision="float32"):
     """Loads a generator ``.keras`` file, a SavedModel version folder or a model base folder.
 
     Args:
         model_path: str, the path (local, ``gs://`` or ``ram://``).
+        max_memory_gb: float, a ``.keras`` generator's memory budget per image: larger images are
+            translated tiled (see ``KerasTranslator``). A SavedModel runs its signature on the whole
+            image, up to the pixel limit it was exported with.
+        precision: str, ``"float32"`` or ``"bf16"`` (``.keras`` generators only).
 
     Returns:
         A ``KerasTranslator`` or ``SavedModelTranslator``.
     """
     kind, resolved = resolve_model_path(model_path)
     if kind == "keras":
-        return KerasTranslator(load_generator(resolved))
+        return KerasTranslator(load_generator(resolved), max_memory_gb, precision)
+    if precision != "float32":
+        raise OptionError(
+            "precision", f"{precision} needs a .keras generator; {resolved} is a SavedModel"
+        )
     return SavedModelTranslator(resolved)
 
 

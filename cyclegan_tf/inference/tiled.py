@@ -32,8 +32,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from cyclegan_tf import inference
-from cyclegan_tf.band_store import BandStore, as_tensor
+from cyclegan_tf.inference.band_store import BandStore, as_tensor
+from cyclegan_tf.inference.padding import pad_to_multiple
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ _PRECISIONS = {
     "float32": (tf.float32, tf.float32),
     "bf16": (tf.bfloat16, tf.bfloat16),
 }
+PRECISIONS = tuple(_PRECISIONS)
 # bfloat16 maps cross between NumPy and TensorFlow as their bits (DLPack has no bfloat16).
 _HOST_DTYPES = {tf.float32: tf.float32, tf.bfloat16: tf.uint16}
 _PAD_MODES = {"reflect": "REFLECT", "zero": "CONSTANT"}
@@ -178,7 +179,7 @@ class _ImageRows:
 def _padded_index(size):
     """``(source index of each padded position, padding before)`` for one axis of length ``size``."""
     index = tf.reshape(tf.range(size), [1, size, 1, 1])
-    padded, (top, _, _, _) = inference.pad_to_multiple(index)
+    padded, (top, _, _, _) = pad_to_multiple(index)
     return padded[0, :, 0, 0].numpy(), int(top)
 
 
@@ -450,15 +451,15 @@ class TiledGenerator:
             progress: callable or None, as in ``translate``.
 
         Returns:
-            uint8 array ``[H, W, 3]``, rounded as ``translation.translate_array`` rounds.
+            float32 array ``[H, W, 3]`` of pixel values in [0, 255] (clipped, not rounded), as
+            ``inference.translate_pixels`` returns.
         """
         pixels = _check_image(pixels, self.convs.channels)
-        output = np.empty(pixels.shape[:2] + (self.convs.channels,), np.uint8)
+        output = np.empty(pixels.shape[:2] + (self.convs.channels,), np.float32)
         source = _ImageRows(pixels, pixels=True)
 
         def sink(start, rows):
-            rows = np.round(np.clip((rows + 1.0) * 127.5, 0.0, 255.0))
-            _write_cropped(output, source, start, rows.astype(np.uint8))
+            _write_cropped(output, source, start, np.clip((rows + 1.0) * 127.5, 0.0, 255.0))
 
         self._run(source, sink, progress)
         return output
@@ -712,6 +713,11 @@ class _GeneratorConvs:
     head: _Conv
     channels: int
 
+    @property
+    def ngf(self):
+        """int, the generator's first-layer filters."""
+        return self.stem.filters
+
     def all(self):
         return [self.stem, *self.down, *(c for pair in self.res for c in pair), *self.up, self.head]
 
@@ -770,52 +776,7 @@ def _generator_convs(generator):
     return _GeneratorConvs(stem, down, res, up, head, int(stem.layer.kernel.shape[2]))
 
 
-class WholeImageGenerator:
-    """Runs the generator on a whole image at once, in a graph traced once for every size.
-
-    Faster than ``TiledGenerator`` where the image fits in memory (see ``estimate_whole_image_bytes``):
-    no recomputation, one call. The graph pads to the generator's size contract and crops back as
-    ``inference.translate`` does.
-
-    Args:
-        generator: a ``keras.Model`` on ``[batch, H, W, C]`` images in [-1, 1] (any dtype policy).
-    """
-
-    def __init__(self, generator):
-        self.generator = generator
-        channels = generator.inputs[0].shape[-1]
-        self._translate = tf.function(
-            self._translate_graph,
-            input_signature=[tf.TensorSpec([None, None, channels], tf.float32)],
-        )
-        self._translate_pixels = tf.function(
-            self._translate_pixels_graph,
-            input_signature=[tf.TensorSpec([None, None, channels], tf.uint8)],
-        )
-
-    def translate(self, image, progress=None):
-        """Translates one float image ``[H, W, C]`` in [-1, 1]; returns float32 of the same shape."""
-        output = self._translate(np.asarray(image, np.float32)).numpy()
-        if progress is not None:
-            progress(1.0)
-        return output
-
-    def translate_pixels(self, pixels, progress=None):
-        """Translates one ``uint8`` image ``[H, W, C]``; returns ``uint8`` (rounded)."""
-        output = self._translate_pixels(np.asarray(pixels, np.uint8)).numpy()
-        if progress is not None:
-            progress(1.0)
-        return output
-
-    def _translate_graph(self, image):
-        return inference.translate(self.generator, image[None])[0]
-
-    def _translate_pixels_graph(self, pixels):
-        outputs = inference.translate_pixels(self.generator, pixels[None])[0]
-        return tf.cast(tf.round(outputs), tf.uint8)
-
-
-# Peak resident memory of WholeImageGenerator, measured with /usr/bin/time -v (TensorFlow 2.21 on CPU,
+# Peak resident memory of translating one image whole (``CompiledGenerator``), measured with /usr/bin/time -v (TensorFlow 2.21 on CPU,
 # graph mode, uint8 in and out; scripts/measure_tiled.py): a fixed 0.75 to 0.85 GiB (runtime, model)
 # plus, per pixel and unit of ngf, 11.6 to 12.5 bytes in float32 and 12.9 to 14.2 in mixed_bfloat16
 # (1 to 12 MP, ngf 32 and 64). 2 or 9 residual blocks differ by about 1 %. Rounded up.
@@ -823,11 +784,16 @@ _WHOLE_IMAGE_BASE_BYTES = int(0.9 * 2**30)
 _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF = {"float32": 13.0, "bf16": 14.5}
 
 
+def estimate_runtime_bytes():
+    """int, the resident memory of the process before any image: TensorFlow's runtime and a model."""
+    return _WHOLE_IMAGE_BASE_BYTES
+
+
 def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="float32"):
-    """The peak resident memory of translating one image whole (``WholeImageGenerator``).
+    """The peak resident memory of translating one image whole (``CompiledGenerator``).
 
     A measured model (see ``_WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF``) that errs high, by 1 to 13 % from
-    1 to 12 MP on a CPU; use it to choose between ``WholeImageGenerator`` and ``TiledGenerator``.
+    1 to 12 MP on a CPU; use it to choose between ``CompiledGenerator`` and ``TiledGenerator``.
     Full-resolution 64-channel maps dominate, so it grows with ``height * width * ngf``.
 
     Args:
