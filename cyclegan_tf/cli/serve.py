@@ -8,6 +8,10 @@ import re
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
 
 PROG = "cyclegan-serve"
+# Kept here (not imported from serving.runs) so that --help needs no TensorFlow.
+DEFAULT_MAX_CONCURRENT_RUNS = 2
+DEFAULT_MAX_MEMORY_GB = 6.0
+DEFAULT_WAIT_SECONDS = 10.0
 _SERVE_MISSING = (
     "serving needs FastAPI and uvicorn; install the extra: pip install 'cyclegan_tf[serve]'"
 )
@@ -73,8 +77,23 @@ def build_parser():
     parser.add_argument(
         "--max-concurrent-runs",
         type=int,
-        default=None,
-        help="How many model runs may overlap (default: no limit); requests beyond wait their turn.",
+        default=DEFAULT_MAX_CONCURRENT_RUNS,
+        help="How many model runs may overlap; requests beyond wait their turn "
+        "(default: %(default)s).",
+    )
+    parser.add_argument(
+        "--max-memory-gb",
+        type=positive_float,
+        default=DEFAULT_MAX_MEMORY_GB,
+        help="Memory (GiB) the model runs in flight may hold together; images too large for a "
+        "run's share are translated in tiles (default: %(default)g).",
+    )
+    parser.add_argument(
+        "--max-wait-seconds",
+        type=float,
+        default=DEFAULT_WAIT_SECONDS,
+        help="How long a request waits for room in the budget before it gets 503 "
+        "(default: %(default)g).",
     )
     parser.add_argument(
         "--log-level",
@@ -116,6 +135,8 @@ def main(argv=None):
             max_request_bytes=int(args.max_request_mb * 2**20),
             max_pixels=args.max_pixels,
             max_concurrent_runs=args.max_concurrent_runs,
+            max_memory_gb=args.max_memory_gb,
+            max_wait_seconds=args.max_wait_seconds,
         )
     names = registry.model_names()
     if names:

@@ -83,17 +83,27 @@ class KerasTranslator:
         """int, the budget in bytes."""
         return int(self.max_memory_gb * 2**30)
 
+    @property
+    def can_tile(self):
+        """bool, whether the generator can run tiled (a ``resnet_generator``)."""
+        return self._tiled is not None
+
+    def whole_image_bytes(self, height, width):
+        """int, the estimated peak memory of translating a ``height`` x ``width`` image whole.
+
+        The whole process's (TensorFlow's runtime included); see ``estimate_whole_image_bytes``. A
+        generator that cannot tile is estimated as the default ``resnet_generator(64, 9)``.
+        """
+        ngf, n_res_blocks = (64, 9) if self._tiled is None else self._tiled.architecture()
+        return estimate_whole_image_bytes(ngf, n_res_blocks, height, width)
+
     def tiles(self, height, width):
         """bool, whether a ``height`` x ``width`` image runs tiled (it would not fit the budget whole)."""
         if self._tiled is None:
             return False
         if self.precision != "float32":
             return True
-        convs = self._tiled.convs
-        estimate = estimate_whole_image_bytes(
-            convs.ngf, len(convs.res), height, width, self.precision
-        )
-        return estimate > self.max_memory_bytes
+        return self.whole_image_bytes(height, width) > self.max_memory_bytes
 
     def tiled_maps_bytes(self, height, width):
         """int, the bytes the tiled maps of a ``height`` x ``width`` image may take.
@@ -117,8 +127,24 @@ class KerasTranslator:
             float32 NumPy array ``[batch, H, W, 3]`` of pixels in [0, 255].
         """
         images = np.asarray(images)
-        height, width = images.shape[1:3]
-        if not self.tiles(height, width):
+        if not self.tiles(*images.shape[1:3]):
             return np.asarray(self._whole.translate_pixels(images))
-        self._tiled.max_memory_bytes = self.tiled_maps_bytes(height, width)
-        return np.stack([self._tiled.translate_pixels(image, progress) for image in images])
+        return np.stack([self.translate_tiled(image, progress) for image in images])
+
+    def translate_tiled(self, image, progress=None):
+        """Translates one ``[H, W, 3]`` image on the tiled engine, whatever its size.
+
+        Args:
+            image: array ``[H, W, 3]`` of pixels in [0, 255].
+            progress: callable or None, called with the fraction done after each band.
+
+        Returns:
+            float32 NumPy array ``[H, W, 3]`` of pixels in [0, 255].
+
+        Raises:
+            ValueError: if the generator cannot tile (see ``can_tile``).
+        """
+        if self._tiled is None:
+            raise ValueError("this generator cannot run tiled: it is not a resnet_generator")
+        self._tiled.max_memory_bytes = self.tiled_maps_bytes(*image.shape[:2])
+        return self._tiled.translate_pixels(image, progress)

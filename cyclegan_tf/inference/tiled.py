@@ -464,6 +464,10 @@ class TiledGenerator:
         self._run(source, sink, progress)
         return output
 
+    def architecture(self):
+        """``(ngf, n_res_blocks)`` of the generator."""
+        return self.convs.ngf, len(self.convs.res)
+
     def band_function(self, config):
         """The compiled band function for ``config`` (traced once per config, for any size)."""
         if config not in self._functions:
