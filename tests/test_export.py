@@ -115,3 +115,30 @@ def test_export_cli_from_a_run(tiny_run, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert export_cli.main(["--run", run, "--export-dir", base, "--name", "fruit"]) == 0
     assert os.listdir(os.path.join(base, "fruit_b2a")) == ["1"]
+
+
+def test_signatures_refuse_images_over_the_pixel_limit(tmp_path):
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    generator = resnet_generator(ngf=4, n_res_blocks=1)
+    path = export.saved_model.export(generator, str(tmp_path), "limited", max_pixels=20 * 10)
+    signatures = tf.saved_model.load(path).signatures
+    assert signatures["serving_default"](images=tf.zeros([1, 20, 10, 3]))["images"].shape[1] == 20
+
+    def png(height, width):
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(buffer, "PNG")
+        return tf.constant([buffer.getvalue()])
+
+    signatures["translate_bytes"](image_bytes=png(10, 20))
+    calls = [
+        lambda: signatures["serving_default"](images=tf.zeros([1, 21, 10, 3])),
+        lambda: signatures["translate_bytes"](image_bytes=png(10, 21)),
+    ]
+    for call in calls:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="at most 200 pixels") as error:
+            call()
+        assert "cyclegan-translate --model <this SavedModel>" in str(error.value)
