@@ -409,6 +409,12 @@ def test_images_over_a_runs_share_are_tiled_with_the_signatures_result(base_path
     expected = local_model.signatures["serving_default"](images=tf.constant(pixels))["images"]
     assert np.abs(outputs["images"] - expected.numpy()).max() <= 1.0
     assert runs.budget.used_bytes == 0
+    bf16 = ModelRuns(MemoryBudget(max_bytes=2**30, max_runs=1), precision="bf16")
+    small = pixels[:, :32, :40]
+    outputs = bf16.run(served, "serving_default", {"images": small}, [(32, 40)])
+    expected = local_model.signatures["serving_default"](images=tf.constant(small))["images"]
+    error = np.abs(outputs["images"] - expected.numpy())
+    assert 0 < error.max() <= 6.0  # bfloat16 convolutions: a few levels at most
 
 
 def test_memory_budget_waits_then_refuses_with_503():

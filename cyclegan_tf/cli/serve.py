@@ -96,6 +96,13 @@ def build_parser():
         "(default: %(default)g).",
     )
     parser.add_argument(
+        "--precision",
+        choices=("float32", "bf16"),
+        default="float32",
+        help="bf16: translate on the tiled engine with bfloat16 convolutions, float32 in and out "
+        "(models exported by cyclegan_tf; default: %(default)s).",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -137,6 +144,7 @@ def main(argv=None):
             max_concurrent_runs=args.max_concurrent_runs,
             max_memory_gb=args.max_memory_gb,
             max_wait_seconds=args.max_wait_seconds,
+            precision=args.precision,
         )
     names = registry.model_names()
     if names:

@@ -22,7 +22,6 @@ import tensorflow as tf
 from cyclegan_tf.export import versions
 from cyclegan_tf.inference.generator import IMAGES_SPEC, translate_pixels
 
-
 MAX_PIXELS = 4096 * 4096
 
 

@@ -92,6 +92,7 @@ def create_app(
     max_concurrent_runs=runs_lib.DEFAULT_MAX_CONCURRENT_RUNS,
     max_memory_gb=runs_lib.DEFAULT_MAX_MEMORY_GB,
     max_wait_seconds=runs_lib.DEFAULT_WAIT_SECONDS,
+    precision="float32",
 ):
     """Builds the FastAPI app serving ``registry``'s models.
 
@@ -106,6 +107,7 @@ def create_app(
             the server's own. Defaults to 6.
         max_wait_seconds: float, how long a request waits for room before it gets 503. Defaults
             to 10.
+        precision: str, ``"float32"`` or ``"bf16"`` (see ``runs.ModelRuns``).
 
     Returns:
         A ``fastapi.FastAPI`` app, ready for ``uvicorn.run``.
@@ -126,7 +128,8 @@ def create_app(
     model_runs = runs_lib.ModelRuns(
         runs_lib.MemoryBudget(
             int(float(max_memory_gb) * 2**30), max_concurrent_runs, max_wait_seconds
-        )
+        ),
+        precision,
     )
     app.state.registry = registry
 

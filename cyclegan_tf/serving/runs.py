@@ -17,7 +17,11 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_tf.inference.keras_translator import KerasTranslator
-from cyclegan_tf.inference.tiled import estimate_runtime_bytes, estimate_whole_image_bytes
+from cyclegan_tf.inference.tiled import (
+    PRECISIONS,
+    estimate_runtime_bytes,
+    estimate_whole_image_bytes,
+)
 from cyclegan_tf.serving.predict import RequestError
 
 DEFAULT_MAX_MEMORY_GB = 6.0
@@ -91,10 +95,18 @@ class ModelRuns:
 
     Args:
         budget: a ``MemoryBudget``.
+        precision: str, ``"float32"``, or ``"bf16"`` to run every image of our two signatures on the
+            tiled engine with bfloat16 convolutions (float32 in and out; other signatures and
+            SavedModels not exported by this package run their float32 signature).
     """
 
-    def __init__(self, budget):
+    def __init__(self, budget, precision="float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {list(PRECISIONS)}. Received: precision={precision!r}"
+            )
         self.budget = budget
+        self.precision = precision
         # A tiled run may take this much, so that max_runs of them fit the budget together.
         self.tiled_run_bytes = budget.max_bytes // budget.max_runs
         self._translators = {}
@@ -123,7 +135,7 @@ class ModelRuns:
         """
         whole_bytes = self.whole_run_bytes(served, sizes)
         tileable = served.generator is not None and signature_name in _SIGNATURE_INPUTS
-        if tileable and whole_bytes > self.tiled_run_bytes:
+        if tileable and (self.precision != "float32" or whole_bytes > self.tiled_run_bytes):
             with self.budget.reserve(self.tiled_run_bytes):
                 return self._run_tiled(served, signature_name, arrays)
         specs = served.input_specs(signature_name)
@@ -141,7 +153,7 @@ class ModelRuns:
             if translator is None or translator.generator is not generator:
                 runtime = estimate_runtime_bytes()
                 budget_gb = (runtime + self.tiled_run_bytes) / 2**30
-                translator = KerasTranslator(generator, max_memory_gb=budget_gb)
+                translator = KerasTranslator(generator, budget_gb, self.precision)
                 self._translators[id(generator)] = translator
             return translator
 
