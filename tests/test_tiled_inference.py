@@ -208,3 +208,22 @@ def test_rejects_bad_arguments(generator):
     other = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 1)])
     with pytest.raises(ValueError, match="resnet_generator"):
         TiledGenerator(other)
+
+
+def test_only_our_resnet_exports_are_rebuilt_as_generators(generator, tmp_path):
+    import tensorflow as tf
+
+    from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
+
+    module = tf.Module()
+    module.kernel = tf.Variable(tf.zeros([7, 7, 3, 4]), name="stem_conv/kernel")
+    tf.saved_model.save(module, str(tmp_path / "other"))
+    assert generator_from_saved_model(tf.saved_model.load(str(tmp_path / "other"))) is None
+
+    from cyclegan_tf.export import saved_model
+
+    path = saved_model.export(generator, str(tmp_path), "ours")
+    rebuilt = generator_from_saved_model(tf.saved_model.load(path))
+    assert rebuilt is not None and len(rebuilt.weights) == len(generator.weights)
+    for mine, theirs in zip(rebuilt.weights, generator.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
