@@ -28,15 +28,32 @@ class TranslationResult:
     error: str | None = None
 
 
-def translate_array(translator, image):
+def translate_array(translator, image, progress=False):
     """Translates one ``uint8 [H, W, 3]`` image at its own size and returns ``uint8 [H, W, 3]``.
 
     Args:
         translator: anything with ``translate_pixels`` (see ``cyclegan_tf.inference.load_translator``).
         image: ``uint8`` array ``[H, W, 3]``.
+        progress: bool, show a progress bar while an image too large for the translator's memory
+            budget is translated tiled.
     """
-    outputs = translator.translate_pixels(image[None])
+    bar = _tiling_progress(translator, image) if progress else None
+    if bar is None:
+        outputs = translator.translate_pixels(image[None])
+    else:
+        outputs = translator.translate_pixels(image[None], progress=bar)
     return np.round(np.asarray(outputs[0])).astype(np.uint8)
+
+
+def _tiling_progress(translator, image):
+    """A callback showing the percentage done, for an image that ``translator`` tiles; else None."""
+    tiles = getattr(translator, "tiles", None)
+    if tiles is None or not tiles(*image.shape[:2]):
+        return None
+    height, width = image.shape[:2]
+    print(f"Translating {width}x{height} in tiles (it exceeds the memory budget whole)")
+    bar = keras.utils.Progbar(100, unit_name="%", verbose=1 if sys.stdout.isatty() else 2)
+    return lambda fraction: bar.update(round(100 * fraction))
 
 
 def translate_files(translator, files, output_dir, side_by_side=False, progress=True):
@@ -63,7 +80,7 @@ def translate_files(translator, files, output_dir, side_by_side=False, progress=
             result.error = first_line(error)
         else:
             result.output = write_translation(
-                translator, image, output_dir, io.stem(path), side_by_side
+                translator, image, output_dir, io.stem(path), side_by_side, progress
             )
         results.append(result)
     return results
@@ -87,7 +104,8 @@ def translate_domain(translator, domain, output_dir, side_by_side=False, progres
     pairs = zip(names, domain.images.as_numpy_iterator())
     return [
         TranslationResult(
-            source=name, output=write_translation(translator, image, output_dir, name, side_by_side)
+            source=name,
+            output=write_translation(translator, image, output_dir, name, side_by_side, progress),
         )
         for name, image in _progress(list(pairs), progress, total=len(names))
     ]
@@ -100,13 +118,21 @@ def png_bytes(image):
     return buffer.getvalue()
 
 
-def write_translation(translator, image, output_dir, stem, side_by_side=False):
+def write_translation(translator, image, output_dir, stem, side_by_side=False, progress=False):
     """Translates one ``uint8`` image and writes ``<stem>.png`` (and ``<stem>_compare.png``).
+
+    Args:
+        translator: from ``cyclegan_tf.inference.load_translator``.
+        image: ``uint8`` array ``[H, W, 3]``.
+        output_dir: str.
+        stem: str, the output's name without ``.png``.
+        side_by_side: bool, also write ``<stem>_compare.png``.
+        progress: bool, show a progress bar while a tiled image is translated.
 
     Returns:
         str, the translated PNG's path.
     """
-    translated = translate_array(translator, image)
+    translated = translate_array(translator, image, progress)
     output = io.join(output_dir, f"{stem}.png")
     io.write_bytes(output, png_bytes(translated))
     if side_by_side:

@@ -179,3 +179,30 @@ def test_export_cli_names_the_missing_extra_in_one_line(tiny_run, tmp_path, caps
         "pip install 'cyclegan_tf[openvino]' (could not import openvino: import of openvino "
         "halted; None in sys.modules)"
     ]
+
+
+def test_signatures_refuse_images_over_the_pixel_limit(tmp_path):
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    generator = resnet_generator(ngf=4, n_res_blocks=1)
+    path = export.saved_model.export(generator, str(tmp_path), "limited", max_pixels=20 * 10)
+    signatures = tf.saved_model.load(path).signatures
+    assert signatures["serving_default"](images=tf.zeros([1, 20, 10, 3]))["images"].shape[1] == 20
+
+    def png(height, width):
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(buffer, "PNG")
+        return tf.constant([buffer.getvalue()])
+
+    signatures["translate_bytes"](image_bytes=png(10, 20))
+    calls = [
+        lambda: signatures["serving_default"](images=tf.zeros([1, 21, 10, 3])),
+        lambda: signatures["translate_bytes"](image_bytes=png(10, 21)),
+    ]
+    for call in calls:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="at most 200 pixels") as error:
+            call()
+        assert "cyclegan-translate --model <this SavedModel>" in str(error.value)

@@ -365,3 +365,97 @@ def test_the_server_does_not_import_training_code():
     assert "cyclegan_tf.serving.registry" in loaded
     for module in ("cyclegan_tf.training", "cyclegan_tf.data", "cyclegan_tf.callbacks"):
         assert module not in loaded
+
+
+def test_three_probes_get_clear_answers(server):
+    nested = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = _post_raw(server, nested)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["error"]
+
+    truncated = png(64, 64, seed=7)[:-200]
+    request = {"signature_name": "translate_bytes", "instances": [b64(truncated)]}
+    response = requests.post(predict_url(server), json=request, timeout=60)
+    assert response.status_code == 400
+    assert "image_bytes[0]: the image is truncated" in response.json()["error"]
+
+    for path in ("apple2orange:predict", "apple2orange/versions/1:predict"):
+        response = requests.get(f"{server.url}/v1/models/{path}", timeout=30)
+        assert response.status_code == 405
+        assert ":predict takes POST" in response.json()["error"]
+    assert server.alive()
+
+
+def test_images_over_a_runs_share_are_tiled_with_the_signatures_result(base_path, local_model):
+    from cyclegan_tf.serving.runs import MemoryBudget, ModelRuns
+
+    registry = ModelRegistry(str(base_path))
+    registry.refresh()
+    served = registry.get("apple2orange")
+    assert served.generator is not None  # rebuilt from the SavedModel's weights
+    runs = ModelRuns(MemoryBudget(max_bytes=2**19, max_runs=1))
+    # ngf 4: a 96x128 image needs about 0.6 MiB whole, over the run's 0.5 MiB: it is tiled.
+    assert runs.whole_run_bytes(served, [(96, 128)]) > runs.tiled_run_bytes
+    assert runs.whole_run_bytes(served, [(48, 64)]) < runs.tiled_run_bytes
+    images = np.array([png(96, 128, seed=8)], dtype=object)
+    outputs = runs.run(served, "translate_bytes", {"image_bytes": images}, [(96, 128)])
+    translated = np.asarray(Image.open(io.BytesIO(outputs["image_bytes"][0])))
+    expected = local_model.signatures["translate_bytes"](image_bytes=tf.constant(images))
+    expected = np.asarray(Image.open(io.BytesIO(expected["image_bytes"].numpy()[0])))
+    assert translated.shape == expected.shape == (96, 128, 3)
+    assert np.abs(translated.astype(int) - expected).max() <= 1
+    pixels = np.random.default_rng(9).integers(0, 256, (1, 96, 128, 3)).astype("float32")
+    outputs = runs.run(served, "serving_default", {"images": pixels}, [(96, 128)])
+    expected = local_model.signatures["serving_default"](images=tf.constant(pixels))["images"]
+    assert np.abs(outputs["images"] - expected.numpy()).max() <= 1.0
+    assert runs.budget.used_bytes == 0
+    bf16 = ModelRuns(MemoryBudget(max_bytes=2**30, max_runs=1), precision="bf16")
+    small = pixels[:, :32, :40]
+    outputs = bf16.run(served, "serving_default", {"images": small}, [(32, 40)])
+    expected = local_model.signatures["serving_default"](images=tf.constant(small))["images"]
+    error = np.abs(outputs["images"] - expected.numpy())
+    assert 0 < error.max() <= 6.0  # bfloat16 convolutions: a few levels at most
+
+
+def test_memory_budget_waits_then_refuses_with_503():
+    from cyclegan_tf.serving.predict import RequestError
+    from cyclegan_tf.serving.runs import MemoryBudget
+
+    budget = MemoryBudget(max_bytes=100, max_runs=2, wait_seconds=0.2)
+    with pytest.raises(RequestError) as error:
+        with budget.reserve(101):
+            pass
+    assert error.value.status == 400 and "--max-memory-gb" in error.value.message
+    released = threading.Event()
+    entered = []
+
+    def hold():
+        with budget.reserve(60):
+            entered.append("first")
+            released.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while not entered:
+        threading.Event().wait(0.01)
+    with pytest.raises(RequestError) as error:  # 60 + 60 > 100: waits 0.2 s, then 503
+        with budget.reserve(60):
+            pass
+    assert error.value.status == 503 and "busy" in error.value.message
+    with budget.reserve(40):  # fits next to the first
+        assert budget.used_bytes == 100 and budget.runs == 2
+    late = threading.Timer(0.1, released.set)
+    late.start()
+    budget.wait_seconds = 5
+    with budget.reserve(60):  # waits for the first to finish
+        assert budget.runs == 1
+    holder.join()
+    assert budget.used_bytes == 0 and budget.runs == 0
+
+
+def test_cli_defaults_match_the_library():
+    from cyclegan_tf.serving import runs
+
+    assert serve_cli.DEFAULT_MAX_CONCURRENT_RUNS == runs.DEFAULT_MAX_CONCURRENT_RUNS
+    assert serve_cli.DEFAULT_MAX_MEMORY_GB == runs.DEFAULT_MAX_MEMORY_GB
+    assert serve_cli.DEFAULT_WAIT_SECONDS == runs.DEFAULT_WAIT_SECONDS

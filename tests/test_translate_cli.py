@@ -113,3 +113,26 @@ def test_split_mode_needs_a_run_folder(tiny_run, synthetic_dir, tmp_path, capsys
             ["--model", model, "--data-dir", synthetic_dir, "--output", str(tmp_path)]
         )
     assert "is not a run folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_kind", ["keras", "saved_model"])
+def test_small_budget_translates_in_tiles_with_the_same_result(
+    tiny_run, inputs, tmp_path, capsys, model_kind
+):
+    run, export_dir = tiny_run
+    model = {
+        "keras": os.path.join(run, "models", "netG_A2B.keras"),
+        "saved_model": os.path.join(export_dir, "apple2orange"),
+    }[model_kind]
+    wide = str(inputs / "wide.png")
+    argv = ["--model", model, "--input", wide, "--output"]
+    assert translate_cli.main([*argv, str(tmp_path / "whole")]) == 0
+    assert "in tiles" not in capsys.readouterr().out
+    assert translate_cli.main([*argv, str(tmp_path / "tiled"), "--max-memory-gb", "0.5"]) == 0
+    assert "Translating 50x21 in tiles" in capsys.readouterr().out
+    whole = np.asarray(Image.open(tmp_path / "whole" / "wide.png"), "int32")
+    tiled = np.asarray(Image.open(tmp_path / "tiled" / "wide.png"), "int32")
+    assert np.abs(whole - tiled).max() <= 1
+    with pytest.raises(SystemExit):
+        translate_cli.main([*argv, str(tmp_path / "x"), "--max-memory-gb", "0"])
+    assert "--max-memory-gb: must be a positive number" in capsys.readouterr().err

@@ -1,4 +1,3 @@
-import base64
 import io
 import os
 import shutil
@@ -89,6 +88,22 @@ def test_page_lists_the_served_models(page):
     assert options == ["apple2orange", "orange2apple"]
 
 
+def test_empty_page_shows_no_images_and_no_download(page):
+    # Runs before any upload (module order): an empty state, no broken-image placeholders.
+    assert page.is_visible("#empty")
+    for selector in ("#result", "#original", "#translated", "#download", "#busy"):
+        assert page.is_hidden(selector), selector
+
+
+def downloaded_png(page):
+    """The bytes behind the Download link, fetched as the browser would save them."""
+    data = page.evaluate(
+        "async () => { const response = await fetch(document.getElementById('download').href);"
+        " return Array.from(new Uint8Array(await response.arrayBuffer())); }"
+    )
+    return Image.open(io.BytesIO(bytes(data)))
+
+
 def translate_bytes(server, model_name, path):
     """What the exported SavedModel's ``translate_bytes`` makes of a file, decoded."""
     loaded = tf.saved_model.load(os.path.join(server.base_path, model_name, "1"))
@@ -111,22 +126,52 @@ def test_upload_shows_original_and_translation_with_download(page, server, tmp_p
     assert page.is_hidden("#error")
     link = page.eval_on_selector("#download", "a => [a.getAttribute('download'), a.href]")
     assert link[0] == "apple-apple2orange.png"
-    assert link[1].startswith("data:image/png;base64,")
-    downloaded = Image.open(io.BytesIO(base64.b64decode(link[1].split(",", 1)[1])))
-    assert downloaded.size == (64, 48)
+    assert page.is_visible("#download") and page.is_hidden("#busy") and page.is_hidden("#empty")
+    downloaded = downloaded_png(page)
+    assert downloaded.size == (64, 48)  # full resolution
     # The page shows exactly what the SavedModel's translate_bytes makes of the file.
     np.testing.assert_array_equal(
         np.asarray(downloaded.convert("RGB")), translate_bytes(server, "apple2orange", source)
     )
+    # Both images fill their column (a 64-px image is scaled up, not left a thumbnail) and link to
+    # themselves at full size.
+    for image in ("#original", "#translated"):
+        width, column = page.eval_on_selector(
+            image, "img => [img.clientWidth, img.closest('figure').clientWidth]"
+        )
+        assert column - 4 <= width <= column, (image, width, column)
+    assert page.get_attribute("#translated-link", "href") == link[1]
 
     first = link[1]
     page.select_option("#model", "orange2apple")
     page.wait_for_function(
-        "first => document.getElementById('download').href.startsWith('data:')"
+        "first => document.getElementById('download').href.startsWith('blob:')"
         " && document.getElementById('download').href !== first",
         arg=first,
     )
     assert page.get_attribute("#download", "download") == "apple-orange2apple.png"
+
+
+def test_a_large_image_fits_its_column_and_shows_the_elapsed_time(page, tmp_path):
+    page.evaluate(
+        "() => { window.sawBusy = false; const busy = document.getElementById('busy');"
+        " new MutationObserver(() => { if (!busy.hidden && / [0-9]+ s$/.test(busy.textContent))"
+        " window.sawBusy = true; }).observe(busy, {attributes: true, childList: true, subtree: true});"
+        " }"
+    )
+    upload(page, write_png(tmp_path / "wide.png", 120, 330, seed=5))
+    page.wait_for_function(
+        "() => (document.getElementById('download').getAttribute('download') || '')"
+        ".startsWith('wide-')"
+    )
+    width, column = page.eval_on_selector(
+        "#translated", "img => [img.clientWidth, img.closest('figure').clientWidth]"
+    )
+    natural = page.eval_on_selector("#translated", "img => img.naturalWidth")
+    assert natural == 330 and width <= column
+    assert downloaded_png(page).size == (330, 120)
+    assert page.evaluate("() => window.sawBusy")  # the spinner showed the seconds elapsed
+    assert page.is_hidden("#busy")
 
 
 def test_a_file_that_is_not_an_image_shows_an_error(page, tmp_path):

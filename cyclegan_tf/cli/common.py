@@ -55,3 +55,24 @@ MODEL_HELP = (
 def add_model_argument(parser, extra_help=""):
     """Adds ``--model``: what ``cyclegan_tf.inference.load_translator`` accepts."""
     parser.add_argument("--model", required=True, help=f"{MODEL_HELP}{extra_help}")
+
+
+def add_memory_arguments(parser):
+    """Adds ``--max-memory-gb`` and ``--precision``: how a ``.keras`` generator runs on an image."""
+    from cyclegan_tf.inference import DEFAULT_MAX_MEMORY_GB
+
+    parser.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=DEFAULT_MAX_MEMORY_GB,
+        help="Peak memory (GiB) for translating one image with a .keras generator: larger images "
+        "are translated in tiles, with the same result (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bf16"),
+        default="float32",
+        help="bf16: bfloat16 convolutions (.keras generators and SavedModels of this package, float32 "
+        "in and out) or OpenVINO's bf16 inference precision (.openvino/.xml exports: about 3-4x "
+        "faster on CPUs with AMX or AVX-512 BF16, about 2 of 255 mean pixel error).",
+    )

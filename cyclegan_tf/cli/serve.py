@@ -8,6 +8,10 @@ import re
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
 
 PROG = "cyclegan-serve"
+# Kept here (not imported from serving.runs) so that --help needs no TensorFlow.
+DEFAULT_MAX_CONCURRENT_RUNS = 2
+DEFAULT_MAX_MEMORY_GB = 6.0
+DEFAULT_WAIT_SECONDS = 10.0
 _SERVE_MISSING = (
     "serving needs FastAPI and uvicorn; install the extra: pip install 'cyclegan_tf[serve]'"
 )
@@ -73,8 +77,31 @@ def build_parser():
     parser.add_argument(
         "--max-concurrent-runs",
         type=int,
-        default=None,
-        help="How many model runs may overlap (default: no limit); requests beyond wait their turn.",
+        default=DEFAULT_MAX_CONCURRENT_RUNS,
+        help="How many model runs may overlap; requests beyond wait their turn "
+        "(default: %(default)s).",
+    )
+    parser.add_argument(
+        "--max-memory-gb",
+        type=positive_float,
+        default=DEFAULT_MAX_MEMORY_GB,
+        help="Memory (GiB) the model runs in flight may hold together; images too large for a "
+        "run's share are translated in tiles (default: %(default)g).",
+    )
+    parser.add_argument(
+        "--max-wait-seconds",
+        type=float,
+        default=DEFAULT_WAIT_SECONDS,
+        help="How long a request waits for room in the budget before it gets 503 "
+        "(default: %(default)g).",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bf16"),
+        default="float32",
+        help="bf16: translate on the tiled engine with bfloat16 convolutions, float32 in and out "
+        "(SavedModels exported by cyclegan_tf), or with OpenVINO's bf16 inference precision "
+        "(--format openvino) (default: %(default)s).",
     )
     parser.add_argument(
         "--format",
@@ -89,12 +116,6 @@ def build_parser():
         default="none",
         choices=("none", "fp16", "int8"),
         help="With --format: serve that variant (<version>.int8.onnx ...) (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=("f32", "bf16", "f16"),
-        help="With --format openvino: the CPU's inference precision (default f32; bf16 is about 3x "
-        "faster on CPUs with AMX or AVX-512 BF16, about 2 of 255 mean error).",
     )
     parser.add_argument(
         "--log-level",
@@ -117,13 +138,12 @@ def _is_loopback(host):
 def _source(args):
     """The registry source for ``--format``: None for SavedModels."""
     if args.format == "saved_model":
-        if args.quantize != "none" or args.precision:
-            raise ValueError("--quantize and --precision go with --format onnx, openvino or litert")
+        if args.quantize != "none":
+            raise ValueError("--quantize goes with --format onnx, openvino or litert")
         return None
     from cyclegan_tf.serving.exported import ExportSource
 
-    options = {"precision": args.precision} if args.precision else {}
-    return ExportSource(args.format, args.quantize, **options)
+    return ExportSource(args.format, args.quantize, precision=args.precision)
 
 
 def main(argv=None):
@@ -150,6 +170,9 @@ def main(argv=None):
             max_request_bytes=int(args.max_request_mb * 2**20),
             max_pixels=args.max_pixels,
             max_concurrent_runs=args.max_concurrent_runs,
+            max_memory_gb=args.max_memory_gb,
+            max_wait_seconds=args.max_wait_seconds,
+            precision=args.precision,
         )
     names = registry.model_names()
     if names:

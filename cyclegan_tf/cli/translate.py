@@ -12,7 +12,12 @@ Two ways to choose the inputs:
 import argparse
 import sys
 
-from cyclegan_tf.cli.common import add_model_argument, quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import (
+    add_memory_arguments,
+    add_model_argument,
+    quiet_tensorflow,
+    user_errors,
+)
 
 PROG = "cyclegan-translate"
 
@@ -36,16 +41,11 @@ def build_parser():
     )
     parser.add_argument("--output", required=True, help="Folder for the <name>.png outputs.")
     parser.add_argument(
-        "--precision",
-        choices=("f32", "bf16", "f16"),
-        help="OpenVINO exports (.openvino, .xml) only: the CPU's inference precision (default f32; "
-        "bf16 is about 3x faster on CPUs with AMX or AVX-512 BF16, about 2 of 255 mean error).",
-    )
-    parser.add_argument(
         "--side-by-side",
         action="store_true",
         help="Also write <name>_compare.png (original | output).",
     )
+    add_memory_arguments(parser)
     return parser
 
 
@@ -69,17 +69,13 @@ def collect_inputs(paths):
     return files
 
 
-def _runtime_options(args):
-    return {"precision": args.precision} if args.precision else {}
-
-
 def _translate_inputs(args):
     from cyclegan_tf import file_translation, inference
 
     files = collect_inputs(args.input)
     if not files:
         raise ValueError(f"no image files in {args.input}")
-    translator = inference.load_translator(args.model, **_runtime_options(args))
+    translator = inference.load_translator(args.model, args.max_memory_gb, args.precision)
     return file_translation.translate_files(
         translator, files, args.output, side_by_side=args.side_by_side
     )
@@ -99,8 +95,10 @@ def _translate_split(args):
             f"--model {args.model} is not a run folder (no models/): with --dataset/--data-dir give a "
             "run folder, or the A->B model and --model-b2a"
         )
-    options = _runtime_options(args)
-    translators = tuple(inference.load_translator(m, **options) for m in (model_ab, model_ba))
+    translators = [
+        inference.load_translator(path, args.max_memory_gb, args.precision)
+        for path in (model_ab, model_ba)
+    ]
     domains = data.load_domains(dataset=args.dataset, data_dir=args.data_dir, split=args.split)
     results = []
     for translator, domain, folder in zip(translators, domains, ("A", "B")):

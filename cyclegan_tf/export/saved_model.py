@@ -8,6 +8,12 @@ Each SavedModel has two signatures:
 * ``translate_bytes``: ``image_bytes`` string ``[batch]`` (JPEG, PNG, BMP or GIF, each its own size) →
   ``image_bytes`` string ``[batch]`` of PNGs. TF Serving's REST API base64-encodes tensors whose name ends
   in ``_bytes`` (``{"b64": ...}``).
+
+Both refuse images of more than ``max_pixels`` pixels (default ``MAX_PIXELS``, 4096 x 4096) with an
+``InvalidArgument`` error that says how to translate them: a signature runs the generator on the whole
+image, whose memory grows with the pixels (about 14 GB at the limit for the default generator). Larger
+images go through ``cyclegan-translate`` or ``cyclegan-serve``, which translate them in tiles, in
+bounded memory, from this same SavedModel.
 """
 
 import keras
@@ -17,17 +23,39 @@ from cyclegan_tf.errors import OptionError
 from cyclegan_tf.export import versions
 from cyclegan_tf.inference.generator import IMAGES_SPEC, translate_pixels
 
+MAX_PIXELS = 4096 * 4096
 
-def _serving_fn(generator):
+
+def _check_pixels(images, max_pixels):
+    """``images`` once its height x width is at most ``max_pixels``; else an InvalidArgument error."""
+    shape = tf.shape(images, out_type=tf.int64)
+    height, width = shape[-3], shape[-2]
+    check = tf.debugging.assert_less_equal(
+        height * width,
+        tf.constant(max_pixels, tf.int64),
+        message=(
+            f"image too large: this SavedModel translates images of at most {max_pixels} pixels "
+            "whole (its memory grows with the pixels); translate larger ones in tiles, in bounded "
+            "memory, with `cyclegan-translate --model <this SavedModel> --input ...` or "
+            "`cyclegan-serve`. Received height x width"
+        ),
+        summarize=2,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
+
+
+def _serving_fn(generator, max_pixels):
     def serving_default(images):
-        return {"images": translate_pixels(generator, images)}
+        return {"images": translate_pixels(generator, _check_pixels(images, max_pixels))}
 
     return serving_default
 
 
-def _bytes_fn(generator):
+def _bytes_fn(generator, max_pixels):
     def translate_one(image_bytes):
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        image = _check_pixels(image, max_pixels)
         translated = translate_pixels(generator, image[None])[0]
         return tf.io.encode_png(tf.cast(tf.round(translated), tf.uint8))
 
@@ -38,14 +66,21 @@ def _bytes_fn(generator):
     return translate_bytes
 
 
-def build_archive(generator):
-    """A ``keras.export.ExportArchive`` of one generator with both signatures."""
+def build_archive(generator, max_pixels=MAX_PIXELS):
+    """A ``keras.export.ExportArchive`` of one generator with both signatures.
+
+    Args:
+        generator: a ``keras.Model`` on images in [-1, 1].
+        max_pixels: int, the largest height x width the signatures accept.
+    """
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.add_endpoint("serving_default", _serving_fn(generator), input_signature=[IMAGES_SPEC])
+    archive.add_endpoint(
+        "serving_default", _serving_fn(generator, max_pixels), input_signature=[IMAGES_SPEC]
+    )
     archive.add_endpoint(
         "translate_bytes",
-        _bytes_fn(generator),
+        _bytes_fn(generator, max_pixels),
         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
     )
     return archive
@@ -68,7 +103,9 @@ def suffix(quantize="none", image_size=None, **unused_options):
     return ""
 
 
-def export(generator, export_dir, model_name, version=None, **unused_options):
+def export(
+    generator, export_dir, model_name, version=None, max_pixels=MAX_PIXELS, **unused_options
+):
     """Writes ``generator`` as ``export_dir/model_name/<version>/``.
 
     Args:
@@ -76,6 +113,7 @@ def export(generator, export_dir, model_name, version=None, **unused_options):
         export_dir: str, the base path (e.g. ``saved_models``; local, ``gs://`` or ``ram://``).
         model_name: str, the served model name.
         version: int or None, the version; default one above the highest present (1 for a new model).
+        max_pixels: int, the largest height x width the signatures accept (``MAX_PIXELS``).
         **unused_options: options of other formats; ``quantize`` must be ``"none"`` and
             ``image_size`` None (see ``suffix``), ``calibration_images`` is ignored.
 
@@ -91,6 +129,6 @@ def export(generator, export_dir, model_name, version=None, **unused_options):
     )
 
     def write(path):
-        build_archive(generator).write_out(path, verbose=False)
+        build_archive(generator, max_pixels).write_out(path, verbose=False)
 
     return versions.publish(write, target, last_file=versions.SAVED_MODEL_FILE)

@@ -1,5 +1,7 @@
 """The one way a generator runs on pixels: any image size, compiled once, from any saved form.
 
+Images too large for a memory budget run tiled (``TiledGenerator``), with the whole-image result.
+
 Example:
     ```python
     from cyclegan_tf import inference
@@ -10,8 +12,8 @@ Example:
 """
 
 from cyclegan_tf.inference.generator import CompiledGenerator, translate, translate_pixels
+from cyclegan_tf.inference.keras_translator import DEFAULT_MAX_MEMORY_GB, KerasTranslator
 from cyclegan_tf.inference.loading import (
-    KerasTranslator,
     SavedModelTranslator,
     load_generator,
     load_translator,
@@ -19,13 +21,17 @@ from cyclegan_tf.inference.loading import (
 )
 from cyclegan_tf.inference.padding import MIN_SIZE, crop_to, pad_to_multiple
 from cyclegan_tf.inference.runtimes import load_runtime
+from cyclegan_tf.inference.tiled import TiledGenerator, estimate_whole_image_bytes
 
 __all__ = [
+    "DEFAULT_MAX_MEMORY_GB",
     "MIN_SIZE",
     "CompiledGenerator",
     "KerasTranslator",
     "SavedModelTranslator",
+    "TiledGenerator",
     "crop_to",
+    "estimate_whole_image_bytes",
     "load_generator",
     "load_runtime",
     "load_translator",

@@ -13,33 +13,47 @@ from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.export.versions import SAVED_MODEL_FILE, existing_versions
 from cyclegan_tf.inference import runtimes
-from cyclegan_tf.inference.generator import CompiledGenerator
+from cyclegan_tf.inference.keras_translator import DEFAULT_MAX_MEMORY_GB, KerasTranslator
+from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
 class SavedModelTranslator:
-    """Calls an exported SavedModel's ``serving_default`` signature like a generator on pixels.
+    """A SavedModel as a translator: tiled like a ``.keras`` generator when it was exported by us.
+
+    A SavedModel exported by this package holds the generator's weights, so the generator is rebuilt
+    (``generator_from_saved_model``) and runs as a ``KerasTranslator`` within ``max_memory_gb``. Any
+    other SavedModel runs its ``serving_default`` signature on the whole image (float32 only).
 
     Args:
         path: str, a SavedModel version folder (``saved_models/apple2orange/3``).
+        max_memory_gb: float, as in ``KerasTranslator``.
+        precision: str, as in ``KerasTranslator``.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, max_memory_gb=DEFAULT_MAX_MEMORY_GB, precision="float32"):
         self.path = path
-        self._signature = tf.saved_model.load(path).signatures["serving_default"]
+        loaded = tf.saved_model.load(path)
+        self._signature = loaded.signatures["serving_default"]
+        generator = generator_from_saved_model(loaded)
+        if generator is None and precision != "float32":
+            raise OptionError(
+                "precision", f"{precision} needs a generator exported by cyclegan_tf; {path} is not"
+            )
+        self.keras = (
+            None if generator is None else KerasTranslator(generator, max_memory_gb, precision)
+        )
 
-    def translate_pixels(self, images):
+    def tiles(self, height, width):
+        """bool, whether a ``height`` x ``width`` image runs tiled."""
+        return self.keras is not None and self.keras.tiles(height, width)
+
+    def translate_pixels(self, images, progress=None):
         """Translates ``[batch, H, W, 3]`` pixels in [0, 255]; returns float32 pixels in [0, 255]."""
+        if self.keras is not None:
+            return self.keras.translate_pixels(images, progress)
         return self._signature(images=tf.cast(images, tf.float32))["images"]
-
-
-class KerasTranslator(CompiledGenerator):
-    """A Keras generator as a translator (compiled once for every image size).
-
-    Args:
-        generator: a ``keras.Model`` on images in [-1, 1].
-    """
 
 
 def _is_keras_file(path):
@@ -83,28 +97,25 @@ def resolve_model_path(model_path):
     )
 
 
-def load_translator(model_path, **runtime_options):
+def load_translator(model_path, max_memory_gb=DEFAULT_MAX_MEMORY_GB, precision="float32"):
     """Loads a generator ``.keras`` file, a SavedModel version folder, a model base folder or an export.
 
     Args:
         model_path: str, the path (local, ``gs://`` or ``ram://``; exported files local only).
-        **runtime_options: for an exported file, its runtime's options (``precision`` for OpenVINO,
-            ``threads``); see ``runtimes``.
+        max_memory_gb: float, the memory budget per image: larger images are translated tiled (see
+            ``KerasTranslator``; a SavedModel not exported by this package runs whole).
+        precision: str, ``"float32"`` or ``"bf16"`` (the tiled engine's convolutions, or OpenVINO's
+            inference precision; ONNX Runtime and LiteRT run an export in its own precision).
 
     Returns:
         A ``KerasTranslator``, ``SavedModelTranslator`` or a runtime of ``runtimes``.
     """
     kind, resolved = resolve_model_path(model_path)
     if kind == "exported":
-        return runtimes.load_runtime(resolved, **runtime_options)
-    if runtime_options:
-        raise OptionError(
-            next(iter(runtime_options)),
-            f"applies to exported .onnx, .openvino (.xml) and .tflite models only, not {model_path}",
-        )
+        return runtimes.load_runtime(resolved, **runtimes.precision_options(resolved, precision))
     if kind == "keras":
-        return KerasTranslator(load_generator(resolved))
-    return SavedModelTranslator(resolved)
+        return KerasTranslator(load_generator(resolved), max_memory_gb, precision)
+    return SavedModelTranslator(resolved, max_memory_gb, precision)
 
 
 def load_generator(model_path):

@@ -197,6 +197,28 @@ def runtime_class(path):
     return RUNTIMES.get(os.path.splitext(os.fspath(path).rstrip("/"))[1].lower())
 
 
+def precision_options(path, precision):
+    """The runtime options of the package-wide ``precision`` (``"float32"`` or ``"bf16"``) for ``path``.
+
+    OpenVINO takes bf16 as its inference precision; ONNX Runtime and LiteRT run an export in the
+    precision it was written in (``--quantize`` at export time).
+
+    Raises:
+        OptionError: for ``"bf16"`` with a runtime that has no such setting, or an unknown precision.
+    """
+    if precision not in ("float32", "bf16"):
+        raise OptionError("precision", f"must be float32 or bf16, not {precision!r}")
+    if precision == "float32":
+        return {}
+    if runtime_class(path) is OpenVinoRuntime:
+        return {"precision": "bf16"}
+    raise OptionError(
+        "precision",
+        f"bf16 applies to .keras generators, SavedModels and OpenVINO exports, not {path}; "
+        "export with quantize='fp16' or 'int8' for a faster ONNX or LiteRT model",
+    )
+
+
 def load_runtime(path, **options):
     """Loads an exported generator by its file type (``.onnx``, ``.xml``, ``.tflite``, SavedModel folder).
 

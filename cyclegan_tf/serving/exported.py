@@ -34,16 +34,25 @@ class ExportSource:
         format: str, ``"onnx"``, ``"openvino"`` or ``"litert"``.
         quantize: str, which variant to serve: ``"none"``, ``"fp16"`` or ``"int8"``.
         image_size: None or an int: serve the fixed-size export (``3.256x256.tflite``).
-        **runtime_options: the runtime's options (``precision`` for OpenVINO, ``threads``).
+        precision: str, ``"float32"`` or ``"bf16"`` (OpenVINO only; see
+            ``runtimes.precision_options``).
+        **runtime_options: the runtime's other options (``threads``).
+
+    Raises:
+        OptionError: for a precision the format's runtime does not take.
     """
 
-    def __init__(self, format, quantize="none", image_size=None, **runtime_options):  # noqa: A002
+    def __init__(  # noqa: A002
+        self, format, quantize="none", image_size=None, precision="float32", **runtime_options
+    ):
         if format not in export.FORMATS or format == "saved_model":
             raise ValueError(
                 f"format must be one of onnx, openvino, litert. Received: format={format!r}"
             )
         self.suffix = export.FORMATS[format].suffix(quantize=quantize, image_size=image_size)
-        self.runtime_options = runtime_options
+        # Checked now, on the file name every served version will have, not when a version loads.
+        precision_options = runtimes.precision_options(f"<version>{self.suffix}", precision)
+        self.runtime_options = {**precision_options, **runtime_options}
 
     def versions(self, model_dir):
         """Sorted version numbers that have an export with this source's suffix."""

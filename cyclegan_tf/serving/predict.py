@@ -13,7 +13,6 @@ Reference:
 
 import base64
 import binascii
-import contextlib
 import io
 import json
 
@@ -45,6 +44,8 @@ def parse_json(body):
         request = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise _bad(f"JSON Parse error: {error}") from None
+    except RecursionError:
+        raise _bad("JSON Parse error: the document is nested too deeply") from None
     if not isinstance(request, dict):
         raise _bad(
             f"JSON Value: the request must be a JSON object. Received: {type(request).__name__}"
@@ -152,21 +153,29 @@ def to_array(value, spec, name):
 def check_image_sizes(arrays, max_pixels):
     """Refuses images that cannot be decoded or hold more than ``max_pixels`` pixels.
 
-    ``*_bytes`` inputs are checked from their headers (before anything is decoded); float inputs of
-    rank 4 (``[batch, height, width, channels]``) from their shape.
+    ``*_bytes`` inputs are checked from their headers (and PNG chunk checksums, which find truncated
+    files) before anything is decoded; float inputs of rank 4 (``[batch, height, width, channels]``)
+    from their shape.
+
+    Returns:
+        list of ``(height, width)``, one per image found.
 
     Raises:
         RequestError: 400 naming the offending item.
     """
+    sizes = []
     for name, array in arrays.items():
         if array.dtype == object and name.endswith("_bytes"):
             for index, data in np.ndenumerate(array):
                 where = f"{name}[{', '.join(map(str, index))}]"
                 width, height = _image_size(data, where)
                 _check_pixels(where, width, height, max_pixels)
+                sizes.append((height, width))
         elif array.ndim == 4:
             for index in range(array.shape[0]):
                 _check_pixels(f"{name}[{index}]", array.shape[2], array.shape[1], max_pixels)
+                sizes.append(tuple(array.shape[1:3]))
+    return sizes
 
 
 def _image_size(data, where):
@@ -181,6 +190,15 @@ def _image_size(data, where):
         ) from None
     if image_format not in DECODABLE_FORMATS:
         raise _bad(f"{where} is a {image_format} image; send JPEG, PNG, GIF or BMP")
+    if image_format == "PNG":
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.verify()
+        except Exception as error:  # noqa: BLE001 - any failure means a damaged file
+            raise _bad(
+                f"{where}: the image is truncated or damaged ({len(data)} bytes; {error}); "
+                "send the complete file"
+            ) from None
     return size
 
 
@@ -204,21 +222,22 @@ def to_json_value(array, name):
     return array.tolist()
 
 
-def predict(served, request, max_pixels, run_slot=None):
+def predict(served, request, max_pixels, runs):
     """Runs one ``:predict`` request against a served version.
 
     Args:
         served: a ``registry.ServedVersion``.
         request: dict, the parsed request body.
         max_pixels: int, the largest height x width accepted per image.
-        run_slot: a context manager held while the model runs (e.g. a ``threading.Semaphore`` that
-            bounds concurrent model runs), or None. Parsing and encoding happen outside it.
+        runs: a ``runs.ModelRuns``: the memory budget the model run waits for, and tiling for images
+            too large to run whole. Parsing and encoding happen outside it.
 
     Returns:
         The response dict: ``{"predictions": ...}`` or ``{"outputs": ...}``.
 
     Raises:
-        RequestError: 400 for an unknown signature or inputs that do not fit it.
+        RequestError: 400 for an unknown signature or inputs that do not fit it, 503 when the server
+            stays busy.
     """
     signature_name = request.get("signature_name") or DEFAULT_SIGNATURE
     if not isinstance(signature_name, str) or signature_name not in served.signatures:
@@ -228,20 +247,16 @@ def predict(served, request, max_pixels, run_slot=None):
     specs = served.input_specs(signature_name)
     names = sorted(specs)
     row_format = "instances" in request
-    if row_format:
-        values = _split_row_format(request["instances"], names)
-    else:
-        values = _split_columnar_format(request["inputs"], names)
-    arrays = {name: to_array(values[name], specs[name], name) for name in names}
-    check_image_sizes(arrays, max_pixels)
-    inputs = {name: tf.constant(array, dtype=specs[name].dtype) for name, array in arrays.items()}
     try:
-        with run_slot or contextlib.nullcontext():
-            outputs = served.signatures[signature_name](**inputs)
-    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
-        message = getattr(error, "message", None) or str(error)
-        raise _bad(message.strip().splitlines()[0] if message.strip() else repr(error)) from None
-    outputs = {name: tensor.numpy() for name, tensor in outputs.items()}
+        if row_format:
+            values = _split_row_format(request["instances"], names)
+        else:
+            values = _split_columnar_format(request["inputs"], names)
+        arrays = {name: to_array(values[name], specs[name], name) for name in names}
+    except RecursionError:
+        raise _bad("the input values are nested too deeply") from None
+    sizes = check_image_sizes(arrays, max_pixels)
+    outputs = runs.run(served, signature_name, arrays, sizes)
     if row_format:
         if len(outputs) == 1:
             ((name, array),) = outputs.items()

@@ -19,6 +19,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError, first_line
 from cyclegan_tf.export.versions import SAVED_MODEL_FILE, existing_versions
+from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class ServedVersion:
         signatures: mapping of signature name to the loaded concrete function.
         signature_defs: dict, the SignatureDefMap as TF Serving's metadata API prints it.
         loaded: the object ``tf.saved_model.load`` returned (kept alive for its variables).
+        generator: the ``resnet_generator`` rebuilt from the SavedModel's weights, which can run
+            tiled; None for a SavedModel not exported by this package.
     """
 
     name: str
@@ -46,6 +49,7 @@ class ServedVersion:
     signatures: dict
     signature_defs: dict
     loaded: object = dataclasses.field(repr=False)
+    generator: object = dataclasses.field(default=None, repr=False)
 
     def input_specs(self, signature_name):
         """``{input_name: tf.TensorSpec}`` of a signature."""
@@ -101,6 +105,7 @@ def load_version(name, version, path):
         signatures=dict(loaded.signatures),
         signature_defs=read_signature_defs(path),
         loaded=loaded,
+        generator=generator_from_saved_model(loaded),
     )
 
 

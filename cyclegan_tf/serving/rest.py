@@ -7,14 +7,14 @@ Routes, as in TF Serving:
 * ``POST /v1/models/{name}[/versions/{v}]:predict``: row or columnar predict.
 
 Errors are ``{"error": "..."}`` with TF Serving's statuses: 400 for bad requests, 404 for unknown models or
-versions, 413 for bodies over the size limit. Outside TF Serving's API: ``GET /`` (the page),
+versions, 405 for a ``GET`` of ``:predict``, 413 for bodies over the size limit, 503 when the model runs
+in flight leave no room in the memory budget for a while (see ``runs``). Outside TF Serving's API: ``GET /`` (the page),
 ``/static/*`` (its script and style) and ``GET /api/models`` (what the page lists in its menu).
 Predictions run in worker threads, so requests are served concurrently.
 """
 
 import logging
 import os
-import threading
 
 import anyio
 from fastapi import FastAPI, Request
@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cyclegan_tf.serving import predict as predict_lib
+from cyclegan_tf.serving import runs as runs_lib
 from cyclegan_tf.serving.registry import ServableNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,15 @@ def _parse_version(text):
     if not text.isdigit():
         raise StarletteHTTPException(404, f"Malformed version: {text!r} is not a number")
     return int(text)
+
+
+def _refuse_get_of_verb(text):
+    """405 for ``GET .../models/NAME:predict`` (model names have no colon; verbs need POST)."""
+    _, colon, verb = text.rpartition(":")
+    if colon:
+        raise StarletteHTTPException(
+            405, f"Method Not Allowed: :{verb} takes POST with a JSON body, not GET"
+        )
 
 
 def _split_verb(text):
@@ -79,16 +89,25 @@ def create_app(
     registry,
     max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
     max_pixels=DEFAULT_MAX_PIXELS,
-    max_concurrent_runs=None,
+    max_concurrent_runs=runs_lib.DEFAULT_MAX_CONCURRENT_RUNS,
+    max_memory_gb=runs_lib.DEFAULT_MAX_MEMORY_GB,
+    max_wait_seconds=runs_lib.DEFAULT_WAIT_SECONDS,
+    precision="float32",
 ):
     """Builds the FastAPI app serving ``registry``'s models.
 
     Args:
         registry: a ``registry.ModelRegistry`` (already refreshed; polling is the caller's choice).
         max_request_bytes: int, the largest request body accepted. Defaults to 32 MiB.
-        max_pixels: int, the largest height x width accepted per image. Defaults to 4096 x 4096.
-        max_concurrent_runs: int or None, how many model runs may overlap; the JSON and image
-            encoding of other requests still proceeds meanwhile. None (the default) does not limit.
+        max_pixels: int, the largest height x width accepted per image. Defaults to 4096 x 4096
+            (safe: images too large for a run's share of the budget are translated tiled).
+        max_concurrent_runs: int, how many model runs may overlap; the JSON and image encoding of
+            other requests still proceeds meanwhile. Defaults to 2.
+        max_memory_gb: float, the memory (GiB) the model runs in flight may hold together, on top of
+            the server's own. Defaults to 6.
+        max_wait_seconds: float, how long a request waits for room before it gets 503. Defaults
+            to 10.
+        precision: str, ``"float32"`` or ``"bf16"`` (see ``runs.ModelRuns``).
 
     Returns:
         A ``fastapi.FastAPI`` app, ready for ``uvicorn.run``.
@@ -104,10 +123,13 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    if max_concurrent_runs is not None and int(max_concurrent_runs) <= 0:
-        raise ValueError(f"max_concurrent_runs must be positive. Received: {max_concurrent_runs}")
-    run_slot = (
-        None if max_concurrent_runs is None else threading.BoundedSemaphore(max_concurrent_runs)
+    if not float(max_memory_gb) > 0:
+        raise ValueError(f"max_memory_gb must be positive. Received: {max_memory_gb}")
+    model_runs = runs_lib.ModelRuns(
+        runs_lib.MemoryBudget(
+            int(float(max_memory_gb) * 2**30), max_concurrent_runs, max_wait_seconds
+        ),
+        precision,
     )
     app.state.registry = registry
 
@@ -153,10 +175,12 @@ def create_app(
 
     @app.get("/v1/models/{name}")
     def model_status(name: str):
+        _refuse_get_of_verb(name)
         return registry.status(name)
 
     @app.get("/v1/models/{name}/versions/{version}")
     def version_status(name: str, version: str):
+        _refuse_get_of_verb(version)
         return registry.status(name, _parse_version(version))
 
     @app.get("/v1/models/{name}/metadata")
@@ -178,7 +202,7 @@ def create_app(
 
         def work():
             response = predict_lib.predict(
-                served, predict_lib.parse_json(body), max_pixels, run_slot
+                served, predict_lib.parse_json(body), max_pixels, model_runs
             )
             return predict_lib.render(response)
 

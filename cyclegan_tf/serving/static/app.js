@@ -5,6 +5,8 @@ const $ = (id) => document.getElementById(id);
 const limits = { maxRequestBytes: 32 * 1024 * 1024, maxPixels: 4096 * 4096 };
 let currentFile = null;
 let originalUrl = null;
+let translatedUrl = null;
+let busyTimer = null;
 
 function showError(message) {
   $("error").textContent = message;
@@ -76,10 +78,15 @@ async function translate() {
   if (originalUrl) URL.revokeObjectURL(originalUrl);
   originalUrl = URL.createObjectURL(file);
   $("original").src = originalUrl;
-  $("translated").removeAttribute("src");
-  $("download").removeAttribute("href");
-  $("result").hidden = true;
-  $("status").textContent = `Translating ${file.name} with ${model}…`;
+  $("original-link").href = originalUrl;
+  $("original").onload = () => {
+    const image = $("original");
+    $("original-size").textContent = `${image.naturalWidth} × ${image.naturalHeight}`;
+  };
+  showTranslation(null);
+  $("empty").hidden = true;
+  $("result").hidden = false;
+  startBusy(`Translating ${file.name} with ${model}`);
   let response, body;
   try {
     const b64 = await readBase64(file);
@@ -90,21 +97,63 @@ async function translate() {
     });
     body = await response.json().catch(() => ({ error: `the server answered HTTP ${response.status}` }));
   } catch (error) {
-    showError("The request failed: " + error);
+    if (currentFile === file && $("model").value === model) {
+      stopBusy();
+      showError("The request failed: " + error);
+    }
     return;
   }
   if (currentFile !== file || $("model").value !== model) return; // a newer request is running
+  stopBusy();
   if (!response.ok) {
     showError(`Could not translate ${file.name}: ${body.error || "HTTP " + response.status}`);
     return;
   }
-  const url = "data:image/png;base64," + body.predictions[0].b64;
   const stem = file.name.replace(/\.[^.]*$/, "") || "image";
-  $("translated").src = url;
-  $("download").href = url;
-  $("download").download = `${stem}-${model}.png`;
-  $("result").hidden = false;
-  $("status").textContent = `${file.name}, translated with ${model}.`;
+  showTranslation(pngBlob(body.predictions[0].b64), `${stem}-${model}.png`);
+  $("status").textContent = `${file.name}, translated with ${model}. Click an image for full size.`;
+}
+
+function pngBlob(b64) {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type: "image/png" });
+}
+
+// Shows a translated PNG (a Blob) with its full-resolution download, or nothing for null.
+function showTranslation(blob, filename) {
+  if (translatedUrl) URL.revokeObjectURL(translatedUrl);
+  translatedUrl = blob ? URL.createObjectURL(blob) : null;
+  for (const id of ["translated-link", "download"]) {
+    $(id).hidden = !blob;
+    if (blob) $(id).href = translatedUrl;
+    else $(id).removeAttribute("href");
+  }
+  if (blob) {
+    $("translated").src = translatedUrl;
+    $("download").download = filename;
+  } else {
+    $("translated").removeAttribute("src");
+  }
+}
+
+// A spinner and the seconds elapsed, while a (possibly large) image is being translated.
+function startBusy(message) {
+  stopBusy();
+  const start = Date.now();
+  const tick = () => {
+    const seconds = Math.floor((Date.now() - start) / 1000);
+    $("elapsed").textContent = `${message}… ${seconds} s`;
+    $("status").textContent = `${message}… ${seconds} s`;
+  };
+  tick();
+  $("busy").hidden = false;
+  busyTimer = setInterval(tick, 1000);
+}
+
+function stopBusy() {
+  if (busyTimer !== null) clearInterval(busyTimer);
+  busyTimer = null;
+  $("busy").hidden = true;
 }
 
 function pick(files) {

@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.measure_tiled import main
+
+raise SystemExit(main())
