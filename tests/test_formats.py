@@ -265,14 +265,16 @@ def test_registry_serves_both_signatures_of_an_onnx_export(served_exports, gener
     from cyclegan_tf.serving import predict
     from cyclegan_tf.serving.exported import ExportSource
     from cyclegan_tf.serving.registry import ModelRegistry
+    from cyclegan_tf.serving.runs import MemoryBudget, ModelRuns
 
+    runs = ModelRuns(MemoryBudget(max_bytes=2**30, max_runs=1))
     registry = ModelRegistry(served_exports, poll_seconds=0, source=ExportSource("onnx"))
     registry.refresh()
     served = registry.get("apple2orange")
     assert served.path.endswith("1.onnx")
     pixels = np.random.default_rng(6).integers(0, 256, (1, 9, 7, 3)).astype("float32")
     expected = inference.translate_pixels(generator, pixels).numpy()
-    response = predict.predict(served, {"inputs": {"images": pixels.tolist()}}, 64 * 64)
+    response = predict.predict(served, {"inputs": {"images": pixels.tolist()}}, 64 * 64, runs)
     assert np.abs(np.array(response["outputs"]) - expected).max() <= FLOAT32_TOLERANCE
     buffer = bytes_io.BytesIO()
     Image.fromarray(pixels[0].astype(np.uint8)).save(buffer, format="PNG")
@@ -280,7 +282,7 @@ def test_registry_serves_both_signatures_of_an_onnx_export(served_exports, gener
         "signature_name": "translate_bytes",
         "instances": [{"b64": base64.b64encode(buffer.getvalue()).decode()}],
     }
-    (prediction,) = predict.predict(served, request, 64 * 64)["predictions"]
+    (prediction,) = predict.predict(served, request, 64 * 64, runs)["predictions"]
     png = Image.open(bytes_io.BytesIO(base64.b64decode(prediction["b64"])))
     assert png.size == (7, 9)
     assert np.abs(np.asarray(png, np.float32) - np.round(expected[0])).max() <= 1.0
@@ -306,22 +308,13 @@ def test_translate_cli_runs_an_export(served_exports, generator, tmp_path, capsy
     translated = np.asarray(Image.open(tmp_path / "out" / "apple.png"), np.float32)
     assert translated.shape == pixels.shape
     assert 0.01 < np.abs(translated - np.round(expected)).mean() < 3.0  # bf16: close, not equal
-    keras_file = str(tmp_path / "g.keras")
-    generator.save(keras_file)
+    onnx_file = os.path.join(served_exports, "apple2orange", "1.onnx")
     with pytest.raises(SystemExit):
         translate_cli.main(
-            [
-                "--model",
-                keras_file,
-                "--input",
-                str(tmp_path),
-                "--output",
-                "o",
-                "--precision",
-                "bf16",
-            ]
+            [*argv, str(tmp_path / "o"), "--model", onnx_file, "--precision", "bf16"]
         )
-    assert "error: --precision: applies to exported" in capsys.readouterr().err
+    assert "error: --precision: bf16 applies to .keras generators" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "o")
 
 
 def test_runtime_benchmark_names_and_rows():
