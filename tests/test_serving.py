@@ -459,3 +459,63 @@ def test_cli_defaults_match_the_library():
     assert serve_cli.DEFAULT_MAX_CONCURRENT_RUNS == runs.DEFAULT_MAX_CONCURRENT_RUNS
     assert serve_cli.DEFAULT_MAX_MEMORY_GB == runs.DEFAULT_MAX_MEMORY_GB
     assert serve_cli.DEFAULT_WAIT_SECONDS == runs.DEFAULT_WAIT_SECONDS
+
+
+def test_max_concurrent_runs_bounds_the_model_runs_in_flight(base_path):
+    import socket
+    import time
+
+    import uvicorn
+
+    from cyclegan_tf.serving.rest import create_app
+
+    registry = ModelRegistry(str(base_path), 0)
+    registry.refresh()
+    served = registry.get("apple2orange")
+    run_signature = served.signatures["serving_default"]
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    class CountingSignature:  # the model run, slowed so that requests overlap
+        def __getattr__(self, name):
+            return getattr(run_signature, name)
+
+        def __call__(self, **inputs):
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            time.sleep(0.3)
+            try:
+                return run_signature(**inputs)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+    served.signatures["serving_default"] = CountingSignature()
+    app = create_app(registry, max_concurrent_runs=2, max_wait_seconds=30)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    try:
+        while not uvicorn_server.started:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/v1/models/apple2orange:predict"
+        body = {"instances": np.zeros((1, 8, 8, 3)).tolist()}
+        statuses = []
+
+        def client():
+            statuses.append(requests.post(url, json=body, timeout=60).status_code)
+
+        clients = [threading.Thread(target=client) for _ in range(6)]
+        for each in clients:
+            each.start()
+        for each in clients:
+            each.join()
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(10)
+    assert statuses == [200] * 6  # the others waited for a slot
+    assert most[0] == 2
