@@ -9,8 +9,8 @@ import tempfile
 
 import keras
 
+from cyclegan_tf import _keras_compat, data, distribute, io
 from cyclegan_tf import callbacks as run_callbacks
-from cyclegan_tf import data, distribute, io
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.model import CycleGAN, default_optimizer
 from cyclegan_tf.run_folder import NETWORK_FILES, RunFolder
@@ -175,7 +175,7 @@ def default_callbacks(config, run, sample_images=None, backup_dir=None):
     callbacks += [
         run_callbacks.TrainingLog(run.text_log, every=config.sample_every or 100),
         run_callbacks.StepLossScalars(run.step_logs),
-        keras.callbacks.CSVLogger(run.csv, append=True),
+        _keras_compat.CSVLogger(run.csv, append=True),
         keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
         run_callbacks.SaveNetworks(run.models),
         keras.callbacks.BackupAndRestore(

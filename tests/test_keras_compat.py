@@ -98,3 +98,25 @@ def test_not_in_multi_worker_mode_by_default():
     assert _keras_compat.in_multi_worker_mode() is False
     results = {"loss": 1.0}
     assert _keras_compat.multi_worker_logs(results) is results
+
+
+def _log_one_epoch(logger):
+    logger.on_train_begin()
+    logger.on_epoch_end(0, {"loss": 0.5})
+    logger.on_train_end()
+
+
+def test_keras_csv_logger_still_fails_to_close_a_gfile():
+    import keras
+
+    with pytest.raises(AttributeError, match="'GFile' object has no attribute 'closed'"):
+        _log_one_epoch(keras.callbacks.CSVLogger("ram://compat-csv/keras.csv"))
+
+
+def test_csv_logger_writes_and_closes_a_ram_file():
+    from cyclegan_tf import io
+
+    path = "ram://compat-csv/training.csv"
+    _log_one_epoch(_keras_compat.CSVLogger(path, append=True))
+    _log_one_epoch(_keras_compat.CSVLogger(path, append=True))  # a resumed run appends
+    assert io.read_text(path).splitlines() == ["epoch,loss,val_loss", "0,0.5,NA", "0,0.5,NA"]
