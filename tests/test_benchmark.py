@@ -72,3 +72,17 @@ def test_bad_benchmark_options_fail_with_one_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith("cyclegan-benchmark: error: ") and message in err
     assert err.count("\n") == 1
+
+
+def test_pipeline_reads_a_given_folder_with_the_given_cache(synthetic_dir):
+    from cyclegan_tf import benchmark
+
+    options = benchmark.BenchmarkOptions(
+        image_size=32,
+        pipeline_data_dir=synthetic_dir,
+        data_cache="disk",
+        pipeline_batches=4,
+        parts=("pipeline",),
+    )
+    report = benchmark.measure_pipeline(options)
+    assert report["pipeline_images_per_s"] > 0 and report["pipeline_first_pass_images_per_s"] > 0
