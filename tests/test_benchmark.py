@@ -62,7 +62,7 @@ def test_benchmark_compares_bf16_with_float32_side_by_side(tmp_path):
         (["--image-size", "30"], "--image-size must be a multiple of 4. Received: 30"),
         (["--parts", "train,gpu"], "--parts must name some of train, inference, pipeline"),
         (["--compare-float32"], "--compare-float32 needs --mixed-precision"),
-        (["--cpu-replicas", "2"], "--cpu-replicas needs --mirrored-strategy"),
+        (["--cpu-replicas", "2"], "--cpu-replicas: needs mirrored_strategy"),
     ],
 )
 def test_bad_benchmark_options_fail_with_one_line(argv, message, capsys):
