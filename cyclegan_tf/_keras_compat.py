@@ -117,3 +117,19 @@ __all__ = [
     "multi_worker_logs",
     "per_replica_jit",
 ]
+
+
+class CSVLogger(keras.callbacks.CSVLogger):
+    """``keras.callbacks.CSVLogger`` that also ends training when its file is not on a local disk.
+
+    Limitation: ``CSVLogger.on_train_end`` checks ``self.csv_file.closed``, an attribute of Python
+    files that ``tf.io.gfile.GFile`` lacks, so a run whose CSV lives on ``gs://`` or ``ram://`` fails
+    with ``AttributeError: 'GFile' object has no attribute 'closed'`` after its last epoch.
+
+    Seen: Keras 3.15.1, TensorFlow 2.21.0. Test: ``test_keras_compat.py``.
+    """
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None and not getattr(self.csv_file, "closed", False):
+            self.csv_file.close()
+        self.writer = None

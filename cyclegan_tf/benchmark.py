@@ -67,6 +67,10 @@ class BenchmarkOptions:
         runtime_sizes: tuple of int, square image sides for ``runtimes``. Defaults to (256, 1024).
         threads: int or None, threads of each runtime in ``runtimes`` (default: all CPUs).
         pipeline_images: int, training images per domain written for the pipeline. Defaults to 64.
+        pipeline_data_dir: str or None, a folder in the ``trainA/ trainB/`` layout to read instead
+            of written synthetic images (real photos of any size).
+        data_cache: str, the pipeline's ``cache`` (``auto``, ``memory``, ``disk``, ``none``);
+            ``disk`` writes to a temporary folder. Defaults to ``"auto"``.
         pipeline_batches: int, batches timed per pipeline measurement. Defaults to 200.
         parts: tuple of ``PARTS`` to measure. Defaults to all.
         seed: int. Defaults to 0.
@@ -91,6 +95,8 @@ class BenchmarkOptions:
     runtime_sizes: tuple = (256, 1024)
     threads: int | None = None
     pipeline_images: int = 64
+    pipeline_data_dir: str | None = None
+    data_cache: str = "auto"
     pipeline_batches: int = 200
     parts: tuple = PARTS
     seed: int = 0
@@ -402,12 +408,15 @@ def measure_pipeline(options):
         dict with ``pipeline_images_per_s`` and ``pipeline_first_pass_images_per_s``.
     """
     size = options.image_size
-    count = max(options.pipeline_images, options.batch_size)
     with tempfile.TemporaryDirectory(prefix="cyclegan-pipeline-") as root:
-        data_dir = data.write_synthetic_dataset(
-            os.path.join(root, "fruit"), size=max(size, 16), n_train=count, n_test=1, seed=0
-        )
+        data_dir = options.pipeline_data_dir
+        if data_dir is None:
+            count = max(options.pipeline_images, options.batch_size)
+            data_dir = data.write_synthetic_dataset(
+                os.path.join(root, "fruit"), size=max(size, 16), n_train=count, n_test=1, seed=0
+            )
         domain_a, domain_b = data.load_domains(data_dir=data_dir, split="train")
+        count = max(domain_a.num_examples, domain_b.num_examples, options.batch_size)
         dataset, _ = data.make_train_dataset(
             domain_a,
             domain_b,
@@ -415,6 +424,8 @@ def measure_pipeline(options):
             load_size=max(size, int(round(size * _LOAD_RATIO))),
             batch_size=options.batch_size,
             seed=options.seed,
+            cache=options.data_cache,
+            cache_dir=os.path.join(root, "cache"),
         )
         iterator = iter(dataset)
         first_pass = max(count // options.batch_size, 1)

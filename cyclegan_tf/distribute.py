@@ -1,20 +1,23 @@
 """Choosing the ``tf.distribute`` strategy and the precision policy of a run.
 
 * default: one device (``tf.distribute.get_strategy()``).
-* ``--mirrored-strategy``: ``MirroredStrategy`` over all local GPUs; with ``--cpu-replicas N`` over N
+* ``mirrored_strategy``: ``MirroredStrategy`` over all local GPUs; with ``cpu_replicas=N`` over N
   logical CPU devices, so the multi-replica path runs and is tested on machines without GPUs.
-* ``--multi-worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG`` (the same command on
+* ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG`` (the same command on
   every worker); the chief writes the run folder, the other workers write to temporary folders.
 
 Multi-worker start-up fails fast and says why: a worker checks that it can listen on its port, then
-waits (``--cluster-timeout`` seconds at most) until every other worker answers on its port, before
+waits (``cluster_timeout`` seconds at most) until every other worker answers on its port, before
 TensorFlow connects them. TensorFlow's own wait happens inside a call that holds the Python lock and
 replaces the SIGTERM handler with a preemption notifier that only logs, so once it has started neither a
 timeout nor SIGTERM can stop it; the wait before it can be stopped by both. After start-up SIGTERM stops
 the process again (``SigtermExit``). A worker that dies during training is reported by TensorFlow's
 coordination service within about 10 s on the others (a heartbeat timeout).
 
-``--batch-size`` is always the global batch; it is split evenly over the replicas.
+``batch_size`` is always the global batch; it is split evenly over the replicas.
+
+Errors about an option are ``OptionError``s naming the Python argument (``cpu_replicas``); the
+command-line tools print them under the flag's name (``--cpu-replicas``).
 """
 
 import contextlib
@@ -29,11 +32,13 @@ import time
 import keras
 import tensorflow as tf
 
+from cyclegan_tf.errors import OptionError
+
 logger = logging.getLogger(__name__)
 
 PRECISION_POLICIES = {None: "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 _WORKER_JOBS = ("chief", "worker")
-# How long a worker waits for the others to answer before it gives up (--cluster-timeout).
+# How long a worker waits for the others to answer before it gives up (``cluster_timeout``).
 DEFAULT_CLUSTER_TIMEOUT = 300.0
 # After SIGTERM, how long the main thread may take to stop before the process is ended outright.
 SIGTERM_GRACE = 10.0
@@ -41,6 +46,13 @@ SIGTERM_GRACE = 10.0
 
 class ClusterError(ValueError):
     """A multi-worker cluster that cannot form; the message names the worker and the reason."""
+
+
+class ClusterTimeoutError(ClusterError, OptionError):
+    """The other workers did not all arrive within ``cluster_timeout`` seconds."""
+
+    def __init__(self, message):
+        OptionError.__init__(self, "cluster_timeout", message)
 
 
 def _gpus():
@@ -57,10 +69,12 @@ def split_cpu(replicas):
         replicas: int, the number of logical CPU devices.
 
     Raises:
-        ValueError: if ``replicas`` < 1 or the runtime was already initialised with another split.
+        OptionError: if ``replicas`` < 1 or the runtime was already initialised with another split.
     """
     if not isinstance(replicas, int) or replicas < 1:
-        raise ValueError(f"--cpu-replicas must be a positive integer. Received: {replicas!r}")
+        raise OptionError(
+            "cpu_replicas", f"must be a positive integer. Received: cpu_replicas={replicas!r}"
+        )
     cpu = tf.config.list_physical_devices("CPU")[0]
     existing = tf.config.get_logical_device_configuration(cpu)
     if (existing and len(existing) == replicas) or (not existing and replicas == 1):
@@ -70,9 +84,10 @@ def split_cpu(replicas):
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)]
         )
     except RuntimeError:
-        raise ValueError(
-            f"--cpu-replicas {replicas}: TensorFlow's devices were already initialised in this "
-            "process; set it before anything else runs"
+        raise OptionError(
+            "cpu_replicas",
+            f"cannot split the CPU into {replicas}: TensorFlow's devices were already initialised "
+            "in this process; set it before anything else runs",
         ) from None
 
 
@@ -83,14 +98,16 @@ def parse_tf_config(environ=None):
         dict, the parsed ``TF_CONFIG``.
 
     Raises:
-        ValueError: if it is missing, not JSON, or lacks ``cluster``/``task`` entries that match.
+        OptionError: (for ``multi_worker``) if it is missing.
+        ValueError: if it is not JSON, or lacks ``cluster``/``task`` entries that match.
     """
     environ = os.environ if environ is None else environ
     raw = environ.get("TF_CONFIG")
     if not raw:
-        raise ValueError(
-            "--multi-worker needs TF_CONFIG, e.g. "
-            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+        raise OptionError(
+            "multi_worker",
+            "needs the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}',
         )
     try:
         tf_config = json.loads(raw)
@@ -190,7 +207,7 @@ def _lead(tf_config, deadline, poll_interval):
         try:
             while len(greeted) < expected:
                 if time.monotonic() > deadline:
-                    raise ClusterError(
+                    raise ClusterTimeoutError(
                         f"{_task_name(tf_config['task'])}: only {len(greeted)} of the {expected} "
                         "other workers of TF_CONFIG arrived"
                     )
@@ -227,7 +244,7 @@ def _follow(tf_config, deadline, poll_interval):
         except OSError:
             pass  # Not listening yet, or it went away: try again.
         time.sleep(poll_interval)
-    raise ClusterError(
+    raise ClusterTimeoutError(
         f"{_task_name(tf_config['task'])}: no go from {job} {index} ({leader}), where the workers "
         "of TF_CONFIG meet"
     )
@@ -248,8 +265,9 @@ def wait_for_workers(tf_config, timeout=DEFAULT_CLUSTER_TIMEOUT, poll_interval=0
         poll_interval: float, seconds between connection attempts.
 
     Raises:
-        ClusterError: if this worker's port cannot be bound, or the workers have not all met
-            within ``timeout`` seconds.
+        ClusterError: if this worker's port cannot be bound.
+        ClusterTimeoutError: (a ``ClusterError`` and an ``OptionError`` for ``cluster_timeout``)
+            if the workers have not all met within ``timeout`` seconds.
     """
     _check_port(tf_config)
     deadline = time.monotonic() + timeout
@@ -259,10 +277,10 @@ def wait_for_workers(tf_config, timeout=DEFAULT_CLUSTER_TIMEOUT, poll_interval=0
             _lead(tf_config, deadline, poll_interval)
         else:
             _follow(tf_config, deadline, poll_interval)
-    except ClusterError as error:
-        raise ClusterError(
-            f"{error} within {timeout:g} s: start the same command on every worker of TF_CONFIG "
-            "(a worker that failed to start says why in its own log), or raise --cluster-timeout"
+    except ClusterTimeoutError as error:
+        raise ClusterTimeoutError(
+            f"{error.message} within {timeout:g} s: start the same command on every worker of "
+            "TF_CONFIG (a worker that failed to start says why in its own log), or allow more time"
         ) from None
 
 
@@ -359,53 +377,58 @@ def _multi_worker_strategy(tf_config, cluster_timeout):
 
 
 def make_strategy(
-    mirrored=False, cpu_replicas=None, multi_worker=False, cluster_timeout=DEFAULT_CLUSTER_TIMEOUT
+    mirrored_strategy=False,
+    cpu_replicas=None,
+    multi_worker=False,
+    cluster_timeout=DEFAULT_CLUSTER_TIMEOUT,
 ):
     """Creates the distribution strategy of a run.
 
     Args:
-        mirrored: bool, ``--mirrored-strategy``.
-        cpu_replicas: int or None, ``--cpu-replicas``.
-        multi_worker: bool, ``--multi-worker``.
-        cluster_timeout: float, ``--cluster-timeout``: seconds a worker waits for the others.
+        mirrored_strategy: bool, ``MirroredStrategy`` over the local GPUs (or ``cpu_replicas``).
+        cpu_replicas: int or None, logical CPU devices to mirror over (machines without GPUs).
+        multi_worker: bool, ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG``.
+        cluster_timeout: float, seconds a worker waits for the others.
 
     Returns:
         ``(strategy, tf_config)``; ``tf_config`` is None unless multi-worker.
 
     Raises:
-        ValueError: for combinations that cannot work (one line each).
+        OptionError: for combinations that cannot work (one line each, naming the argument).
         ClusterError: if a multi-worker cluster does not form (see ``wait_for_workers``).
     """
-    if mirrored and multi_worker:
-        raise ValueError(
-            "--mirrored-strategy and --multi-worker are exclusive (multi-worker mirrors too)"
+    if mirrored_strategy and multi_worker:
+        raise OptionError(
+            "multi_worker", "excludes mirrored_strategy (multi-worker training mirrors too)"
         )
     if cpu_replicas is not None:
         if multi_worker:
-            raise ValueError(
-                "--cpu-replicas works with --mirrored-strategy only: MultiWorkerMirroredStrategy "
-                "uses one CPU device per worker"
+            raise OptionError(
+                "cpu_replicas",
+                "works with mirrored_strategy only: MultiWorkerMirroredStrategy uses one CPU "
+                "device per worker",
             )
-        if not mirrored:
-            raise ValueError("--cpu-replicas needs --mirrored-strategy")
+        if not mirrored_strategy:
+            raise OptionError("cpu_replicas", "needs mirrored_strategy")
         gpus = _gpus()
         if gpus:
-            raise ValueError(
-                f"--cpu-replicas is for machines without GPUs; this one has {len(gpus)} GPU(s): "
-                "drop it to mirror over the GPUs"
+            raise OptionError(
+                "cpu_replicas",
+                f"is for machines without GPUs; this one has {len(gpus)} GPU(s): drop it to "
+                "mirror over the GPUs",
             )
         split_cpu(cpu_replicas)
     if multi_worker:
         tf_config = parse_tf_config()
         return _multi_worker_strategy(tf_config, cluster_timeout), tf_config
-    if mirrored:
+    if mirrored_strategy:
         if cpu_replicas:
             devices = [device.name for device in tf.config.list_logical_devices("CPU")]
             return tf.distribute.MirroredStrategy(devices=devices[:cpu_replicas]), None
         if not _gpus():
             logger.warning(
-                "--mirrored-strategy found no GPU: training on one CPU replica "
-                "(--cpu-replicas N splits the CPU)"
+                "MirroredStrategy found no GPU: training on one CPU replica "
+                "(cpu_replicas=N splits the CPU)"
             )
         return tf.distribute.MirroredStrategy(), None
     return tf.distribute.get_strategy(), None
@@ -431,18 +454,18 @@ def check_batch_size(batch_size, strategy):
     """The global batch must split evenly over the replicas.
 
     Raises:
-        ValueError: naming both numbers.
+        OptionError: for ``batch_size``, naming both numbers.
     """
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(
-            f"--batch-size {batch_size} is not divisible by the {replicas} replicas "
-            f"(use a multiple of {replicas})"
+        raise OptionError(
+            "batch_size",
+            f"{batch_size} is not divisible by the {replicas} replicas (use a multiple of {replicas})",
         )
 
 
 def set_precision(mixed_precision):
-    """Sets Keras' global dtype policy for ``--mixed-precision`` (None, ``"bf16"`` or ``"fp16"``).
+    """Sets Keras' global dtype policy for ``mixed_precision`` (None, ``"bf16"`` or ``"fp16"``).
 
     Under a mixed policy the variables stay float32 and most layers compute in the lower precision;
     ``layers.float32_if_mixed`` keeps normalisation statistics, the tanh output and the logits in float32,
@@ -455,16 +478,18 @@ def set_precision(mixed_precision):
         The ``keras.DTypePolicy`` that was set before, to restore it with ``keras.config.set_dtype_policy``.
 
     Raises:
-        ValueError: for an unknown value, or fp16 on a machine without a GPU (slow and pointless there).
+        OptionError: for an unknown value, or fp16 on a machine without a GPU (slow and pointless
+            there).
     """
     if mixed_precision not in PRECISION_POLICIES:
-        raise ValueError(
-            f"--mixed-precision must be one of bf16, fp16. Received: {mixed_precision!r}"
+        raise OptionError(
+            "mixed_precision",
+            f"must be one of bf16, fp16. Received: mixed_precision={mixed_precision!r}",
         )
     if mixed_precision == "fp16" and not _gpus():
-        raise ValueError(
-            "--mixed-precision fp16 needs a GPU (float16 is emulated and slow on CPUs); "
-            "use bf16 on CPU"
+        raise OptionError(
+            "mixed_precision",
+            "fp16 needs a GPU (float16 is emulated and slow on CPUs); use bf16 on CPU",
         )
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(PRECISION_POLICIES[mixed_precision])
@@ -473,7 +498,7 @@ def set_precision(mixed_precision):
 
 @contextlib.contextmanager
 def precision(mixed_precision):
-    """Sets the policy of ``--mixed-precision`` for a block and restores the previous one after it.
+    """Sets the policy of ``mixed_precision`` for a block and restores the previous one after it.
 
     Example:
         >>> with precision("bf16"):

@@ -16,6 +16,7 @@ Example:
     '{}'
 """
 
+import concurrent.futures
 import contextlib
 import os
 import posixpath
@@ -27,6 +28,8 @@ import tensorflow as tf
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Filesystems whose rename is a cheap, atomic metadata operation.
 _RENAMING_SCHEMES = ("", "file://", "ram://")
+# Files stat-ed at once on object stores, where each stat is a network round trip.
+_STAT_THREADS = 16
 
 
 def scheme(path):
@@ -56,6 +59,16 @@ def dirname(path):
     return posixpath.dirname(str(path).rstrip("/"))
 
 
+def normalize(path):
+    """``path`` without redundant separators: ``os.path.normpath`` locally, trailing ``/`` dropped elsewhere."""
+    return os.path.normpath(path) if is_local(path) else str(path).rstrip("/")
+
+
+def absolute(path):
+    """An absolute local path (``os.path.abspath``); other filesystems' paths are absolute already."""
+    return os.path.abspath(path) if is_local(path) else str(path)
+
+
 def stem(path):
     """The file name without its extension: ``"photos/apple.jpg"`` → ``"apple"``."""
     return os.path.splitext(basename(path))[0]
@@ -79,6 +92,67 @@ def isfile(path):
 def listdir(path):
     """The sorted entry names of a folder (without a trailing ``/`` on sub-folders)."""
     return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(path))
+
+
+def _has_extension(name, extensions):
+    return not extensions or name.lower().endswith(tuple(extensions))
+
+
+def list_files(folder, extensions=()):
+    """The names of the files directly in a folder (sub-folders left out), sorted.
+
+    Args:
+        folder: str, the folder.
+        extensions: iterable of str, lower-case endings such as ``(".jpg", ".png")``; only names
+            ending with one of them (case-insensitive) are listed. Empty: every file.
+
+    Returns:
+        A sorted list of file names.
+    """
+    return [name for name, _, _ in list_file_stats(folder, extensions, with_stats=False)]
+
+
+def list_file_stats(folder, extensions=(), with_stats=True):
+    """``[(name, size, mtime_ns)]`` of the files directly in a folder, sorted by name.
+
+    One directory read on a local disk; on object stores, where a listing marks sub-folders with a
+    trailing ``/`` and each stat is a round trip, the files are stat-ed in parallel.
+
+    Args:
+        folder: str, the folder.
+        extensions: iterable of str, as in ``list_files``.
+        with_stats: bool, False gives ``(name, None, None)`` without stat-ing object-store files.
+
+    Returns:
+        A sorted list of ``(name, size in bytes, modification time in ns)``.
+    """
+    if is_local(folder):
+        with os.scandir(folder.removeprefix("file://")) as entries:
+            found = []
+            for entry in entries:
+                if _has_extension(entry.name, extensions) and entry.is_file():
+                    info = entry.stat() if with_stats else None
+                    found.append((entry.name, info and info.st_size, info and info.st_mtime_ns))
+        return sorted(found)
+    names = sorted(
+        name
+        for name in tf.io.gfile.listdir(folder)
+        if not name.endswith("/") and _has_extension(name, extensions)
+    )
+
+    def stat(name):
+        if not with_stats and not can_rename(folder):
+            return name, None, None
+        try:
+            info = tf.io.gfile.stat(join(folder, name))
+        except tf.errors.NotFoundError:  # Deleted since the listing.
+            return None
+        if info.is_directory:
+            return None
+        return (name, info.length, info.mtime_nsec) if with_stats else (name, None, None)
+
+    with concurrent.futures.ThreadPoolExecutor(_STAT_THREADS) as pool:
+        return [entry for entry in pool.map(stat, names) if entry is not None]
 
 
 def makedirs(path):

@@ -9,8 +9,8 @@ import tempfile
 
 import keras
 
+from cyclegan_tf import _keras_compat, data, distribute, io
 from cyclegan_tf import callbacks as run_callbacks
-from cyclegan_tf import data, distribute, io
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.model import CycleGAN, default_optimizer
 from cyclegan_tf.run_folder import NETWORK_FILES, RunFolder
@@ -38,7 +38,7 @@ def load_training_data(config, start_step=0, domains=None, cache_dir=None, input
         config: a resolved ``TrainConfig``.
         start_step: int, the first step to produce (a resumed run sees the batches it would have).
         domains: ``(domain_a, domain_b)`` from ``load_training_domains``; loaded here if None.
-        cache_dir: str or None, the folder of ``--data-cache disk``.
+        cache_dir: str or None, the folder of the disk cache (``data_cache="disk"``).
         input_context: ``tf.distribute.InputContext`` or None: this input pipeline's slice only.
 
     Returns:
@@ -221,7 +221,7 @@ def default_callbacks(config, run, sample_images=None, backup_dir=None, segment=
             run.text_log, every=config.sample_every or 100, first_batch=first_batch
         ),
         run_callbacks.StepLossScalars(run.step_logs),
-        keras.callbacks.CSVLogger(run.csv, append=True),
+        _keras_compat.CSVLogger(run.csv, append=True),
         keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
         run_callbacks.SaveNetworks(run.models),
         run_callbacks.ResumableBackup(
@@ -247,18 +247,22 @@ def log_parameter_counts(model):
         logger.info("[Network %s] Total number of parameters : %.3f M", network.name, millions)
 
 
-def load_test_domains(config, purpose):
+def load_test_domains(config, option):
     """The test split of both domains.
 
+    Args:
+        config: a resolved ``TrainConfig``.
+        option: str, the ``TrainConfig`` field that needs the test split (``"fid_every"``).
+
     Raises:
-        ValueError: if the source has no test split, naming the option that needs it.
+        OptionError: for ``option``, if the source has no test split.
     """
     try:
         return data.load_domains(
             dataset=config.dataset, data_dir=config.data_dir, split="test", seed=config.seed
         )
     except data.DataError as error:
-        raise ValueError(f"{purpose} needs a test split (testA/ and testB/): {error}") from None
+        raise OptionError(option, f"needs a test split (testA/ and testB/): {error}") from None
 
 
 def evaluation_callbacks(config, run):
@@ -267,7 +271,7 @@ def evaluation_callbacks(config, run):
         return []
     from cyclegan_tf.evaluation import FidCallback, InceptionFeatures
 
-    test_a, test_b = load_test_domains(config, "--fid-every")
+    test_a, test_b = load_test_domains(config, "fid_every")
     source = list(test_a.images.take(FID_SUBSET).as_numpy_iterator())
     target = list(test_b.images.take(FID_SUBSET).as_numpy_iterator())
     keep_best = run.best_generator if config.keep_best else None
@@ -286,7 +290,7 @@ def validation_data(config):
     """``--eval-every``: the test split as ``(real_a, real_b)`` pairs for ``fit``'s validation pass."""
     if not config.eval_every:
         return None
-    test_a, test_b = load_test_domains(config, "--eval-every")
+    test_a, test_b = load_test_domains(config, "eval_every")
     return data.make_eval_dataset(test_a, test_b, config.image_size, batch_size=config.batch_size)
 
 

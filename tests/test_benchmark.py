@@ -62,7 +62,7 @@ def test_benchmark_compares_bf16_with_float32_side_by_side(tmp_path):
         (["--image-size", "30"], "--image-size must be a multiple of 4. Received: 30"),
         (["--parts", "train,gpu"], "--parts must name some of train, inference, pipeline"),
         (["--compare-float32"], "--compare-float32 needs --mixed-precision"),
-        (["--cpu-replicas", "2"], "--cpu-replicas needs --mirrored-strategy"),
+        (["--cpu-replicas", "2"], "--cpu-replicas: needs mirrored_strategy"),
     ],
 )
 def test_bad_benchmark_options_fail_with_one_line(argv, message, capsys):
@@ -72,3 +72,17 @@ def test_bad_benchmark_options_fail_with_one_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith("cyclegan-benchmark: error: ") and message in err
     assert err.count("\n") == 1
+
+
+def test_pipeline_reads_a_given_folder_with_the_given_cache(synthetic_dir):
+    from cyclegan_tf import benchmark
+
+    options = benchmark.BenchmarkOptions(
+        image_size=32,
+        pipeline_data_dir=synthetic_dir,
+        data_cache="disk",
+        pipeline_batches=4,
+        parts=("pipeline",),
+    )
+    report = benchmark.measure_pipeline(options)
+    assert report["pipeline_images_per_s"] > 0 and report["pipeline_first_pass_images_per_s"] > 0

@@ -1,4 +1,5 @@
 import io
+import re
 
 import numpy as np
 import pytest
@@ -57,9 +58,10 @@ def test_read_image_file_raises_data_error_naming_the_file(tmp_path, contents):
     assert "function_node" not in str(info.value)
 
 
-def test_read_image_file_missing_file_is_an_os_error(tmp_path):
-    with pytest.raises(OSError):
-        decode.read_image_file(str(tmp_path / "missing.png"))
+def test_read_image_file_missing_file_names_it(tmp_path):
+    missing = str(tmp_path / "missing.png")
+    with pytest.raises(decode.DataError, match=f"^no such image file: {re.escape(missing)}$"):
+        decode.read_image_file(missing)
 
 
 def test_list_image_files_is_sorted_flat_and_case_insensitive(tmp_path):

@@ -211,6 +211,24 @@ def test_cache_modes_give_the_same_batches_and_the_disk_cache_is_reused(domain_o
     )
 
 
+def test_images_and_disk_cache_on_ram_give_the_local_batches(domain_of):
+    from cyclegan_tf import io
+
+    domains = domain_of(_ramp(5)), domain_of(_ramp(3))
+    on_ram = []
+    for index, domain in enumerate(domains):
+        folder = f"ram://pipeline-test/data/domain_{index}"
+        for path in domain.files:
+            io.copy(path, io.join(folder, io.basename(path)))
+        on_ram.append(sources.load_image_folder(folder, check_cache_dir=""))
+    reference = _batches(*domains, 8, cache="none")
+    cache_dir = "ram://pipeline-test/run/cache"
+    for _ in range(2):  # fills the cache, then reads from it
+        _assert_same_batches(_batches(*on_ram, 8, cache="disk", cache_dir=cache_dir), reference)
+    stores = io.listdir(cache_dir)
+    assert sorted(len(io.list_files(io.join(cache_dir, store))) for store in stores) == [3, 5]
+
+
 def test_a_file_that_fails_to_decode_is_replaced_the_same_way_every_run(
     domain_of, tmp_path, caplog
 ):

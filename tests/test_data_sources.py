@@ -249,3 +249,26 @@ def test_load_synthetic_defaults_to_a_cache_folder(tmp_path, monkeypatch):
     assert domain_a.num_examples == 2
     expected = tmp_path / "cache" / "synthetic_fruit_32px_train2_test1_seed3" / "trainA"
     assert expected.is_dir()
+
+
+def test_a_ram_folder_loads_with_its_checks_remembered_there(synthetic_dir):
+    from cyclegan_tf import io
+
+    root = "ram://sources-test/fruit"
+    for domain in "AB":
+        io.copytree(os.path.join(synthetic_dir, f"train{domain}"), f"{root}/train{domain}")
+    io.write_bytes(f"{root}/trainA/zero.jpg", b"")
+    io.makedirs(f"{root}/trainA/folder.jpg")  # a folder with an image's name is not an image
+    checks = "ram://sources-test/checks"
+
+    domain_a, domain_b = sources.load_folder(root, "train", check_cache_dir=checks)
+
+    assert (domain_a.num_examples, domain_b.num_examples) == (16, 16)
+    assert domain_a.files[0] == f"{root}/trainA/apple_0001.jpg"
+    assert domain_a.names[0] == "apple_0001" and "zero" not in domain_a.names
+    assert len(io.listdir(f"{checks}/image_checks")) == 2  # one record per folder
+    first = next(iter(domain_a.images)).numpy()
+    local = next(iter(sources.load_folder(synthetic_dir, "train", "")[0].images)).numpy()
+    np.testing.assert_array_equal(first, local)
+    again = sources.load_image_folder(f"{root}/trainA", check_cache_dir=checks)
+    assert again.fingerprint == domain_a.fingerprint

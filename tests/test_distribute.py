@@ -21,6 +21,7 @@ import pytest
 
 from cyclegan_tf import distribute
 from cyclegan_tf.cli import train as train_cli
+from cyclegan_tf.errors import OptionError
 
 REPLICAS = 2
 TINY = {"ngf": 4, "ndf": 4, "n_res_blocks": 1, "image_size": 32}
@@ -201,7 +202,7 @@ def test_batch_not_divisible_by_replicas_is_one_line(two_replicas, tmp_path, tin
     code, stderr, _ = two_replicas(_train_cli, argv)
     assert code == 2
     assert stderr.strip() == (
-        "cyclegan-train: error: --batch-size 3 is not divisible by the 2 replicas "
+        "cyclegan-train: error: --batch-size: 3 is not divisible by the 2 replicas "
         "(use a multiple of 2)"
     )
 
@@ -212,13 +213,13 @@ def test_batch_not_divisible_by_replicas_is_one_line(two_replicas, tmp_path, tin
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--multi-worker"], "--multi-worker needs TF_CONFIG"),
-        (["--cpu-replicas", "2"], "--cpu-replicas needs --mirrored-strategy"),
+        (["--multi-worker"], "--multi-worker: needs the TF_CONFIG environment variable"),
+        (["--cpu-replicas", "2"], "--cpu-replicas: needs mirrored_strategy"),
         (
             ["--multi-worker", "--cpu-replicas", "2"],
-            "--cpu-replicas works with --mirrored-strategy only",
+            "--cpu-replicas: works with mirrored_strategy only",
         ),
-        (["--mirrored-strategy", "--multi-worker"], "are exclusive"),
+        (["--mirrored-strategy", "--multi-worker"], "--multi-worker: excludes mirrored_strategy"),
     ],
 )
 def test_bad_strategy_options_fail_with_one_line(
@@ -236,16 +237,15 @@ def test_bad_strategy_options_fail_with_one_line(
 def test_cpu_replicas_on_a_machine_with_gpus_is_refused(monkeypatch):
     monkeypatch.setattr(distribute, "_gpus", lambda: ["GPU:0", "GPU:1"])
     with pytest.raises(ValueError, match=r"this one has 2 GPU\(s\): drop it"):
-        distribute.make_strategy(mirrored=True, cpu_replicas=2)
+        distribute.make_strategy(mirrored_strategy=True, cpu_replicas=2)
 
 
 def test_mirrored_strategy_without_gpus_warns_in_one_line(caplog):
     with caplog.at_level(logging.WARNING, logger="cyclegan_tf.distribute"):
-        strategy, tf_config = distribute.make_strategy(mirrored=True)
+        strategy, tf_config = distribute.make_strategy(mirrored_strategy=True)
     assert strategy.num_replicas_in_sync == 1 and tf_config is None
     assert [r.getMessage() for r in caplog.records] == [
-        "--mirrored-strategy found no GPU: training on one CPU replica "
-        "(--cpu-replicas N splits the CPU)"
+        "MirroredStrategy found no GPU: training on one CPU replica (cpu_replicas=N splits the CPU)"
     ]
     assert distribute.describe(strategy).startswith("1 replica (MirroredStrategy; this worker: ")
 
@@ -279,7 +279,7 @@ def test_chief_is_the_chief_task_or_worker_zero():
 
 
 def test_split_cpu_rejects_a_non_positive_count():
-    with pytest.raises(ValueError, match="Received: 0"):
+    with pytest.raises(OptionError, match="^cpu_replicas: .*Received: cpu_replicas=0$"):
         distribute.split_cpu(0)
 
 
@@ -327,11 +327,13 @@ def test_a_worker_whose_port_is_taken_says_so_at_once():
 def test_a_worker_waiting_for_missing_peers_gives_up_after_its_timeout(index, message):
     ports = _free_ports(3)
     start = time.monotonic()
-    with pytest.raises(distribute.ClusterError) as info:
+    with pytest.raises(distribute.ClusterTimeoutError) as info:
         distribute.wait_for_workers(_tf_config(ports, index), timeout=0.5, poll_interval=0.1)
     assert time.monotonic() - start < 5
-    assert str(info.value).startswith(message.format(port=ports[0]) + " within 0.5 s")
-    assert "raise --cluster-timeout" in str(info.value)
+    assert isinstance(info.value, distribute.ClusterError) and isinstance(info.value, OptionError)
+    assert info.value.option == "cluster_timeout"
+    assert info.value.message.startswith(message.format(port=ports[0]) + " within 0.5 s")
+    assert info.value.message.endswith("or allow more time")
 
 
 def test_workers_meet_at_the_leader_and_free_their_ports():

@@ -78,3 +78,22 @@ def test_path_helpers():
     assert io.dirname("gs://bucket/runs/x") == "gs://bucket/runs"
     assert io.stem("ram://a/photo.jpg") == "photo"
     assert io.can_rename("/tmp/x") and io.can_rename("ram://x") and not io.can_rename("gs://b/x")
+
+
+def test_list_files_leaves_out_folders_and_other_extensions(root):
+    io.write_bytes(io.join(root, "b.PNG"), b"12")
+    io.write_bytes(io.join(root, "a.jpg"), b"1")
+    io.write_text(io.join(root, "notes.txt"), "x")
+    io.write_text(io.join(root, "folder.jpg", "inner.jpg"), "x")
+    assert io.list_files(root, (".jpg", ".png")) == ["a.jpg", "b.PNG"]
+    assert io.list_files(root) == ["a.jpg", "b.PNG", "notes.txt"]
+    stats = io.list_file_stats(root, (".jpg", ".png"))
+    assert [(name, size) for name, size, _ in stats] == [("a.jpg", 1), ("b.PNG", 2)]
+    assert all(isinstance(mtime, int) for _, _, mtime in stats)
+
+
+def test_normalize_and_absolute():
+    assert (
+        io.normalize("runs//a/") == "runs/a" and io.normalize("gs://b/runs/a/") == "gs://b/runs/a"
+    )
+    assert io.absolute("ram://a/b") == "ram://a/b" and io.absolute("runs").startswith("/")

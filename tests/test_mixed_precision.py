@@ -88,7 +88,7 @@ def test_fp16_on_a_cpu_is_a_one_line_error(tmp_path, tiny_args, capsys):
         )
     assert exit_.value.code == 2
     assert capsys.readouterr().err == (
-        "cyclegan-train: error: --mixed-precision fp16 needs a GPU (float16 is emulated and slow "
+        "cyclegan-train: error: --mixed-precision: fp16 needs a GPU (float16 is emulated and slow "
         "on CPUs); use bf16 on CPU\n"
     )
     assert keras.config.dtype_policy().name == "float32"

@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -36,9 +37,9 @@ def _worker(tf_config, argv, weights_path):
     np.savez(weights_path, *model.generator_ab.get_weights())
 
 
-def _run_workers(target, inputs, tmp_path, timeout=300):
-    """Runs ``target(tf_config, inputs, weights_path)`` in WORKERS processes; returns exit codes."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(WORKERS)]}
+def _start_workers(target, inputs, tmp_path, ports):
+    """Starts ``target(tf_config, inputs, weights_path)`` in one process per port."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(
@@ -49,16 +50,36 @@ def _run_workers(target, inputs, tmp_path, timeout=300):
                 str(tmp_path / f"weights_{index}.npz"),
             ),
         )
-        for index in range(WORKERS)
+        for index in range(len(ports))
     ]
     for process in workers:
         process.start()
+    return workers
+
+
+def _join(workers, timeout=300):
+    """Waits for the workers (killing those still running after ``timeout``); their exit codes."""
+    deadline = time.monotonic() + timeout
     for process in workers:
-        process.join(timeout=timeout)
+        process.join(timeout=max(deadline - time.monotonic(), 0))
     for process in workers:
         if process.is_alive():
             process.kill()
+            process.join()
     return [process.exitcode for process in workers]
+
+
+def _run_workers(target, inputs, tmp_path, timeout=300):
+    """Runs ``target(tf_config, inputs, weights_path)`` in WORKERS processes; returns exit codes."""
+    return _join(_start_workers(target, inputs, tmp_path, _free_ports(WORKERS)), timeout)
+
+
+def _csv_epochs(run):
+    path = os.path.join(run, "logs", "training.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [int(line.split(",")[0]) for line in f.read().splitlines()[1:] if line.strip()]
 
 
 @pytest.mark.slow
@@ -175,3 +196,48 @@ def test_two_workers_with_a_global_batch_of_4_update_like_one_process_on_the_4(t
             np.testing.assert_allclose(mine, theirs, atol=2e-5)
             changed += not np.allclose(start, theirs)
     assert changed > len(initial)  # the step moved most weights on both workers
+
+
+@pytest.mark.slow
+def test_a_killed_worker_and_its_peer_restart_and_resume_from_the_last_backup(tmp_path, tiny_args):
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
+    epochs = 3
+    argv = [
+        *tiny_args(run, export_dir),
+        "--epochs",
+        str(epochs),
+        "--steps-per-epoch",
+        "2",
+        "--backup-every",
+        "1",
+        "--multi-worker",
+        "--cluster-timeout",
+        "60",
+    ]
+    ports = _free_ports(WORKERS)
+    workers = _start_workers(_worker, argv, tmp_path, ports)
+    deadline = time.monotonic() + 240
+    while not _csv_epochs(run) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers[1].kill()  # kill -9, mid-training: the chief is in its second epoch
+    # The survivor fails once TensorFlow notices its peer is gone; a cluster would restart it too.
+    codes = _join(workers, timeout=60)
+    assert codes[1] == -9 and codes[0] != 0, codes
+    killed_after = _csv_epochs(run)
+    assert 1 <= len(killed_after) < epochs, killed_after
+    assert os.path.isdir(os.path.join(run, "backup"))
+    assert os.path.isdir(os.path.join(run, ".backup-worker-1"))
+
+    # The same command again on both workers, on the same ports.
+    assert _join(_start_workers(_worker, argv, tmp_path, ports)) == [0, 0]
+
+    weights = [np.load(tmp_path / f"weights_{index}.npz") for index in range(WORKERS)]
+    for name in weights[0].files:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name])
+    epochs_logged = _csv_epochs(run)
+    assert epochs_logged[: len(killed_after)] == killed_after
+    assert sorted(set(epochs_logged)) == list(range(epochs))
+    assert len(epochs_logged) - len(set(epochs_logged)) <= 1  # at most the interrupted epoch again
+    assert not os.path.exists(os.path.join(run, "backup"))
+    assert not [name for name in os.listdir(run) if name.startswith(".backup")]
+    assert os.listdir(os.path.join(export_dir, "apple2orange")) == ["1"]

@@ -85,6 +85,17 @@ def build_parser():
         "--pipeline-images", type=int, default=64, help="JPEGs per domain for the pipeline."
     )
     parser.add_argument(
+        "--pipeline-data-dir",
+        default=None,
+        help="Read the pipeline's images from DIR/trainA and DIR/trainB instead of synthetic ones.",
+    )
+    parser.add_argument(
+        "--data-cache",
+        choices=("auto", "memory", "disk", "none"),
+        default="auto",
+        help="The pipeline's resized-image cache (disk: a temporary folder).",
+    )
+    parser.add_argument(
         "--pipeline-batches", type=int, default=200, help="Batches timed from the pipeline."
     )
     parser.add_argument(
@@ -141,6 +152,8 @@ def main(argv=None):
             threads=args.threads,
             pipeline_images=args.pipeline_images,
             pipeline_batches=args.pipeline_batches,
+            pipeline_data_dir=args.pipeline_data_dir,
+            data_cache=args.data_cache,
             parts=tuple(part.strip() for part in args.parts.split(",") if part.strip()),
             seed=args.seed,
         )

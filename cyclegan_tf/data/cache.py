@@ -17,9 +17,10 @@ the training batches.
 
 import hashlib
 import logging
-import os
 
 import tensorflow as tf
+
+from cyclegan_tf import io
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +136,11 @@ class DiskStore(ImageStore):
     def __init__(self, folder, load_size):
         super().__init__(load_size)
         self.folder = folder
-        tf.io.gfile.makedirs(folder)
+        io.makedirs(folder)
         present = [
             int(name[: -len(_SUFFIX)])
-            for name in tf.io.gfile.listdir(folder)
-            if name.endswith(_SUFFIX) and name[: -len(_SUFFIX)].isdigit()
+            for name in io.list_files(folder, (_SUFFIX,))
+            if name[: -len(_SUFFIX)].isdigit()
         ]
         # 1 for an index whose file is there (int64: the tables have no boolean values).
         self._known = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0)
@@ -167,7 +168,7 @@ class DiskStore(ImageStore):
 def disk_store_folder(cache_dir, domain_key, load_size):
     """The folder of one domain's disk store: ``cache_dir/<load_size>px-<key>``."""
     digest = hashlib.sha1(f"{_FORMAT}\0{domain_key}".encode()).hexdigest()[:16]
-    return os.path.join(cache_dir, f"{load_size}px-{digest}")
+    return io.join(cache_dir, f"{load_size}px-{digest}")
 
 
 def make_store(mode, load_size, cache_dir=None, domain_key=""):

@@ -4,11 +4,12 @@ One decoder, ``decode_image``, serves eager code and ``tf.data`` graphs alike, s
 validates at load time decodes the same way inside the pipeline.
 """
 
-import os
 import re
 
 import numpy as np
 import tensorflow as tf
+
+from cyclegan_tf import io
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -120,17 +121,20 @@ def read_image_file(path):
     """Reads and decodes one image file eagerly.
 
     Args:
-        path: str, the file.
+        path: str, the file (local, ``gs://``, ``ram://``).
 
     Returns:
         ``np.ndarray`` of dtype ``uint8`` and shape ``[H, W, 3]``.
 
     Raises:
-        OSError: if the file cannot be read.
-        DataError: if it is not a supported, complete image.
+        DataError: if the file cannot be read, or is not a supported, complete image.
     """
-    with open(path, "rb") as f:
-        contents = f.read()
+    try:
+        contents = io.read_bytes(path)
+    except tf.errors.NotFoundError:
+        raise DataError(f"no such image file: {path}") from None
+    except tf.errors.OpError as error:
+        raise DataError(f"cannot read image {path}: {_op_error_reason(error)}") from None
     try:
         return decode_image(contents).numpy()
     except tf.errors.InvalidArgumentError as error:
@@ -184,25 +188,20 @@ def header_problem(head, tail, size):
 
 def is_image_file(name):
     """Whether a file name has one of ``IMAGE_EXTENSIONS`` (case-insensitive)."""
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def list_image_files(folder):
     """The image files directly inside a folder, sorted by name.
 
     Args:
-        folder: str, the folder (not searched recursively).
+        folder: str, the folder (local, ``gs://``, ``ram://``; not searched recursively).
 
     Returns:
         A sorted list of paths (``folder`` joined with each file name) whose extension is one of
         ``IMAGE_EXTENSIONS``, case-insensitive.
     """
-    names = sorted(
-        name
-        for name in os.listdir(folder)
-        if is_image_file(name) and os.path.isfile(os.path.join(folder, name))
-    )
-    return [os.path.join(folder, name) for name in names]
+    return [io.join(folder, name) for name in io.list_files(folder, IMAGE_EXTENSIONS)]
 
 
 def image_to_uint8(image):

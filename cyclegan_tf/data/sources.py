@@ -16,14 +16,15 @@ import urllib.parse
 
 import tensorflow as tf
 
+from cyclegan_tf import io
 from cyclegan_tf.data import synthetic
 from cyclegan_tf.data.decode import (
     HEADER_BYTES,
+    IMAGE_EXTENSIONS,
     SUSPECT,
     DataError,
     decode_image,
     header_problem,
-    is_image_file,
 )
 
 logger = logging.getLogger(__name__)
@@ -84,35 +85,10 @@ def default_cache_dir():
     return os.path.join(xdg, "cyclegan_tf")
 
 
-def _is_url(path):
-    return "://" in path
-
-
-def _scan(folder):
-    """``[(name, size, mtime_ns)]`` of the image files directly in ``folder``, sorted by name."""
-    if not _is_url(folder):
-        with os.scandir(folder) as entries:
-            found = [
-                (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
-                for entry in entries
-                if is_image_file(entry.name) and entry.is_file()
-            ]
-        return sorted(found)
-    names = sorted(name for name in tf.io.gfile.listdir(folder) if is_image_file(name.rstrip("/")))
-
-    def stat(name):
-        info = tf.io.gfile.stat(tf.io.gfile.join(folder, name))
-        return None if info.is_directory else (name, info.length, info.mtime_nsec)
-
-    with concurrent.futures.ThreadPoolExecutor(_CHECK_THREADS) as pool:
-        return [entry for entry in pool.map(stat, names) if entry is not None]
-
-
 def _file_problem(path, size):
     """None if ``path`` is a readable image, else why not; decodes only files that end oddly."""
-    opener = tf.io.gfile.GFile if _is_url(path) else open
     try:
-        with opener(path, "rb") as f:
+        with io.open_file(path, "rb") as f:
             head = f.read(HEADER_BYTES)
             f.seek(max(size - HEADER_BYTES, 0))
             tail = f.read(HEADER_BYTES)
@@ -139,16 +115,15 @@ class _CheckRecord:
         self.folder = folder
         self.path = None
         if cache_dir:
-            key = hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:20]
-            self.path = os.path.join(cache_dir, "image_checks", f"{key}.json")
+            key = hashlib.sha1(io.absolute(folder).encode()).hexdigest()[:20]
+            self.path = io.join(cache_dir, "image_checks", f"{key}.json")
 
     def load(self):
         if self.path is None:
             return {}
         try:
-            with open(self.path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
+            record = json.loads(io.read_text(self.path))
+        except (OSError, ValueError, tf.errors.OpError):
             return {}
         if record.get("version") != _CHECKS_VERSION or record.get("folder") != self.folder:
             return {}
@@ -158,13 +133,12 @@ class _CheckRecord:
         if self.path is None:
             return
         record = {"version": _CHECKS_VERSION, "folder": self.folder, "files": files}
-        partial = f"{self.path}.tmp-{os.getpid()}-{threading.get_ident()}"
         try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(partial, "w") as f:
-                json.dump(record, f)
-            os.replace(partial, self.path)
-        except OSError as error:  # A read-only cache only costs the checks next time.
+            io.write_text(self.path, json.dumps(record))
+        except (
+            OSError,
+            tf.errors.OpError,
+        ) as error:  # A read-only cache costs the checks next time.
             logger.debug("Could not remember the image checks in %s: %s", self.path, error)
 
 
@@ -182,7 +156,7 @@ def _checked(folder, entries, cache_dir):
     if to_check:
         with concurrent.futures.ThreadPoolExecutor(_CHECK_THREADS) as pool:
             problems = pool.map(
-                lambda item: _file_problem(tf.io.gfile.join(folder, item[0]), item[1]), to_check
+                lambda item: _file_problem(io.join(folder, item[0]), item[1]), to_check
             )
             results.update(zip((name for name, _ in to_check), problems))
         logger.debug("Checked %d of %d files in %s.", len(to_check), len(entries), folder)
@@ -228,7 +202,7 @@ def load_image_folder(folder, check_cache_dir=None):
     """
     if check_cache_dir is None:
         check_cache_dir = default_cache_dir()
-    entries = _scan(folder)
+    entries = io.list_file_stats(folder, IMAGE_EXTENSIONS)
     problems = _checked(folder, entries, check_cache_dir)
     skipped = [f"{name} ({problems[name]})" for name, _, _ in entries if problems[name]]
     kept = [entry for entry in entries if not problems[entry[0]]]
@@ -243,12 +217,12 @@ def load_image_folder(folder, check_cache_dir=None):
     if not kept:
         found = f" ({len(skipped)} unreadable)" if skipped else ""
         raise DataError(f"no readable image (jpg, jpeg, png, bmp, gif) in {folder}{found}")
-    files = tuple(tf.io.gfile.join(folder, name) for name, _, _ in kept)
+    files = tuple(io.join(folder, name) for name, _, _ in kept)
     images = tf.data.Dataset.from_tensor_slices(tf.constant(files, dtype=tf.string)).map(
         lambda path: decode_image(tf.io.read_file(path)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    names = [os.path.splitext(name)[0] for name, _, _ in kept]
+    names = [io.stem(name) for name, _, _ in kept]
     return DomainData(
         images=images,
         num_examples=len(files),
@@ -279,12 +253,12 @@ def load_folder(data_dir, split="train", check_cache_dir=None):
         DataError: if the folder or a domain folder is missing, or a domain has no readable image.
     """
     _check_split(split)
-    if not tf.io.gfile.isdir(data_dir):
+    if not io.isdir(data_dir):
         raise DataError(f"data folder not found: {data_dir} (expected {_layout(split)})")
     domains = []
     for domain in ("A", "B"):
-        folder = tf.io.gfile.join(data_dir, f"{split}{domain}")
-        if not tf.io.gfile.isdir(folder):
+        folder = io.join(data_dir, f"{split}{domain}")
+        if not io.isdir(folder):
             raise DataError(f"missing folder {folder}: {data_dir} must hold {_layout(split)}")
         domains.append(load_image_folder(folder, check_cache_dir))
     return tuple(domains)
@@ -366,32 +340,31 @@ def _export_files(builder, split_name, files_dir):
     """
     import tensorflow_datasets as tfds
 
-    folder = os.path.join(
+    folder = io.join(
         files_dir, TFDS_BUILDER, builder.builder_config.name, str(builder.version), split_name
     )
     examples = builder.as_dataset(
         split=split_name, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()}
     )
     expected = int(examples.cardinality())
-    marker = os.path.join(folder, _EXPORT_MARKER)
-    if tf.io.gfile.exists(marker):
-        with tf.io.gfile.GFile(marker) as f:
-            if json.load(f).get("examples") == expected:
-                return folder
-    staging = f"{folder}.tmp-{os.getpid()}"
-    for stale in (staging, folder):
-        if tf.io.gfile.exists(stale):
-            tf.io.gfile.rmtree(stale)  # Our own leftover, or an outdated or interrupted copy.
-    tf.io.gfile.makedirs(staging)
-    count = 0
-    for count, example in enumerate(examples.as_numpy_iterator(), start=1):
-        contents = example["image"]
-        extension = ".jpg" if contents.startswith(b"\xff\xd8") else ".png"
-        with tf.io.gfile.GFile(os.path.join(staging, f"{count:06d}{extension}"), "wb") as f:
-            f.write(contents)
-    with tf.io.gfile.GFile(os.path.join(staging, _EXPORT_MARKER), "w") as f:
-        f.write(json.dumps({"examples": count}))
-    tf.io.gfile.rename(staging, folder)
+    marker = io.join(folder, _EXPORT_MARKER)
+    if io.exists(marker) and json.loads(io.read_text(marker)).get("examples") == expected:
+        return folder
+    io.rmtree(folder)  # An outdated or interrupted copy.
+    staging = io.temporary_sibling(folder)
+    io.makedirs(staging)
+    try:
+        count = 0
+        for count, example in enumerate(examples.as_numpy_iterator(), start=1):
+            contents = example["image"]
+            extension = ".jpg" if contents.startswith(b"\xff\xd8") else ".png"
+            with io.open_file(io.join(staging, f"{count:06d}{extension}"), "wb") as f:
+                f.write(contents)
+        with io.open_file(io.join(staging, _EXPORT_MARKER), "w") as f:
+            f.write(json.dumps({"examples": count}))
+        io.move(staging, folder, last_file=_EXPORT_MARKER)
+    finally:
+        io.rmtree(staging)
     return folder
 
 
@@ -450,7 +423,7 @@ def load_tfds(
             f"could not download or prepare TFDS {TFDS_BUILDER}/{name} ({reason}); "
             f"use --data-dir DIR with {_layout('train')}, or --dataset {SYNTHETIC}"
         ) from error
-    files_dir = files_dir or os.path.join(default_cache_dir(), "tfds_files")
+    files_dir = files_dir or io.join(default_cache_dir(), "tfds_files")
     domains = []
     for domain in ("A", "B"):
         folder = _export_files(builder, f"{split}{domain}", files_dir)
@@ -464,7 +437,7 @@ def default_synthetic_dir(size, n_train, n_test, seed):
     ``default_cache_dir()`` joined with a folder name made of the parameters, so each parameter set has its own folder.
     """
     name = f"synthetic_fruit_{size}px_train{n_train}_test{n_test}_seed{seed}"
-    return os.path.join(default_cache_dir(), name)
+    return io.join(default_cache_dir(), name)
 
 
 def load_synthetic(root=None, split="train", image_size=128, n_train=200, n_test=40, seed=0):

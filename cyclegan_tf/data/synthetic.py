@@ -438,7 +438,7 @@ def write_synthetic_dataset(out_dir, size=128, n_train=200, n_test=40, seed=0):
     """
     _check_parameters(size, n_train, n_test, seed)
     parameters = _parameters(size, n_train, n_test, seed)
-    out_dir = os.path.normpath(out_dir) if io.is_local(out_dir) else out_dir.rstrip("/")
+    out_dir = io.normalize(out_dir)
     existing = _read_marker(out_dir)
     if existing == parameters:
         logger.info("Synthetic set already in %s.", out_dir)
