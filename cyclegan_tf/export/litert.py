@@ -69,9 +69,7 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
 
 def suffix(quantize="none", image_size=None, **unused_options):
     """What follows the version number: ``.tflite``, ``.int8.tflite``, ``.256x256.tflite``."""
-    pixel_graph.check_quantize(quantize)
-    size = pixel_graph.check_image_size(image_size) if image_size is not None else None
-    return versions.variant_suffix(".tflite", quantize, size)
+    return pixel_graph.variant_suffix(".tflite", quantize, image_size)
 
 
 def export(generator, export_dir, model_name, version=None, **options):
@@ -87,7 +85,10 @@ def export(generator, export_dir, model_name, version=None, **options):
     Returns:
         str, the file written.
     """
-    _, target = versions.version_path(export_dir, model_name, version, suffix(**options))
-    return versions.publish(
-        lambda path: write(generator, path, **options), target, local_writer=True
+    return versions.publish_variant(
+        lambda path: write(generator, path, **options),
+        export_dir,
+        model_name,
+        version,
+        suffix(**options),
     )

@@ -72,9 +72,7 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
 
 def suffix(quantize="none", image_size=None, **unused_options):
     """What follows the version number: ``.openvino``, ``.int8.openvino``, ``.256x256.openvino``."""
-    pixel_graph.check_quantize(quantize)
-    size = pixel_graph.check_image_size(image_size) if image_size is not None else None
-    return versions.variant_suffix(".openvino", quantize, size)
+    return pixel_graph.variant_suffix(".openvino", quantize, image_size)
 
 
 def export(generator, export_dir, model_name, version=None, **options):
@@ -90,13 +88,14 @@ def export(generator, export_dir, model_name, version=None, **options):
     Returns:
         str, the folder written.
     """
-    _, target = versions.version_path(export_dir, model_name, version, suffix(**options))
 
     def write_folder(folder):
         os.makedirs(folder)
         write(generator, os.path.join(folder, MODEL_FILE), **options)
 
-    return versions.publish(write_folder, target, last_file=MODEL_FILE, local_writer=True)
+    return versions.publish_variant(
+        write_folder, export_dir, model_name, version, suffix(**options), last_file=MODEL_FILE
+    )
 
 
 # Convolutions hold nearly all of the compute; quantizing the normalization arithmetic too (NNCF's

@@ -191,3 +191,21 @@ def publish(write, target, last_file=None, local_writer=False):
             io.rmtree(tmp) if io.isdir(tmp) else io.remove(tmp)
     logger.info("Exported %s", target)
     return target
+
+
+def publish_variant(write, export_dir, model_name, version, suffix, last_file=None):
+    """Publishes one exported variant as ``export_dir/model_name/<version><suffix>``.
+
+    Args:
+        write: callable taking a local path and writing the file or folder there.
+        export_dir: str, the base path (local, ``gs://`` or ``ram://``).
+        model_name: str, the served name.
+        version: int or None, the version (see ``default_version``).
+        suffix: str, what follows the version number (``variant_suffix``).
+        last_file: str or None, for a folder: the file written last (see ``publish``).
+
+    Returns:
+        str, the file or folder written.
+    """
+    _, target = version_path(export_dir, model_name, version, suffix)
+    return publish(write, target, last_file=last_file, local_writer=True)
