@@ -155,3 +155,17 @@ def weights_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("inception") / "inception_v3.weights.h5")
     keras.applications.InceptionV3(weights=None).save_weights(path)
     return path
+
+
+def free_ports(count):
+    """``count`` TCP ports on 127.0.0.1 that were free a moment ago."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for each in sockets:
+            each.bind(("127.0.0.1", 0))
+        return [each.getsockname()[1] for each in sockets]
+    finally:
+        for each in sockets:
+            each.close()

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import free_ports
 
 from cyclegan_tf import distribute
 from cyclegan_tf.cli import train as train_cli
@@ -283,24 +284,13 @@ def test_split_cpu_rejects_a_non_positive_count():
         distribute.split_cpu(0)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _tf_config(ports, index, job="worker"):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     return {"cluster": cluster, "task": {"type": job, "index": index}}
 
 
 def test_a_worker_whose_port_is_taken_says_so_at_once():
-    ports = _free_ports(2)
+    ports = free_ports(2)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", ports[1]))
         holder.listen(1)
@@ -325,7 +315,7 @@ def test_a_worker_whose_port_is_taken_says_so_at_once():
     ],
 )
 def test_a_worker_waiting_for_missing_peers_gives_up_after_its_timeout(index, message):
-    ports = _free_ports(3)
+    ports = free_ports(3)
     start = time.monotonic()
     with pytest.raises(distribute.ClusterTimeoutError) as info:
         distribute.wait_for_workers(_tf_config(ports, index), timeout=0.5, poll_interval=0.1)
@@ -337,7 +327,7 @@ def test_a_worker_waiting_for_missing_peers_gives_up_after_its_timeout(index, me
 
 
 def test_workers_meet_at_the_leader_and_free_their_ports():
-    ports = _free_ports(3)
+    ports = free_ports(3)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         waits = [
             pool.submit(distribute.wait_for_workers, _tf_config(ports, i), 30, 0.05)

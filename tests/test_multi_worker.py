@@ -4,28 +4,17 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import socket
 import time
 
 import numpy as np
 import pytest
+from conftest import free_ports
 
 from cyclegan_tf import training
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.config import TrainConfig
 
 WORKERS = 2
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _worker(tf_config, argv, weights_path):
@@ -71,7 +60,7 @@ def _join(workers, timeout=300):
 
 def _run_workers(target, inputs, tmp_path, timeout=300):
     """Runs ``target(tf_config, inputs, weights_path)`` in WORKERS processes; returns exit codes."""
-    return _join(_start_workers(target, inputs, tmp_path, _free_ports(WORKERS)), timeout)
+    return _join(_start_workers(target, inputs, tmp_path, free_ports(WORKERS)), timeout)
 
 
 def _csv_epochs(run):
@@ -182,7 +171,7 @@ def test_a_killed_worker_and_its_peer_restart_and_resume_from_the_last_backup(tm
         "--cluster-timeout",
         "60",
     ]
-    ports = _free_ports(WORKERS)
+    ports = free_ports(WORKERS)
     workers = _start_workers(_worker, argv, tmp_path, ports)
     deadline = time.monotonic() + 240
     while not _csv_epochs(run) and time.monotonic() < deadline:
