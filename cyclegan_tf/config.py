@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 from cyclegan_tf import io
+from cyclegan_tf.data.preprocess import PREPROCESS_MODES, VARIABLE_SIZE_MODES
 
 _DEFAULT_DATASET = "apple2orange"
 
@@ -33,7 +34,19 @@ class TrainConfig:
     )
     image_size: int = _option(256, "Training crop size (a multiple of 4).", group="data")
     load_size: int = _option(
-        286, "Images are resized to this before the random crop.", group="data"
+        286,
+        "Images are resized to this before the random crop (the width in the scale_width modes).",
+        group="data",
+    )
+    preprocess: str = _option(
+        "resize_and_crop",
+        "How training images are sized, as in the reference: resize_and_crop (resize to "
+        "--load-size, random crop --image-size), scale_width_and_crop (width to --load-size, "
+        "aspect kept, random crop), crop (random crop at the source resolution), scale_width "
+        "(width to --load-size, no crop), none (source size rounded to multiples of 4). "
+        "scale_width and none need --batch-size 1.",
+        choices=PREPROCESS_MODES,
+        group="data",
     )
     data_cache: str = _option(
         "auto",
@@ -173,7 +186,12 @@ class TrainConfig:
                 raise ValueError(f"--{_flag(key)} must be >= 0. Received: {getattr(self, key)}")
         if self.image_size % 4:
             raise ValueError(f"--image-size must be a multiple of 4. Received: {self.image_size}")
-        if self.load_size < self.image_size:
+        if self.preprocess in VARIABLE_SIZE_MODES and self.batch_size != 1:
+            raise ValueError(
+                f"--preprocess {self.preprocess} keeps each image's own size: it needs "
+                f"--batch-size 1. Received: batch_size={self.batch_size}"
+            )
+        if self.preprocess not in ("crop", "none") and self.load_size < self.image_size:
             raise ValueError(
                 "--load-size must be >= --image-size. "
                 f"Received: load_size={self.load_size}, image_size={self.image_size}"
@@ -217,10 +235,10 @@ class TrainConfig:
             "image_size",
             "seed",
         )
-        return {
-            **{key: getattr(self, key) for key in keys},
-            "discriminator_kind": self.discriminator,
-        }
+        options = {key: getattr(self, key) for key in keys}
+        if self.preprocess in VARIABLE_SIZE_MODES:
+            options["image_size"] = None  # the image pools keep images of any size
+        return {**options, "discriminator_kind": self.discriminator}
 
     ARCHITECTURE_KEYS = (
         "ngf",
@@ -230,6 +248,7 @@ class TrainConfig:
         "discriminator",
         "image_size",
         "pool_size",
+        "preprocess",
     )
 
     def differences(self, other):

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import _keras_compat, losses
+from cyclegan_tf import _keras_compat, losses, pixels
 from cyclegan_tf.image_pool import ImagePool
 from cyclegan_tf.models import build_discriminator, resnet_generator
 
@@ -54,8 +54,9 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
         lambda_identity: float, identity weight relative to ``lambda_cycle``; 0 skips the identity
             passes. Defaults to 0.5.
         pool_size: int, generated images remembered per domain; 0 disables the pools. Defaults to 50.
-        image_size: int, the training crop size (the image pools hold images of this size). Defaults
-            to 256.
+        image_size: int, the training crop size (the image pools hold images of this size), or None
+            for training images of sizes of their own (``--preprocess scale_width`` or ``none``: the
+            pools then keep images of any size, one per batch). Defaults to 256.
         seed: int, seed of the image pools. Defaults to 0.
         **kwargs: Base ``keras.Model`` keyword arguments.
 
@@ -90,8 +91,8 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
                 "Loss weights must be >= 0. "
                 f"Received: lambda_cycle={lambda_cycle}, lambda_identity={lambda_identity}"
             )
-        if image_size <= 0 or image_size % 4:
-            raise ValueError(f"image_size must be a positive multiple of 4. Received: {image_size}")
+        if image_size is not None:
+            pixels.check_size_multiple("image_size", image_size)
         self.ngf = ngf
         self.ndf = ndf
         self.n_res_blocks = n_res_blocks

@@ -57,6 +57,7 @@ def load_training_data(config, start_step=0, domains=None, cache_dir=None, input
         cache=config.data_cache,
         cache_dir=cache_dir,
         input_context=input_context,
+        preprocess=config.preprocess,
     )
 
 

@@ -81,6 +81,9 @@ def test_differences_name_changed_options():
         ({"gan_mode": "hinge"}, "--gan-mode must be one of"),
         ({"export_every": 0}, "--export-every must be positive"),
         ({"lambda_cycle": -1.0}, "--lambda-cycle must be >= 0"),
+        ({"preprocess": "zoom"}, "--preprocess must be one of"),
+        ({"preprocess": "scale_width", "batch_size": 2}, "scale_width .*needs --batch-size 1"),
+        ({"preprocess": "scale_width_and_crop", "load_size": 128}, "--load-size must be >="),
     ],
 )
 def test_out_of_range_options_are_named(overrides, message):
@@ -92,3 +95,10 @@ def test_readme_documents_every_training_flag():
     readme = open(os.path.join(ROOT, "README.md")).read()
     missing = [key for key in TrainConfig.fields() if f"`--{key.replace('_', '-')}`" not in readme]
     assert not missing, f"README.md lacks {missing}"
+
+
+def test_source_resolution_modes_ignore_load_size_and_variable_sizes_have_any_size_pools():
+    config = TrainConfig(preprocess="crop", load_size=16).resolved()
+    assert config.model_options()["image_size"] == 256
+    options = TrainConfig(preprocess="none", batch_size=1).resolved().model_options()
+    assert options["image_size"] is None

@@ -226,3 +226,44 @@ def test_training_segments_cover_exactly_the_remaining_steps(position, epochs, e
     segments = training.TrainingSegment.plan(position, steps_per_epoch=6, epochs=epochs)
     assert [(s.first_epoch, s.end_epoch, s.first_batch, s.is_last) for s in segments] == expected
     assert segments[0].start_step(6) == min(position[0] * 6 + position[1], epochs * 6)
+
+
+def _mixed_size_folder(root):
+    """trainA/ and trainB/ of PNGs of different sizes and aspect ratios."""
+    rng = np.random.default_rng(0)
+    for domain, shapes in (("A", [(24, 40), (40, 28), (30, 30)]), ("B", [(26, 44), (32, 32)])):
+        folder = root / f"train{domain}"
+        folder.mkdir(parents=True)
+        for index, shape in enumerate(shapes):
+            image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+            (folder / f"{index}.png").write_bytes(tf.io.encode_png(image).numpy())
+    return str(root)
+
+
+def test_images_of_their_own_sizes_train_and_resume_with_their_pools(
+    tmp_path, tiny_args, monkeypatch
+):
+    run, exports = str(tmp_path / "run"), str(tmp_path / "exports")
+    argv = [
+        *tiny_args(run, exports),
+        *("--data-dir", _mixed_size_folder(tmp_path / "data"), "--preprocess", "none"),
+        *("--image-size", "24"),  # the smallest side the discriminators answer for
+        *("--batch-size", "1", "--epochs", "3", "--steps-per-epoch", "2", "--pool-size", "50"),
+    ]
+    config = TrainConfig.from_args(train_cli.build_parser().parse_args(argv))
+    make_callbacks = training.default_callbacks
+    monkeypatch.setattr(
+        training, "default_callbacks", lambda *a, **k: [*make_callbacks(*a, **k), _Crash()]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config)
+    monkeypatch.setattr(training, "default_callbacks", make_callbacks)
+    model, history = training.train(config)
+    assert history.epoch == [2]
+    assert all(np.isfinite(value[0]) for value in history.history.values())
+    # 3 epochs x 2 steps x 1 image each: the pools of images of any size came back from the backup.
+    assert int(model.pool_a.count.numpy()) == int(model.pool_b.count.numpy()) == 6
+    # Fakes of A are made from B images, so they have B's sizes, and the other way round.
+    for pool, sizes in ((model.pool_a, {(24, 44), (32, 32)}), (model.pool_b, {(24, 40), (40, 28)})):
+        stored = [tf.io.parse_tensor(entry, tf.float32).shape for entry in pool.images.numpy()[:6]]
+        assert {tuple(shape) for shape in stored} <= {(*size, 3) for size in sizes | {(32, 32)}}

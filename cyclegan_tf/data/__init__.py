@@ -15,6 +15,7 @@ from cyclegan_tf.data.decode import (
     DataError,
     decode_image,
     decode_resized,
+    decode_to_shape,
     image_to_uint8,
     list_image_files,
     read_image_file,
@@ -27,6 +28,7 @@ from cyclegan_tf.data.pipeline import (
     preprocess_eval,
     preprocess_train,
 )
+from cyclegan_tf.data.preprocess import PREPROCESS_MODES, Preprocess
 from cyclegan_tf.data.sources import (
     DomainData,
     default_cache_dir,
@@ -43,9 +45,12 @@ __all__ = [
     "CACHE_MODES",
     "IMAGE_EXTENSIONS",
     "DataError",
+    "PREPROCESS_MODES",
+    "Preprocess",
     "DomainData",
     "decode_image",
     "decode_resized",
+    "decode_to_shape",
     "default_cache_dir",
     "epoch_steps",
     "hue_statistic",

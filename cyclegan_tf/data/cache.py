@@ -1,18 +1,19 @@
-"""Where the training pipeline keeps images once they are resized to ``load_size``.
+"""Where the training pipeline keeps images once they are resized (``preprocess``), before the crop.
 
-A resized image is ``load_size² × 3`` bytes (245 KB at 286 px) whatever the size of its source
-file, so a cache of resized images is bounded by the number of images, never by their resolution.
-Each store is filled lazily, the first time an image is read; all of them give back exactly the
-bytes that were stored, so whether an image comes from the store or from its file never changes
-the training batches.
+A resized image is ``load_size² × 3`` bytes in the resize modes (245 KB at 286 px) whatever the
+size of its source file, so a cache of resized images is bounded by the number of images, never by
+their resolution (the ``crop`` and ``none`` modes keep the source resolution: their images are as
+large as the decoded files). Each store is filled lazily, the first time an image is read; all of
+them give back exactly the bytes that were stored, so whether an image comes from the store or from
+its file never changes the training batches.
 
 * ``memory``: an in-process hash table (``tf.lookup.experimental.MutableHashTable``).
 * ``disk``: one file per image under a folder (the run folder's ``cache/``); survives restarts,
-  and the folder is keyed by the domain's fingerprint and ``load_size``, so a changed data set
+  and the folder is keyed by the domain's fingerprint and the preprocessing, so a changed data set
   never reads stale images.
 * ``none``: every read decodes the source file.
 * ``auto``: ``memory`` when the resized images of both domains fit ``memory_budget`` bytes,
-  else ``none``.
+  else ``none`` (also ``none`` when their size is only known once decoded).
 """
 
 import hashlib
@@ -29,22 +30,19 @@ CACHE_MODES = ("auto", "memory", "disk", "none")
 # images at 286 px (about 8,700 at 143 px).
 DEFAULT_MEMORY_BUDGET = 1 << 30
 # Bumped whenever the stored bytes would change (decoder, resize), so old disk caches are not read.
-_FORMAT = "v1"
+_FORMAT = "v2"
 _SUFFIX = ".tensor"
+# Ends every stored image: a disk file cut short (an interrupted write) lacks it and is decoded again.
+_END = b"\x00cyclegan_tf\x00"
 
 
-def resized_bytes(load_size):
-    """Bytes of one image resized to ``load_size`` (``uint8``, three channels)."""
-    return load_size * load_size * 3
-
-
-def resolve_cache_mode(mode, num_images, load_size, memory_budget=DEFAULT_MEMORY_BUDGET):
+def resolve_cache_mode(mode, num_images, image_bytes, memory_budget=DEFAULT_MEMORY_BUDGET):
     """The store a ``cache`` option means for a data set of ``num_images`` images.
 
     Args:
         mode: str, one of ``CACHE_MODES``.
         num_images: int, images of both domains together.
-        load_size: int, the side images are resized to.
+        image_bytes: int or None, bytes of one stored image; None when only the decode tells.
         memory_budget: int, bytes ``auto`` may use for ``memory``.
 
     Returns:
@@ -57,33 +55,27 @@ def resolve_cache_mode(mode, num_images, load_size, memory_budget=DEFAULT_MEMORY
         raise ValueError(f"cache must be one of {', '.join(CACHE_MODES)}. Received: cache={mode!r}")
     if mode != "auto":
         return mode
-    needed = num_images * resized_bytes(load_size)
+    if image_bytes is None:
+        logger.info(
+            "Data cache: none (images keep their source resolution, so their size is unknown "
+            "until decoded; choose memory or disk to keep them)."
+        )
+        return "none"
+    needed = num_images * image_bytes
     resolved = "memory" if needed <= memory_budget else "none"
     logger.info(
-        "Data cache: %s (%d images at %d px take %.2f GB; memory budget %.2f GB).",
+        "Data cache: %s (%d images of %.2f MB take %.2f GB; memory budget %.2f GB).",
         resolved,
         num_images,
-        load_size,
+        image_bytes / 1e6,
         needed / 1e9,
         memory_budget / 1e9,
     )
     return resolved
 
 
-def _serialized_length(load_size):
-    return len(tf.io.serialize_tensor(tf.zeros([load_size, load_size, 3], tf.uint8)).numpy())
-
-
 class ImageStore:
-    """No store: every lookup misses. The base of the stores.
-
-    Args:
-        load_size: int, the side of the stored images.
-    """
-
-    def __init__(self, load_size):
-        self.load_size = load_size
-        self._length = _serialized_length(load_size)
+    """No store: every lookup misses. The base of the stores."""
 
     def _lookup(self, index):
         del index
@@ -92,32 +84,39 @@ class ImageStore:
     def lookup(self, index):
         """``(found, image)`` for an image index; ``image`` is meaningful only when ``found``."""
         stored = self._lookup(index)
-        found = tf.equal(tf.strings.length(stored), self._length)
+        length = tf.strings.length(stored)
+        tail = tf.strings.substr(stored, tf.maximum(length - len(_END), 0), len(_END))
+        found = tf.logical_and(length > len(_END), tf.equal(tail, _END))
         image = tf.cond(
             found,
-            lambda: tf.io.parse_tensor(stored, tf.uint8),
-            lambda: tf.zeros([self.load_size, self.load_size, 3], tf.uint8),
+            lambda: tf.io.parse_tensor(
+                tf.strings.substr(stored, 0, tf.maximum(length - len(_END), 0)), tf.uint8
+            ),
+            lambda: tf.zeros([0, 0, 3], tf.uint8),
         )
-        return found, tf.ensure_shape(image, [self.load_size, self.load_size, 3])
+        return found, tf.ensure_shape(image, [None, None, 3])
 
     def insert(self, index, image):
-        """An op that stores ``image`` (``uint8 [load_size, load_size, 3]``) under ``index``."""
+        """An op that stores ``image`` (``uint8 [H, W, 3]``) under ``index``."""
         del index, image
         return tf.no_op()
+
+    @staticmethod
+    def _serialized(image):
+        return tf.strings.join([tf.io.serialize_tensor(image), _END])
 
 
 class MemoryStore(ImageStore):
     """Resized images in an in-process hash table, filled as they are first read."""
 
-    def __init__(self, load_size):
-        super().__init__(load_size)
+    def __init__(self):
         self._table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, "")
 
     def _lookup(self, index):
         return self._table.lookup(index)
 
     def insert(self, index, image):
-        return self._table.insert(index, tf.io.serialize_tensor(image))
+        return self._table.insert(index, self._serialized(image))
 
 
 class DiskStore(ImageStore):
@@ -126,15 +125,13 @@ class DiskStore(ImageStore):
     The files present when the store is created, and those it writes, are remembered in an
     in-process table, so a missing file is never opened. A file is written in place (TensorFlow
     has no rename op); one cut short by an interrupted run or read while another worker rewrites
-    it has the wrong length, counts as missing and is decoded and written again.
+    it lacks the end mark, counts as missing and is decoded and written again.
 
     Args:
         folder: str, the store's own folder (created if needed).
-        load_size: int, the side of the stored images.
     """
 
-    def __init__(self, folder, load_size):
-        super().__init__(load_size)
+    def __init__(self, folder):
         self.folder = folder
         io.makedirs(folder)
         present = [
@@ -160,23 +157,29 @@ class DiskStore(ImageStore):
         )
 
     def insert(self, index, image):
-        written = tf.io.write_file(self._path(index), tf.io.serialize_tensor(image))
+        written = tf.io.write_file(self._path(index), self._serialized(image))
         with tf.control_dependencies([written]):
             return self._known.insert(index, tf.constant(1, tf.int64))
 
 
-def disk_store_folder(cache_dir, domain_key, load_size):
-    """The folder of one domain's disk store: ``cache_dir/<load_size>px-<key>``."""
+def disk_store_folder(cache_dir, domain_key, geometry):
+    """The folder of one domain's disk store: ``cache_dir/<geometry>-<key>``.
+
+    Args:
+        cache_dir: str, the folder of the disk stores.
+        domain_key: str, identifies the domain's files (their fingerprint).
+        geometry: str, names the stored images' sizes (``Preprocess.cache_key``).
+    """
     digest = hashlib.sha1(f"{_FORMAT}\0{domain_key}".encode()).hexdigest()[:16]
-    return io.join(cache_dir, f"{load_size}px-{digest}")
+    return io.join(cache_dir, f"{geometry}-{digest}")
 
 
-def make_store(mode, load_size, cache_dir=None, domain_key=""):
+def make_store(mode, geometry, cache_dir=None, domain_key=""):
     """The store of one domain for a resolved mode (``memory``, ``disk`` or ``none``).
 
     Args:
         mode: str, a mode ``resolve_cache_mode`` returned.
-        load_size: int, the side of the stored images.
+        geometry: str, names the stored images' sizes (``Preprocess.cache_key``), for ``disk``.
         cache_dir: str or None, the folder of the disk stores (needed for ``disk``).
         domain_key: str, identifies the domain's files (their fingerprint) for ``disk``.
 
@@ -184,9 +187,9 @@ def make_store(mode, load_size, cache_dir=None, domain_key=""):
         ValueError: for ``disk`` without ``cache_dir``.
     """
     if mode == "memory":
-        return MemoryStore(load_size)
+        return MemoryStore()
     if mode == "disk":
         if not cache_dir:
             raise ValueError("cache='disk' needs a cache_dir. Received: cache_dir=None")
-        return DiskStore(disk_store_folder(cache_dir, domain_key, load_size), load_size)
-    return ImageStore(load_size)
+        return DiskStore(disk_store_folder(cache_dir, domain_key, geometry))
+    return ImageStore()

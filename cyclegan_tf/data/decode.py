@@ -6,10 +6,9 @@ validates at load time decodes the same way inside the pipeline.
 
 import re
 
-import numpy as np
 import tensorflow as tf
 
-from cyclegan_tf import io
+from cyclegan_tf import io, pixels
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -52,32 +51,63 @@ _MIN_DCT_OVERSAMPLING = 2
 _DCT_RATIOS = (1, 2, 4, 8)
 
 
-def _dct_ratio_index(shape, size):
+def _dct_ratio_index(source_shape, target_shape):
     """Index into ``_DCT_RATIOS`` of the strongest downscale that keeps quality (see above)."""
-    short_side = tf.cast(tf.minimum(shape[0], shape[1]), tf.int64)
-    needed = tf.constant(_MIN_DCT_OVERSAMPLING * size, tf.int64)
-    return tf.add_n([tf.cast(short_side >= needed * ratio, tf.int32) for ratio in _DCT_RATIOS[1:]])
+    source = tf.cast(source_shape[:2], tf.int64)
+    needed = _MIN_DCT_OVERSAMPLING * tf.cast(target_shape, tf.int64)
+    return tf.add_n(
+        [tf.cast(tf.reduce_all(source >= needed * ratio), tf.int32) for ratio in _DCT_RATIOS[1:]]
+    )
 
 
-def _decode_jpeg_for_size(contents, size):
+def _decode_jpeg_for_shape(contents, target_shape):
     def decode_at(ratio):
         # ISLOW integer DCT: with it a full decode matches PIL (libjpeg's default) to 0.1 levels.
         return lambda: tf.io.decode_jpeg(
             contents, channels=3, ratio=ratio, dct_method="INTEGER_ACCURATE"
         )
 
-    index = _dct_ratio_index(tf.io.extract_jpeg_shape(contents), size)
+    index = _dct_ratio_index(tf.io.extract_jpeg_shape(contents), target_shape)
     return tf.switch_case(index, [decode_at(ratio) for ratio in _DCT_RATIOS])
+
+
+def decode_to_shape(contents, shape_for):
+    """Decodes an image and resizes it, as PIL's bicubic resize does, to a shape of its own.
+
+    This is the decode of the training pipeline. JPEGs much larger than their target are decoded
+    at 1/2, 1/4 or 1/8 scale in the DCT domain first, which halves the decode time of 1-3 MP
+    photos and stays within 0.65 levels on average of the full decode (PSNR >= 47 dB, measured
+    at 286 px).
+
+    Args:
+        contents: scalar ``tf.string`` tensor, the encoded file (JPEG, PNG, BMP or GIF).
+        shape_for: a function from the source image's shape (int tensor ``[H, W, ...]``) to the
+            ``[height, width]`` to resize to (e.g. ``preprocess.Preprocess.stored_shape``).
+
+    Returns:
+        ``tf.uint8`` tensor ``[height, width, 3]``.
+
+    Raises:
+        tf.errors.InvalidArgumentError: if the bytes are not a supported, complete image.
+    """
+    contents = tf.convert_to_tensor(contents, dtype=tf.string)
+
+    def jpeg():
+        target = shape_for(tf.io.extract_jpeg_shape(contents))
+        return resize_like_pil(_decode_jpeg_for_shape(contents, target), target)
+
+    def other():
+        image = decode_image(contents)
+        return resize_like_pil(image, shape_for(tf.shape(image)))
+
+    return tf.cond(tf.io.is_jpeg(contents), jpeg, other)
 
 
 def decode_resized(contents, size):
     """Decodes an image and resizes it to ``size`` × ``size`` as PIL's bicubic resize does.
 
-    This is the decode of the training pipeline: the output is what the reference's
-    ``transforms.Resize([load_size, load_size], BICUBIC)`` gives (antialiased when shrinking,
-    rounded and clipped to ``uint8``). JPEGs much larger than ``size`` are decoded at 1/2, 1/4 or
-    1/8 scale in the DCT domain first, which halves the decode time of 1-3 MP photos and stays
-    within 0.65 levels on average of the full decode (PSNR >= 47 dB, measured at 286 px).
+    The reference's ``transforms.Resize([load_size, load_size], BICUBIC)`` (antialiased when
+    shrinking, rounded and clipped to ``uint8``), through ``decode_to_shape``.
 
     Args:
         contents: scalar ``tf.string`` tensor, the encoded file (JPEG, PNG, BMP or GIF).
@@ -89,17 +119,12 @@ def decode_resized(contents, size):
     Raises:
         tf.errors.InvalidArgumentError: if the bytes are not a supported, complete image.
     """
-    contents = tf.convert_to_tensor(contents, dtype=tf.string)
-    image = tf.cond(
-        tf.io.is_jpeg(contents),
-        lambda: _decode_jpeg_for_size(contents, size),
-        lambda: decode_image(contents),
-    )
-    return resize_like_pil(image, size)
+    image = decode_to_shape(contents, lambda _: tf.constant([size, size], tf.int32))
+    return tf.ensure_shape(image, [size, size, 3])
 
 
 def resize_like_pil(image, size):
-    """Resizes to ``size`` × ``size`` as PIL's ``Image.resize(..., BICUBIC)`` does.
+    """Resizes as PIL's ``Image.resize(..., BICUBIC)`` does; an image already that size is kept.
 
     Antialiased (PIL widens the bicubic kernel when shrinking), then rounded and clipped to
     ``uint8`` as PIL returns it: measured against PIL on 1-3 MP photos resized to 286 px, within
@@ -107,14 +132,25 @@ def resize_like_pil(image, size):
 
     Args:
         image: ``uint8`` (or float in [0, 255]) tensor ``[H, W, 3]``.
-        size: int, the side of the output.
+        size: int (a square side), or ``[height, width]`` (ints or an int tensor).
 
     Returns:
-        ``tf.uint8`` tensor ``[size, size, 3]``.
+        ``tf.uint8`` tensor ``[height, width, 3]``.
     """
-    image = tf.image.resize(image, [size, size], method="bicubic", antialias=True)
-    image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
-    return tf.ensure_shape(image, [size, size, 3])
+    square = isinstance(size, int)
+    shape = tf.constant([size, size], tf.int32) if square else tf.cast(size, tf.int32)
+
+    def to_uint8(pixels):
+        pixels = tf.clip_by_value(tf.cast(pixels, tf.float32), 0.0, 255.0)
+        return tf.cast(tf.round(pixels), tf.uint8)
+
+    unchanged = tf.reduce_all(tf.equal(tf.shape(image)[:2], shape))
+    image = tf.cond(
+        unchanged,
+        lambda: to_uint8(image),
+        lambda: to_uint8(tf.image.resize(image, shape, method="bicubic", antialias=True)),
+    )
+    return tf.ensure_shape(image, [size, size, 3] if square else [None, None, 3])
 
 
 def read_image_file(path):
@@ -204,14 +240,5 @@ def list_image_files(folder):
     return [io.join(folder, name) for name in io.list_files(folder, IMAGE_EXTENSIONS)]
 
 
-def image_to_uint8(image):
-    """Converts an image in [-1, 1] (the networks' range) to ``uint8`` [0, 255].
-
-    Args:
-        image: array-like of floats in [-1, 1], any shape.
-
-    Returns:
-        ``np.ndarray`` of dtype ``uint8``, rounded and clipped.
-    """
-    image = (np.asarray(image, dtype=np.float32) + 1.0) * 127.5
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+# The networks' [-1, 1] to ``uint8`` pixels, under the data package's name.
+image_to_uint8 = pixels.to_uint8

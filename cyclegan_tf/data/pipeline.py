@@ -9,10 +9,11 @@ source images. Per domain, in this order:
 1. position ``k`` of the stream (a counter that starts at the first step's position) → pass
    ``k // n`` and slot ``k % n`` → image index, through a stateless exact permutation of the ``n``
    images, seeded per pass (``tf.random.experimental.index_shuffle``);
-2. the index's image resized to ``load_size`` from the cache (``cache``: memory, disk or none),
-   else its file decoded (DCT-downscaled when much larger, ``decode.decode_resized``), resized as
-   PIL does and stored; several at once, in order;
-3. random crop and flip seeded by ``(seed, k)``, scaled to [-1, 1].
+2. the index's image resized as ``preprocess`` says (``preprocess.Preprocess``: to ``load_size``
+   by default) from the cache (``cache``: memory, disk or none), else its file decoded
+   (DCT-downscaled when much larger, ``decode.decode_to_shape``), resized as PIL does and stored;
+   several at once, in order;
+3. random crop (unless the mode has none) and flip seeded by ``(seed, k)``, scaled to [-1, 1].
 
 Element ``k`` is a pure function of the seed, ``k`` and the files: starting at any step costs
 nothing (no skipped image is decoded) and gives the batches the uninterrupted run gave. A file
@@ -22,8 +23,8 @@ holds only its input pipeline's slice of every global batch, so workers read dis
 
 Reference:
     Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
-    Networks", ICCV 2017; the official PyTorch code's ``--preprocess resize_and_crop``
-    (``data/base_dataset.py``): resize to ``load_size`` (bicubic), random crop ``crop_size``,
+    Networks", ICCV 2017; the official PyTorch code's ``--preprocess`` (``data/base_dataset.py``),
+    by default ``resize_and_crop``: resize to ``load_size`` (bicubic), random crop ``crop_size``,
     random horizontal flip, normalize with mean 0.5 and std 0.5.
 """
 
@@ -34,30 +35,15 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_tf import pixels
 from cyclegan_tf.data import cache as cache_lib
-from cyclegan_tf.data.decode import decode_resized, resize_like_pil
+from cyclegan_tf.data.decode import decode_to_shape, resize_like_pil
+from cyclegan_tf.data.preprocess import Preprocess
 
 logger = logging.getLogger(__name__)
 
 # Later slots of the same pass that may stand in for a file that fails to decode.
 _SUBSTITUTES = 8
-
-
-def _check_image_size(image_size):
-    if not isinstance(image_size, int) or image_size < 4 or image_size % 4:
-        raise ValueError(
-            "image_size must be a positive multiple of 4 (the generators downsample twice). "
-            f"Received: image_size={image_size!r}"
-        )
-
-
-def _check_sizes(image_size, load_size):
-    _check_image_size(image_size)
-    if not isinstance(load_size, int) or load_size < image_size:
-        raise ValueError(
-            "load_size must be an integer >= image_size (images are resized to load_size, then "
-            f"cropped to image_size). Received: image_size={image_size!r}, load_size={load_size!r}"
-        )
 
 
 def _check_batch_size(batch_size):
@@ -67,44 +53,37 @@ def _check_batch_size(batch_size):
         )
 
 
-def _to_unit_range(image):
-    """[0, 255] floats → [-1, 1], as ``Normalize((0.5,) * 3, (0.5,) * 3)`` after ``ToTensor``."""
-    return image / 127.5 - 1.0
+def preprocess_train(image, image_size, load_size, seed=None, preprocess="resize_and_crop"):
+    """One training image as the ``preprocess`` mode makes it: resize, random crop and flip.
 
-
-def preprocess_train(image, image_size, load_size, seed=None):
-    """Resizes to ``load_size``, crops ``image_size`` at random, flips at random, scales to [-1, 1].
-
-    The resize is PIL's bicubic (antialiased when shrinking, ``decode.resize_like_pil``), as in
-    the reference.
+    By default resizes to ``load_size``, crops ``image_size`` at random, flips at random and scales
+    to [-1, 1]. The resize is PIL's bicubic (antialiased when shrinking,
+    ``decode.resize_like_pil``), as in the reference.
 
     Args:
         image: ``uint8`` tensor ``[H, W, 3]``.
         image_size: int, side of the random crop (a multiple of 4).
-        load_size: int, side the image is first resized to (>= ``image_size``).
+        load_size: int, side (or width, in the ``scale_width`` modes) the image is first resized to
+            (>= ``image_size``; unused by ``crop`` and ``none``).
         seed: None, or an int tensor of shape ``[2]``: the seed of the stateless crop and flip,
             so the same seed gives the same output, eagerly or in ``tf.data``. None draws one
             from the global random generator.
+        preprocess: str, one of ``preprocess.PREPROCESS_MODES``. Defaults to
+            ``"resize_and_crop"``.
 
     Returns:
-        ``float32`` tensor ``[image_size, image_size, 3]`` in [-1, 1].
+        ``float32`` tensor in [-1, 1]: ``[image_size, image_size, 3]``, or the resized image's
+        own size in the ``scale_width`` and ``none`` modes.
 
     Raises:
-        ValueError: if the sizes are not valid.
+        ValueError: if the mode or the sizes are not valid.
     """
-    _check_sizes(image_size, load_size)
+    geometry = Preprocess(preprocess, load_size, image_size)
     if seed is None:
         seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
-    return _crop_and_flip(resize_like_pil(image, load_size), image_size, seed)
-
-
-def _crop_and_flip(image, image_size, seed):
-    """The reference's random crop and horizontal flip of a resized ``uint8`` image, in [-1, 1]."""
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
-    image = tf.cast(image, tf.float32)
-    image = tf.image.stateless_random_crop(image, [image_size, image_size, 3], seed=crop_seed)
-    image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-    return _to_unit_range(image)
+    resized = resize_like_pil(image, geometry.stored_shape(tf.shape(image)))
+    with tf.control_dependencies([geometry.check_stored(resized)]):
+        return geometry.jitter(resized, seed)
 
 
 def preprocess_eval(image, image_size):
@@ -120,11 +99,11 @@ def preprocess_eval(image, image_size):
     Raises:
         ValueError: if ``image_size`` is not a positive multiple of 4.
     """
-    _check_image_size(image_size)
+    pixels.check_size_multiple("image_size", image_size)
     # Antialiased so that large photographs shrink without aliasing (PIL does the same).
     image = tf.image.resize(image, [image_size, image_size], method="bicubic", antialias=True)
     image = tf.round(tf.clip_by_value(image, 0.0, 255.0))
-    return tf.ensure_shape(_to_unit_range(image), [image_size, image_size, 3])
+    return tf.ensure_shape(pixels.to_model_range(image), [image_size, image_size, 3])
 
 
 def _derived_seeds(seed, count):
@@ -133,7 +112,7 @@ def _derived_seeds(seed, count):
 
 
 class _SubstitutionReport:
-    """Logs, once per file, that a file failed to decode in the stream and what replaced it.
+    """Logs, once per file, that a file could not be used in the stream and what replaced it.
 
     Called from ``tf.data`` threads through ``tf.numpy_function``, only when a file fails.
     """
@@ -151,7 +130,8 @@ class _SubstitutionReport:
             self._reported.add(failed)
             count = len(self._reported)
         logger.warning(
-            "Could not decode %s while training; %s stands in for it (the next image of the "
+            "Could not use %s while training (it does not decode, or is smaller than image_size); "
+            "%s stands in for it (the next image of the "
             "seeded order, the same in every run). %d file(s) of this domain failed so far.",
             self._files[failed],
             self._files[used],
@@ -160,7 +140,7 @@ class _SubstitutionReport:
         return np.int64(0)
 
 
-def _domain_stream(domain, positions, image_size, load_size, shuffle_seed, jitter_seed, store):
+def _domain_stream(domain, positions, geometry, shuffle_seed, jitter_seed, store):
     """One domain: positions → shuffled indices → cached or decoded resized images → jitter."""
     num_images = domain.num_examples
     paths = tf.constant(domain.files, dtype=tf.string)
@@ -180,20 +160,25 @@ def _domain_stream(domain, positions, image_size, load_size, shuffle_seed, jitte
         found, cached = store.lookup(index)
 
         def decode():
-            image = decode_resized(tf.io.read_file(paths[index]), load_size)
-            with tf.control_dependencies([store.insert(index, image)]):
+            image = decode_to_shape(tf.io.read_file(paths[index]), geometry.stored_shape)
+            with tf.control_dependencies([geometry.check_stored(image)]):
+                stored = store.insert(index, image)
+            with tf.control_dependencies([stored]):
                 return tf.identity(image)
 
         return index, tf.cond(found, lambda: cached, decode)
 
     def all_failed(candidates):
         message = (
-            f"none of {substitutes} images in a row of the shuffled order could be read, decoded "
-            "and cached (unreadable files, or a full or unwritable cache), from"
+            f"none of {substitutes} images in a row of the shuffled order could be read, decoded, "
+            "cropped and cached (unreadable or too small files, or a full or unwritable cache), "
+            "from"
         )
         check = tf.debugging.Assert(False, [message, paths[candidates[0]]])
         with tf.control_dependencies([check]):
-            return tf.constant(-1, tf.int64), tf.zeros([load_size, load_size, 3], tf.uint8)
+            return tf.constant(-1, tf.int64), tf.zeros(
+                [geometry.crop_size, geometry.crop_size, 3], tf.uint8
+            )
 
     def first_readable(position):
         candidates = candidates_at(position)
@@ -213,7 +198,7 @@ def _domain_stream(domain, positions, image_size, load_size, shuffle_seed, jitte
         )
         with tf.control_dependencies([reported]):
             seed = tf.stack([tf.constant(jitter_seed, tf.int64), position])
-            return _crop_and_flip(image, image_size, seed)
+            return geometry.jitter(image, seed)
 
     # One small dataset per position, read several at once and yielded in order: a file that
     # fails only affects its own position.
@@ -284,12 +269,13 @@ def make_train_dataset(
     cache_dir=None,
     memory_budget=cache_lib.DEFAULT_MEMORY_BUDGET,
     input_context=None,
+    preprocess="resize_and_crop",
 ):
     """The infinite training stream of unpaired ``(real_a, real_b)`` batches.
 
     Each domain is read by index in an exact permutation per pass (its own seed), decoded and
-    resized to ``load_size`` in parallel, cached after the resize as ``cache`` says, and jittered
-    (random crop and flip seeded per stream position), so the same ``seed`` gives the same batches
+    resized as ``preprocess`` says (to ``load_size`` by default) in parallel, cached after the
+    resize as ``cache`` says, and jittered (random crop and flip seeded per stream position), so the same ``seed`` gives the same batches
     whatever the cache, and a run can start at any step without decoding what it skips (see the
     module docstring). The two streams are zipped, batched with ``drop_remainder=True`` and
     prefetched. As in the reference, an epoch is ``ceil(max(|A|, |B|) / batch_size)`` steps.
@@ -298,7 +284,8 @@ def make_train_dataset(
         domain_a: ``DomainData`` with ``files``, domain A.
         domain_b: ``DomainData`` with ``files``, domain B.
         image_size: int, the training crop (a multiple of 4). Defaults to 256.
-        load_size: int, the resize before the crop (>= ``image_size``). Defaults to 286.
+        load_size: int, the resize before the crop (>= ``image_size``; the width in the
+            ``scale_width`` modes, unused by ``crop`` and ``none``). Defaults to 286.
         batch_size: int, the global batch: images per domain per step over all replicas.
             Defaults to 1.
         seed: int, seed of the shuffles and the jitter. Defaults to 0.
@@ -317,14 +304,18 @@ def make_train_dataset(
         input_context: ``tf.distribute.InputContext`` or None. When given (by
             ``strategy.distribute_datasets_from_function``), the stream holds only this input
             pipeline's slice of each global batch, in per-replica batches.
+        preprocess: str, one of ``preprocess.PREPROCESS_MODES`` (the reference's
+            ``--preprocess``). ``scale_width`` and ``none`` keep each image's own size and need
+            ``batch_size=1``. Defaults to ``"resize_and_crop"``.
 
     Returns:
         ``(dataset, steps_per_epoch)``: the dataset yields ``(real_a, real_b)``, each
-        ``float32 [b, image_size, image_size, 3]`` in [-1, 1]; ``b`` is ``batch_size``, or the
+        ``float32 [b, image_size, image_size, 3]`` in [-1, 1] (``[1, H, W, 3]`` of each image's
+        own size in the ``scale_width`` and ``none`` modes); ``b`` is ``batch_size``, or the
         per-replica batch with ``input_context``.
 
     Raises:
-        ValueError: if a size, ``batch_size``, ``steps_per_epoch``, ``start_epoch``,
+        ValueError: if the mode, a size, ``batch_size``, ``steps_per_epoch``, ``start_epoch``,
             ``start_step`` or ``cache`` is out of range, a domain has no files, or the batch
             does not split over the input pipelines.
 
@@ -335,8 +326,13 @@ def make_train_dataset(
         model.fit(dataset, steps_per_epoch=steps, epochs=200)
         ```
     """
-    _check_sizes(image_size, load_size)
+    geometry = Preprocess(preprocess, load_size, image_size)
     _check_batch_size(batch_size)
+    if geometry.variable_size and batch_size != 1:
+        raise ValueError(
+            f"preprocess={preprocess!r} keeps each image's own size, so batches hold one image. "
+            f"Received: batch_size={batch_size}"
+        )
     _check_domain_files(domain_a, "A")
     _check_domain_files(domain_b, "B")
     steps_per_epoch = epoch_steps(domain_a, domain_b, batch_size, steps_per_epoch)
@@ -361,7 +357,10 @@ def make_train_dataset(
                 f"Received: batch_size={batch_size}"
             )
     mode = cache_lib.resolve_cache_mode(
-        cache, domain_a.num_examples + domain_b.num_examples, load_size, memory_budget
+        cache,
+        domain_a.num_examples + domain_b.num_examples,
+        geometry.stored_image_bytes(),
+        memory_budget,
     )
     seeds = _derived_seeds(seed, 4)
     streams = []
@@ -371,11 +370,10 @@ def make_train_dataset(
             _domain_stream(
                 domain,
                 _shard_positions(start_step, batch_size, shards, shard),
-                image_size,
-                load_size,
+                geometry,
                 shuffle_seed,
                 jitter_seed,
-                cache_lib.make_store(mode, load_size, cache_dir, key),
+                cache_lib.make_store(mode, geometry.cache_key, cache_dir, key),
             )
         )
     dataset = tf.data.Dataset.zip(tuple(streams))
@@ -418,7 +416,7 @@ def make_eval_dataset(domain_a, domain_b, image_size=256, batch_size=1):
     Raises:
         ValueError: if ``image_size`` or ``batch_size`` is out of range.
     """
-    _check_image_size(image_size)
+    pixels.check_size_multiple("image_size", image_size)
     _check_batch_size(batch_size)
     length = max(domain_a.num_examples, domain_b.num_examples)
     dataset = tf.data.Dataset.zip(
@@ -442,7 +440,7 @@ def make_translate_dataset(domain, image_size=256, batch_size=1):
     Raises:
         ValueError: if ``image_size`` or ``batch_size`` is out of range.
     """
-    _check_image_size(image_size)
+    pixels.check_size_multiple("image_size", image_size)
     _check_batch_size(batch_size)
     images = domain.images.map(
         lambda image: preprocess_eval(image, image_size), num_parallel_calls=tf.data.AUTOTUNE
