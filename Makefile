@@ -26,8 +26,12 @@ $(DEV_STAMP): setup.cfg pyproject.toml .ci/constraints.txt | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev]' -c .ci/constraints.txt
 	touch $(BASE_STAMP) $(DEV_STAMP)
 
+# Test files run in TEST_WORKERS processes (pytest-xdist): most of a tiny test's time is tracing and
+# start-up, which one core does while the other computes.
+TEST_WORKERS ?= 2
+
 test: install-dev
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

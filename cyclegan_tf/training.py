@@ -398,17 +398,20 @@ def train(config):
                     domains,
                     run.data_cache,
                 )
-                segment_history = model.fit(
-                    dataset,
-                    initial_epoch=segment.first_epoch,
-                    epochs=segment.end_epoch,
-                    steps_per_epoch=steps_per_epoch - segment.first_batch,
-                    callbacks=default_callbacks(config, run, sample_images, run.backup, segment),
-                    validation_data=validation_data(config),
-                    validation_freq=config.eval_every or 1,
-                    shuffle=False,
-                    verbose=1 if sys.stdout.isatty() else 2,
-                )
+                with data.explained_stream_errors():
+                    segment_history = model.fit(
+                        dataset,
+                        initial_epoch=segment.first_epoch,
+                        epochs=segment.end_epoch,
+                        steps_per_epoch=steps_per_epoch - segment.first_batch,
+                        callbacks=default_callbacks(
+                            config, run, sample_images, run.backup, segment
+                        ),
+                        validation_data=validation_data(config),
+                        validation_freq=config.eval_every or 1,
+                        shuffle=False,
+                        verbose=1 if sys.stdout.isatty() else 2,
+                    )
                 history = _joined(history, segment_history)
                 del dataset  # a memory cache of the next segment's data replaces this one's
     return model, history

@@ -23,6 +23,14 @@ def require(available, what):
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Every test process keeps what cyclegan_tf caches in its own folder, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CYCLEGAN_TF_CACHE", str(tmp_path_factory.mktemp("cyclegan_tf_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory):
     """A tiny synthetic apples/oranges set: 64 px, 16 train and 8 test images per domain."""

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_tf.data import decode, pipeline, sources
+from cyclegan_tf.data import DataError, decode, pipeline, sources
 from cyclegan_tf.data.preprocess import PREPROCESS_MODES, Preprocess
 
 SOURCE_SHAPES = [(300, 400), (400, 300), (301, 257), (1001, 757), (10, 10), (6, 2), (1, 1)]
@@ -169,3 +169,15 @@ def test_preprocess_train_is_the_same_eagerly_and_in_tf_data():
         np.testing.assert_array_equal(graph.numpy(), eager)
         size = (16, 16) if "crop" in mode else _reference_size(mode, 30, 50, 24, 16)
         assert eager.shape == (*size, 3)
+
+
+def test_a_stream_with_no_usable_image_fails_in_one_line_naming_a_file(mixed_sizes):
+    domain, _ = mixed_sizes
+    dataset, _ = pipeline.make_train_dataset(
+        domain, domain, image_size=64, load_size=64, preprocess="crop"
+    )
+    with pytest.raises(DataError) as raised, pipeline.explained_stream_errors():
+        next(iter(dataset))
+    message = str(raised.value)
+    assert "\n" not in message and "smaller than image_size=64" in message
+    assert message.endswith(".png") and "mixed" in message

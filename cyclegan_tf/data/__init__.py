@@ -22,6 +22,7 @@ from cyclegan_tf.data.decode import (
 )
 from cyclegan_tf.data.pipeline import (
     epoch_steps,
+    explained_stream_errors,
     make_eval_dataset,
     make_train_dataset,
     make_translate_dataset,
@@ -53,6 +54,7 @@ __all__ = [
     "decode_to_shape",
     "default_cache_dir",
     "epoch_steps",
+    "explained_stream_errors",
     "hue_statistic",
     "image_to_uint8",
     "list_image_files",

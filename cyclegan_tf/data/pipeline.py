@@ -28,8 +28,10 @@ Reference:
     random horizontal flip, normalize with mean 0.5 and std 0.5.
 """
 
+import contextlib
 import logging
 import math
+import re
 import threading
 
 import numpy as np
@@ -37,13 +39,34 @@ import tensorflow as tf
 
 from cyclegan_tf import pixels
 from cyclegan_tf.data import cache as cache_lib
-from cyclegan_tf.data.decode import decode_to_shape, resize_like_pil
+from cyclegan_tf.data.decode import DataError, decode_to_shape, resize_like_pil
 from cyclegan_tf.data.preprocess import Preprocess
 
 logger = logging.getLogger(__name__)
 
 # Later slots of the same pass that may stand in for a file that fails to decode.
 _SUBSTITUTES = 8
+# Starts the stream's error when no image of a row of substitutes can be used.
+_UNUSABLE = "no usable image: none of"
+
+
+@contextlib.contextmanager
+def explained_stream_errors():
+    """Turns the training stream's "no usable image" failure into a one-line ``DataError``.
+
+    Wrap the loop that reads the stream (``model.fit``): the failure surfaces there as a
+    ``tf.errors.InvalidArgumentError`` carrying TensorFlow's node and iterator details.
+
+    Raises:
+        DataError: naming the problem and the first file of the unusable row.
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        found = re.search(r"\[(" + _UNUSABLE + r"[^\]]*)\] \[([^\]]*)\]", error.message or "")
+        if not found:
+            raise
+        raise DataError(f"{found.group(1)} {found.group(2)}") from None
 
 
 def _check_batch_size(batch_size):
@@ -170,9 +193,9 @@ def _domain_stream(domain, positions, geometry, shuffle_seed, jitter_seed, store
 
     def all_failed(candidates):
         message = (
-            f"none of {substitutes} images in a row of the shuffled order could be read, decoded, "
-            "cropped and cached (unreadable or too small files, or a full or unwritable cache), "
-            "from"
+            f"{_UNUSABLE} {substitutes} images in a row of the shuffled order could be used "
+            f"(unreadable, smaller than image_size={geometry.crop_size} on a side, or a full or "
+            "unwritable cache), from"
         )
         check = tf.debugging.Assert(False, [message, paths[candidates[0]]])
         with tf.control_dependencies([check]):
