@@ -31,7 +31,7 @@ $(DEV_STAMP): setup.cfg pyproject.toml .ci/constraints.txt | $(VENV)/bin/python
 TEST_WORKERS ?= 2
 
 test: install-dev
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
