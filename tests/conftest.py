@@ -1,7 +1,8 @@
-"""Shared test fixtures: tiny datasets and image files (data only)."""
+"""Shared test fixtures: tiny datasets, image files, a tiny finished run; each built once per session."""
 
 import io
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -31,13 +32,47 @@ def _private_cache(tmp_path_factory):
         yield
 
 
+def built_once(tmp_path_factory, name, build):
+    """A folder that ``build(folder)`` fills once per test session, whichever test process asks first.
+
+    pytest-xdist runs a session fixture once in every test process that uses it. Folders that
+    are only read afterwards are built under a file lock in the temporary folder all processes
+    share, so the first process builds and the others wait for it and reuse the result.
+
+    Args:
+        tmp_path_factory: pytest's session ``tmp_path_factory``.
+        name: str, the folder's name, unique among these folders.
+        build: callable taking the folder's path (a str, an empty folder that exists).
+
+    Returns:
+        str, the folder's path.
+    """
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-of-USER/pytest-N, above each process's popen-gwK
+    folder, done = root / name, root / f"{name}.built"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+            folder.mkdir()
+            build(str(folder))
+            done.touch()
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory):
     """A tiny synthetic apples/oranges set: 64 px, 16 train and 8 test images per domain."""
     from cyclegan_tf.data.synthetic import write_synthetic_dataset
 
-    root = tmp_path_factory.mktemp("data") / "fruit"
-    return write_synthetic_dataset(str(root), size=64, n_train=16, n_test=8, seed=0)
+    def build(folder):
+        write_synthetic_dataset(
+            os.path.join(folder, "fruit"), size=64, n_train=16, n_test=8, seed=0
+        )
+
+    return os.path.join(built_once(tmp_path_factory, "synthetic", build), "fruit")
 
 
 def _pattern(height=6, width=10):
@@ -148,10 +183,12 @@ def tiny_run(tmp_path_factory, tiny_args):
     """A finished tiny training run: ``(run_dir, export_dir)``."""
     from cyclegan_tf.cli import train as train_cli
 
-    root = tmp_path_factory.mktemp("tiny_run")
-    run, export_dir = str(root / "run"), str(root / "saved_models")
-    assert train_cli.main(tiny_args(run, export_dir)) == 0
-    return run, export_dir
+    def build(folder):
+        run, export_dir = os.path.join(folder, "run"), os.path.join(folder, "saved_models")
+        assert train_cli.main(tiny_args(run, export_dir)) == 0
+
+    root = built_once(tmp_path_factory, "tiny_run", build)
+    return os.path.join(root, "run"), os.path.join(root, "saved_models")
 
 
 @pytest.fixture(scope="session")
@@ -159,10 +196,13 @@ def weights_file(tmp_path_factory):
     """What the docs tell offline users to make: InceptionV3(weights=None).save_weights(...)."""
     import keras
 
-    keras.utils.set_random_seed(0)
-    path = str(tmp_path_factory.mktemp("inception") / "inception_v3.weights.h5")
-    keras.applications.InceptionV3(weights=None).save_weights(path)
-    return path
+    def build(folder):
+        keras.utils.set_random_seed(0)
+        keras.applications.InceptionV3(weights=None).save_weights(
+            os.path.join(folder, "inception_v3.weights.h5")
+        )
+
+    return os.path.join(built_once(tmp_path_factory, "inception", build), "inception_v3.weights.h5")
 
 
 def free_ports(count):
