@@ -111,12 +111,12 @@ def _direction(forward, backward, images):
 @pytest.mark.slow
 def test_a_trained_cyclegan_translates_each_fruit(tmp_path_factory):
     root = tmp_path_factory.mktemp("learning")
-    data_dir = write_synthetic_dataset(str(root / "fruit"), size=72, n_train=120, n_test=24, seed=1)
+    data_dir = write_synthetic_dataset(str(root / "fruit"), size=54, n_train=120, n_test=24, seed=1)
     run_dir = str(root / "run")
     argv = [
         "--data-dir", data_dir, "--name", "apple2orange", "--output-dir", run_dir,
         "--export-dir", str(root / "saved_models"),
-        "--image-size", "64", "--load-size", "72", "--ngf", "16", "--ndf", "16",
+        "--image-size", "48", "--load-size", "54", "--ngf", "16", "--ndf", "16",
         "--n-res-blocks", "3", "--batch-size", "4", "--epochs", "10", "--steps-per-epoch", "30",
         "--sample-every", "0",
     ]  # fmt: skip

@@ -1,4 +1,5 @@
 import csv
+import io as bytes_io
 import json
 import os
 
@@ -6,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from cyclegan_tf import callbacks, inference, run_folder, training
 from cyclegan_tf.cli import train as train_cli
@@ -128,18 +130,18 @@ def test_init_from_starts_a_new_run_from_another_runs_networks(tiny_run, tiny_ar
     run, _ = tiny_run
     # A learning rate so small that one Adam step leaves the weights where they started.
     tiny_step = ["--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-20"]
-    fresh = str(tmp_path / "fresh")
-    assert train_cli.main([*tiny_args(fresh, str(tmp_path / "e1")), *tiny_step]) == 0
     tuned = str(tmp_path / "tuned")
-    argv = [*tiny_args(tuned, str(tmp_path / "e2")), *tiny_step, "--init-from", run]
+    argv = [*tiny_args(tuned, str(tmp_path / "exports")), *tiny_step, "--init-from", run]
     assert train_cli.main(argv) == 0
     for attribute in run_folder.NETWORK_FILES:
         source = _network_weights(RunFolder(run).network(attribute))
         started = _network_weights(RunFolder(tuned).network(attribute))
         for mine, theirs in zip(started, source):
             np.testing.assert_allclose(mine, theirs, atol=1e-6, err_msg=attribute)
-    # Without --init-from the same command starts from its own random weights.
-    unrelated = _network_weights(RunFolder(fresh).network("generator_ab"))
+    # Without --init-from the same command starts from its seed's random weights, which differ.
+    config = TrainConfig.from_json(os.path.join(tuned, "config.json"))
+    keras.utils.set_random_seed(config.seed)
+    unrelated = training.CycleGAN(**config.model_options()).generator_ab.get_weights()
     source = _network_weights(RunFolder(run).network("generator_ab"))
     assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(unrelated, source))
 
@@ -273,3 +275,18 @@ def test_images_of_their_own_sizes_train_and_resume_with_their_pools(
     for pool, sizes in ((model.pool_a, {(24, 44), (32, 32)}), (model.pool_b, {(24, 40), (40, 28)})):
         stored = [tf.io.parse_tensor(entry, tf.float32).shape for entry in pool.images.numpy()[:4]]
         assert {tuple(shape) for shape in stored} <= {(*size, 3) for size in sizes | {(32, 32)}}
+
+
+def test_sample_grid_tiles_each_image_into_its_cell():
+    columns = [np.full((2, 4, 6, 3), value, np.float32) for value in (-1.0, 0.0, 1.0)]
+    columns[1][1] = 1.0  # row 2 of column 2 differs
+    mosaic = callbacks.grid_mosaic(columns, gap=2)
+    assert mosaic.shape == (2 * 4 + 2, 3 * 6 + 2 * 2, 3)
+    np.testing.assert_array_equal(mosaic[0:4, 0:6], 0.0)  # -1 -> black
+    np.testing.assert_array_equal(mosaic[0:4, 8:14], 0.5)
+    np.testing.assert_array_equal(mosaic[6:10, 8:14], 1.0)
+    np.testing.assert_array_equal(mosaic[6:10, 16:22], 1.0)
+    np.testing.assert_array_equal(mosaic[4:6], 1.0)  # the gaps are white
+    np.testing.assert_array_equal(mosaic[:, 6:8], 1.0)
+    png = callbacks.render_grid(columns, ["a", "b", "c"], "epoch 1, step 2")
+    assert Image.open(bytes_io.BytesIO(png)).size == (3 * 160, 2 * 160 + 50)
