@@ -178,14 +178,23 @@ def tiny_args(synthetic_dir):
     return make
 
 
+# What tiny_run adds to the tiny arguments: validation every epoch, FID and the best generator.
+TINY_RUN_EVALUATION = ("--eval-every", "1", "--fid-every", "2", "--keep-best")
+
+
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, tiny_args):
-    """A finished tiny training run: ``(run_dir, export_dir)``."""
+def tiny_run(tmp_path_factory, tiny_args, weights_file):
+    """A finished tiny training run with validation, FID and the best generator kept.
+
+    Returns:
+        ``(run_dir, export_dir)``.
+    """
     from cyclegan_tf.cli import train as train_cli
 
     def build(folder):
         run, export_dir = os.path.join(folder, "run"), os.path.join(folder, "saved_models")
-        assert train_cli.main(tiny_args(run, export_dir)) == 0
+        argv = [*tiny_args(run, export_dir), *TINY_RUN_EVALUATION]
+        assert train_cli.main([*argv, "--inception-weights", weights_file]) == 0
 
     root = built_once(tmp_path_factory, "tiny_run", build)
     return os.path.join(root, "run"), os.path.join(root, "saved_models")

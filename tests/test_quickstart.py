@@ -5,8 +5,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from cyclegan_tf import training
 from cyclegan_tf.cli import demo as demo_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -34,9 +36,20 @@ def test_demo_trains_translates_and_exports(tmp_path, monkeypatch, capsys):
     assert (run / "images" / "epoch_002.png").exists()
     assert len((run / "logs" / "training.csv").read_text().splitlines()) == 3  # header + 2 epochs
 
-    # A second demo never overwrites the first.
-    assert demo_cli.main(["--workdir", str(workdir), "--epochs", "1"]) == 0
-    assert (workdir / "run-2" / "translated" / "A2B" / "apple_0001.png").exists()
+    # A second demo never overwrites the first: it trains into run-2 (stopped there, for time).
+    first_model = (run / "models" / "netG_A2B.keras").read_bytes()
+    started = []
+
+    def train_only_starts(config):
+        started.append(config.output_dir)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", train_only_starts)
+    with pytest.raises(SystemExit) as interrupted:  # a Ctrl-C exits 130, like any interrupt
+        demo_cli.main(["--workdir", str(workdir), "--epochs", "1"])
+    assert interrupted.value.code == 130
+    assert started == [str(workdir / "run-2")]
+    assert (run / "models" / "netG_A2B.keras").read_bytes() == first_model
 
 
 def _readme_python_example():

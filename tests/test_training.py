@@ -161,10 +161,15 @@ def test_export_every_exports_during_training_and_once_more_only_if_needed(tmp_p
     served = exported.signatures["serving_default"](images=tf.constant(images))["images"].numpy()
     np.testing.assert_allclose(served, expected, atol=1e-3)  # the last export is the final model
 
-    every_epoch = str(tmp_path / "every")
-    argv = [*tiny_args(every_epoch, str(tmp_path / "x")), *quick, "--epochs", "1"]
-    assert train_cli.main([*argv, "--export-every", "1"]) == 0
-    assert sorted(os.listdir(tmp_path / "x" / "apple2orange")) == ["1"]  # not again at the end
+
+def test_the_end_of_training_does_not_export_the_last_epoch_again(tmp_path):
+    exporter = callbacks.ExportGenerators(str(tmp_path), "apple2orange", every_epochs=1)
+    exporter.set_model(training.CycleGAN(ngf=4, ndf=4, n_res_blocks=1, image_size=32))
+    exporter.on_train_begin()
+    exporter.on_epoch_begin(0)
+    exporter.on_epoch_end(0)
+    exporter.on_train_end()
+    assert os.listdir(tmp_path / "apple2orange") == ["1"]  # after the epoch, not again at the end
 
 
 class _Crash(keras.callbacks.Callback):
@@ -203,10 +208,8 @@ def test_resume_restores_optimizer_state_and_pools(tmp_path, tiny_args, monkeypa
     assert [row["epoch"] for row in rows] == ["0", "1", "2", "3"]
 
 
-def test_validation_fid_and_best_generator_during_training(tmp_path, tiny_args, weights_file):
-    run, exports = str(tmp_path / "run"), str(tmp_path / "exports")
-    argv = [*tiny_args(run, exports), "--eval-every", "1", "--fid-every", "2", "--keep-best"]
-    assert train_cli.main([*argv, "--inception-weights", weights_file]) == 0
+def test_validation_fid_and_best_generator_during_training(tiny_run):
+    run, _ = tiny_run  # trained with conftest.TINY_RUN_EVALUATION
     rows = _read_csv(os.path.join(run, "logs", "training.csv"))
     assert all(float(row["val_cycle"]) > 0 and float(row["val_identity"]) > 0 for row in rows)
     assert all(np.isfinite(float(row["fid"])) for row in rows)  # first and last epochs are scored
