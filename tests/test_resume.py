@@ -4,7 +4,8 @@ The resumed run must continue the *same* training: after every step and epoch it
 optimizers' iteration counts, the image pools' fill, the learning rates and a checksum of the weights,
 and these equal what an uninterrupted run of the same command records. With ``--backup-every`` it
 resumes exactly mid-epoch: the steps after the last backup, and no others, are trained again.
-(Adam's moments surviving a resume are checked in ``test_training.py``.)
+(An in-process resume with Adam, its iteration counts and full pools, is checked in
+``test_training.py``.)
 """
 
 import csv
