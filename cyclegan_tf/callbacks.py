@@ -9,7 +9,7 @@ import time
 import keras
 import numpy as np
 
-from cyclegan_tf import _keras_compat, io
+from cyclegan_tf import _keras_compat, io, pixels
 from cyclegan_tf.run_folder import LATEST_GRID_FILE, NETWORK_FILES, epoch_grid_file
 
 logger = logging.getLogger(__name__)
@@ -377,35 +377,56 @@ class SampleGrid(keras.callbacks.Callback):
         return png
 
 
-def grid_mosaic(columns, gap):
-    """Tiles image columns into one array, one row per image, ``gap`` white pixels between cells.
+GRID_CELL_INCHES = 1.6  # each image's place in a sample grid
+GRID_DPI = 100
+
+
+def _shrunk(image, max_side):
+    """``image`` (uint8 ``[H, W, 3]``) box-averaged by the smallest integer factor that fits ``max_side``."""
+    factor = -(-max(image.shape[:2]) // max_side)
+    if factor <= 1:
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).reduce(factor))
+
+
+def grid_mosaic(columns, gap, max_side=None):
+    """Tiles image columns into one picture, one row per image, ``gap`` white pixels between cells.
 
     Args:
         columns: list of arrays ``[n, H, W, 3]`` in [-1, 1], one per column (sizes may differ; each
             cell is as large as the largest image).
         gap: int, pixels between cells.
+        max_side: int or None, images larger than this on a side are first shrunk to fit (averaging
+            whole blocks of pixels), so a grid of large images stays small in memory.
 
     Returns:
-        float32 array ``[n * H + (n - 1) * gap, c * W + (c - 1) * gap, 3]`` in [0, 1].
+        uint8 array ``[n * H + (n - 1) * gap, c * W + (c - 1) * gap, 3]``, H and W after shrinking.
     """
-    rows = columns[0].shape[0]
-    height = max(images.shape[1] for images in columns)
-    width = max(images.shape[2] for images in columns)
+
+    def cell(image):
+        image = pixels.to_uint8(image)
+        return _shrunk(image, max_side) if max_side else image
+
+    cells = [[cell(image) for image in images] for images in columns]
+    height = max(cell.shape[0] for column in cells for cell in column)
+    width = max(cell.shape[1] for column in cells for cell in column)
     step_y, step_x = height + gap, width + gap
-    mosaic = np.ones((rows * step_y - gap, len(columns) * step_x - gap, 3), np.float32)
-    for col, images in enumerate(columns):
-        for row in range(rows):
-            image = np.clip((np.asarray(images[row], np.float32) + 1.0) / 2.0, 0.0, 1.0)
+    mosaic = np.full((len(cells[0]) * step_y - gap, len(cells) * step_x - gap, 3), 255, np.uint8)
+    for col, column in enumerate(cells):
+        for row, cell in enumerate(column):
             top, left = row * step_y, col * step_x
-            mosaic[top : top + image.shape[0], left : left + image.shape[1]] = image
+            mosaic[top : top + cell.shape[0], left : left + cell.shape[1]] = cell
     return mosaic
 
 
 def render_grid(columns, titles, suptitle):
     """A titled grid of image columns in [-1, 1], as PNG bytes.
 
-    The images are tiled into one picture drawn on a single matplotlib axes: one axes per image
-    made a grid cost about a second at every sample.
+    The images are tiled into one picture drawn on a single matplotlib axes (one axes per image
+    made a grid cost about a second at every sample). Images larger than twice their place in the
+    figure are shrunk first: the PNG could not show more.
 
     Args:
         columns: list of arrays ``[n, H, W, 3]`` in [-1, 1], one per column.
@@ -418,9 +439,10 @@ def render_grid(columns, titles, suptitle):
     from matplotlib.figure import Figure
 
     rows = columns[0].shape[0]
-    width = max(images.shape[2] for images in columns)
-    mosaic = grid_mosaic(columns, gap=max(1, width // 16))
-    figure = Figure(figsize=(1.6 * len(columns), 1.6 * rows + 0.5))
+    max_side = 2 * int(GRID_CELL_INCHES * GRID_DPI)
+    width = min(max(images.shape[2] for images in columns), max_side)
+    mosaic = grid_mosaic(columns, gap=max(1, width // 16), max_side=max_side)
+    figure = Figure(figsize=(GRID_CELL_INCHES * len(columns), GRID_CELL_INCHES * rows + 0.5))
     axis = figure.add_axes((0.0, 0.0, 1.0, 1.0 - 0.5 / figure.get_figheight()))
     axis.imshow(mosaic)
     cell_width = mosaic.shape[1] / len(columns)
@@ -432,5 +454,5 @@ def render_grid(columns, titles, suptitle):
         spine.set_visible(False)
     figure.suptitle(suptitle, fontsize=10, y=1.0 - 0.05 / figure.get_figheight(), va="top")
     buffer = bytes_io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    figure.savefig(buffer, format="png", dpi=GRID_DPI)
     return buffer.getvalue()

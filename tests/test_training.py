@@ -284,12 +284,21 @@ def test_sample_grid_tiles_each_image_into_its_cell():
     columns = [np.full((2, 4, 6, 3), value, np.float32) for value in (-1.0, 0.0, 1.0)]
     columns[1][1] = 1.0  # row 2 of column 2 differs
     mosaic = callbacks.grid_mosaic(columns, gap=2)
-    assert mosaic.shape == (2 * 4 + 2, 3 * 6 + 2 * 2, 3)
-    np.testing.assert_array_equal(mosaic[0:4, 0:6], 0.0)  # -1 -> black
-    np.testing.assert_array_equal(mosaic[0:4, 8:14], 0.5)
-    np.testing.assert_array_equal(mosaic[6:10, 8:14], 1.0)
-    np.testing.assert_array_equal(mosaic[6:10, 16:22], 1.0)
-    np.testing.assert_array_equal(mosaic[4:6], 1.0)  # the gaps are white
-    np.testing.assert_array_equal(mosaic[:, 6:8], 1.0)
+    assert mosaic.shape == (2 * 4 + 2, 3 * 6 + 2 * 2, 3) and mosaic.dtype == np.uint8
+    np.testing.assert_array_equal(mosaic[0:4, 0:6], 0)  # -1 -> black
+    np.testing.assert_array_equal(mosaic[0:4, 8:14], 128)
+    np.testing.assert_array_equal(mosaic[6:10, 8:14], 255)
+    np.testing.assert_array_equal(mosaic[6:10, 16:22], 255)
+    np.testing.assert_array_equal(mosaic[4:6], 255)  # the gaps are white
+    np.testing.assert_array_equal(mosaic[:, 6:8], 255)
     png = callbacks.render_grid(columns, ["a", "b", "c"], "epoch 1, step 2")
     assert Image.open(bytes_io.BytesIO(png)).size == (3 * 160, 2 * 160 + 50)
+
+
+def test_sample_grid_shrinks_large_images_by_averaging_blocks():
+    image = np.full((1, 20, 30, 3), -1.0, np.float32)
+    image[0, :, ::2] = 1.0  # black and white stripes one pixel wide average to grey
+    mosaic = callbacks.grid_mosaic([image, image], gap=1, max_side=10)
+    assert mosaic.shape == (7, 10 + 1 + 10, 3)  # shrunk 3x, to 7 x 10
+    assert set(np.unique(mosaic[:6, :10])) == {85, 170}  # blocks of 3 columns: 1/3 or 2/3 white
+    np.testing.assert_array_equal(mosaic[:, 10], 255)
