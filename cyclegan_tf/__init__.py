@@ -1,21 +1,67 @@
-"""cyclegan_tf: the reference CycleGAN as a Keras 3 model, trained with ``fit`` on tf.data."""
+"""cyclegan_tf: the reference CycleGAN as a Keras 3 model, trained with ``fit`` on tf.data.
 
-from cyclegan_tf.image_pool import ImagePool
-from cyclegan_tf.layers import ReflectionPadding2D, instance_norm
-from cyclegan_tf.model import CycleGAN, default_optimizer
-from cyclegan_tf.models import build_discriminator, patch_discriminator, resnet_generator
-from cyclegan_tf.schedules import LinearDecayAfter
+The package's folders are its layers, bottom to top (``docs/architecture.md`` has the map):
+``io``, ``pixels``, ``errors``, ``_keras_compat`` and ``model_store``; ``models/``; ``data/``;
+``inference/``; ``export/``; ``evaluation/``; ``training/`` and ``serving/``; ``tools/``; ``cli/``.
+A module imports only from layers below its own.
+
+This module is the public API of the networks and the training model. ``train`` and
+``TrainConfig`` are loaded on first use, so that serving, which never imports training code, can
+import the package.
+
+Example:
+    ```python
+    import cyclegan_tf
+
+    model = cyclegan_tf.CycleGAN(ngf=16, ndf=16, n_res_blocks=3, image_size=64)
+    model.compile()
+    config = cyclegan_tf.TrainConfig(dataset="synthetic", image_size=64, load_size=72)
+    ```
+"""
+
+import importlib
+
+from cyclegan_tf import _deprecated
+from cyclegan_tf.models import (
+    CycleGAN,
+    ImagePool,
+    LinearDecayAfter,
+    ReflectionPadding2D,
+    ResidualBlock,
+    build_discriminator,
+    default_optimizer,
+    global_discriminator,
+    instance_norm,
+    patch_discriminator,
+    resnet_generator,
+)
 
 __version__ = "0.1.0"
+
+# Names served on first use: ``{name: module}``.
+_LAZY = {"TrainConfig": "cyclegan_tf.training.config", "train": "cyclegan_tf.training.trainer"}
+
+_deprecated.install()
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cyclegan_tf' has no attribute {name!r}")
+
 
 __all__ = [
     "CycleGAN",
     "ImagePool",
     "LinearDecayAfter",
     "ReflectionPadding2D",
+    "ResidualBlock",
+    "TrainConfig",
     "build_discriminator",
     "default_optimizer",
+    "global_discriminator",
     "instance_norm",
     "patch_discriminator",
     "resnet_generator",
+    "train",
 ]

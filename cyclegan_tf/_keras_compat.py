@@ -19,7 +19,7 @@ class PrebuiltModelMixin:
     workers that reduction fails for a batch that is an ``(a, b)`` tuple. A model whose variables all
     exist already has nothing to build, so the step is skipped when its optimizer is built.
 
-    Seen: Keras 3.15.1, TensorFlow 2.21.0. Test: ``test_multi_worker.py`` trains two workers through
+    Seen: Keras 3.15.1, TensorFlow 2.21.0. Test: ``tests/training/test_multi_worker.py`` trains two workers through
     ``fit``; ``test_keras_compat.py`` checks that Keras still calls the reduction.
     """
 

@@ -3,10 +3,13 @@
 import io
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def require(available, what):

@@ -24,11 +24,12 @@ import time
 import urllib.parse
 
 import pytest
-from conftest import TINY_TRAIN_ARGS, require
+
+from tests.conftest import REPO_ROOT, TINY_TRAIN_ARGS, require
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 BUCKET = "cyclegan-test"
 _GOOGLE_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
 

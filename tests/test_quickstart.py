@@ -2,16 +2,16 @@
 
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_tf import training
 from cyclegan_tf.cli import demo as demo_cli
+from cyclegan_tf.training import trainer
+from tests.conftest import REPO_ROOT
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = REPO_ROOT / "README.md"
 
 
 def test_demo_trains_translates_and_exports(tmp_path, monkeypatch, capsys):
@@ -44,7 +44,7 @@ def test_demo_trains_translates_and_exports(tmp_path, monkeypatch, capsys):
         started.append(config.output_dir)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "train", train_only_starts)
+    monkeypatch.setattr(trainer, "train", train_only_starts)
     with pytest.raises(SystemExit) as interrupted:  # a Ctrl-C exits 130, like any interrupt
         demo_cli.main(["--workdir", str(workdir), "--epochs", "1"])
     assert interrupted.value.code == 130

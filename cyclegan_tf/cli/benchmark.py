@@ -129,7 +129,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
-        from cyclegan_tf import benchmark
+        # Imported on use: --help and flag errors answer without loading the library.
+        from cyclegan_tf.tools import benchmark
 
         options = benchmark.BenchmarkOptions(
             image_size=args.image_size,
@@ -159,12 +160,14 @@ def main(argv=None):
         )
         report = benchmark.run_benchmark(options)
         if args.json:
+            # Imported on use: --help and flag errors answer without loading the library.
             from cyclegan_tf import io
 
             io.write_text(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     print(format_table(report))
     if report.get("runtimes"):
-        from cyclegan_tf.runtime_benchmark import format_rows
+        # Imported on use: --help and flag errors answer without loading the library.
+        from cyclegan_tf.tools.runtime_benchmark import format_rows
 
         print(format_rows(report["runtimes"]))
     return 0

@@ -5,6 +5,8 @@ import logging
 import os
 import sys
 
+from cyclegan_tf.errors import MissingDependencyError, OptionError, first_line
+
 
 def quiet_tensorflow():
     """Hides TensorFlow's C++ start-up chatter unless the user asked for it."""
@@ -30,8 +32,6 @@ def user_errors(prog, flags=None):
         flags: dict or None, library argument names whose flag is not ``--`` + the name with dashes
             (``{"model_path": "--model"}``).
     """
-    from cyclegan_tf.errors import MissingDependencyError, OptionError, first_line
-
     try:
         yield
     except OptionError as error:
@@ -59,6 +59,7 @@ def add_model_argument(parser, extra_help=""):
 
 def add_memory_arguments(parser):
     """Adds ``--max-memory-gb`` and ``--precision``: how a ``.keras`` generator runs on an image."""
+    # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf.inference import DEFAULT_MAX_MEMORY_GB
 
     parser.add_argument(

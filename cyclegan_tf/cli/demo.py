@@ -37,6 +37,7 @@ def build_parser():
 
 def new_run_dir(workdir):
     """``workdir/run``, or ``run-2``, ``run-3``… so an earlier demo's outputs are never overwritten."""
+    # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf import io
 
     candidate = io.join(workdir, "run")
@@ -52,11 +53,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
-        from cyclegan_tf import file_translation, inference, io, training
-        from cyclegan_tf.config import TrainConfig
+        # Imported on use: --help and flag errors answer without loading the library.
+        from cyclegan_tf import inference, io
         from cyclegan_tf.data.decode import list_image_files
         from cyclegan_tf.data.synthetic import write_synthetic_dataset
-        from cyclegan_tf.run_folder import RunFolder
+        from cyclegan_tf.inference import file_translation
+        from cyclegan_tf.training import trainer
+        from cyclegan_tf.training.config import TrainConfig
+        from cyclegan_tf.training.run_folder import RunFolder
 
         started = time.monotonic()
         data_dir = write_synthetic_dataset(io.join(args.workdir, "fruit"), **DEMO_DATA)
@@ -70,7 +74,7 @@ def main(argv=None):
             export_dir=io.join(run_dir, "saved_models"),
             **options,
         )
-        training.train(config)
+        trainer.train(config)
         run = RunFolder(run_dir)
         outputs = {}
         for direction, domain in (("A2B", "testA"), ("B2A", "testB")):

@@ -83,6 +83,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG, flags={"model_path": "--model"}):
+        # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import io
         from cyclegan_tf.evaluation import evaluate
 

@@ -70,9 +70,10 @@ def run_name(run_dir, name=None):
     """The name to export under: ``name`` if given, else the run's ``config.json`` name, else the folder's."""
     if name:
         return name
+    # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf import io
-    from cyclegan_tf.config import TrainConfig
-    from cyclegan_tf.run_folder import RunFolder
+    from cyclegan_tf.training.config import TrainConfig
+    from cyclegan_tf.training.run_folder import RunFolder
 
     run = RunFolder(run_dir)
     if io.exists(run.config):
@@ -91,10 +92,11 @@ def run_calibration_images(run_dir, data_dir=None):
     Raises:
         OptionError: ``calibration_images`` if there is no such folder.
     """
+    # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf import io
-    from cyclegan_tf.config import TrainConfig
     from cyclegan_tf.errors import OptionError
-    from cyclegan_tf.run_folder import RunFolder
+    from cyclegan_tf.training.config import TrainConfig
+    from cyclegan_tf.training.run_folder import RunFolder
 
     if data_dir is None:
         run = RunFolder(run_dir)
@@ -117,8 +119,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
+        # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import export, inference, io
-        from cyclegan_tf.run_folder import RunFolder
+        from cyclegan_tf.training.run_folder import RunFolder
 
         options = {"quantize": args.quantize}
         if args.image_size is not None:

@@ -41,7 +41,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
-        from cyclegan_tf.torch_import import import_weights
+        # Imported on use: --help and flag errors answer without loading the library.
+        from cyclegan_tf.tools.torch_import import import_weights
 
         try:
             saved_model_dir, keras_path = import_weights(

@@ -16,6 +16,7 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args(argv)
+    # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf.serving.loadtest import measure
 
     result = measure(args.url, args.model, args.size, args.requests, args.concurrency)

@@ -27,7 +27,8 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    from cyclegan_tf.tiled_benchmark import MODES, PRECISIONS
+    # Imported on use: --help and flag errors answer without loading the library.
+    from cyclegan_tf.tools.tiled_benchmark import MODES, PRECISIONS
 
     run = commands.add_parser("run", help="One configuration in this process (a JSON line).")
     run.add_argument("--mode", choices=MODES, required=True)
@@ -68,7 +69,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
-        from cyclegan_tf import tiled_benchmark
+        # Imported on use: --help and flag errors answer without loading the library.
+        from cyclegan_tf.tools import tiled_benchmark
 
         if args.command == "run":
             result = tiled_benchmark.measure_one(

@@ -27,7 +27,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
-        from cyclegan_tf.report import write_report
+        # Imported on use: --help and flag errors answer without loading the library.
+        from cyclegan_tf.training.report import write_report
 
         path = write_report(args.run, export_paths=args.export)
     print(f"Wrote {path}")

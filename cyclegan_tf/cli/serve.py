@@ -141,6 +141,7 @@ def _source(args):
         if args.quantize != "none":
             raise ValueError("--quantize goes with --format onnx, openvino or litert")
         return None
+    # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf.serving.exported import ExportSource
 
     return ExportSource(args.format, args.quantize, precision=args.precision)
@@ -156,9 +157,11 @@ def main(argv=None):
         try:
             import uvicorn
 
+            # Imported on use: --help and flag errors answer without loading the library.
             from cyclegan_tf.serving.rest import create_app
         except ImportError as error:
             raise ValueError(f"{_SERVE_MISSING} ({error})") from None
+        # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf.serving.registry import ModelRegistry
 
         registry = ModelRegistry(

@@ -27,6 +27,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
+        # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import io
         from cyclegan_tf.data.synthetic import DOMAINS, write_synthetic_dataset
 

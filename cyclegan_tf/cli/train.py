@@ -3,7 +3,7 @@
 import argparse
 
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
-from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.training.config import TrainConfig
 
 PROG = "cyclegan-train"
 
@@ -24,10 +24,11 @@ def main(argv=None):
     config = TrainConfig.from_args(build_parser().parse_args(argv))
     quiet_tensorflow()
     with user_errors(PROG):
-        from cyclegan_tf import training
+        # Imported on use: --help and flag errors answer without loading the library.
+        from cyclegan_tf.training import trainer
 
         config = config.resolved()
-        model, _ = training.train(config)
+        model, _ = trainer.train(config)
     print(f"Run folder: {config.output_dir} (models/, logs/, images/)")
     return 0
 

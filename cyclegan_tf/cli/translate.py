@@ -55,6 +55,7 @@ def collect_inputs(paths):
     Raises:
         ValueError: if a path does not exist.
     """
+    # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf import io
     from cyclegan_tf.data.decode import list_image_files
 
@@ -70,7 +71,9 @@ def collect_inputs(paths):
 
 
 def _translate_inputs(args):
-    from cyclegan_tf import file_translation, inference
+    # Imported on use: --help and flag errors answer without loading the library.
+    from cyclegan_tf import inference
+    from cyclegan_tf.inference import file_translation
 
     files = collect_inputs(args.input)
     if not files:
@@ -82,8 +85,10 @@ def _translate_inputs(args):
 
 
 def _translate_split(args):
-    from cyclegan_tf import data, file_translation, inference, io
-    from cyclegan_tf.run_folder import RunFolder
+    # Imported on use: --help and flag errors answer without loading the library.
+    from cyclegan_tf import data, inference, io
+    from cyclegan_tf.inference import file_translation
+    from cyclegan_tf.training.run_folder import RunFolder
 
     run = RunFolder(args.model)
     if args.model_b2a:

@@ -8,8 +8,7 @@ import time
 import keras
 import numpy as np
 
-from cyclegan_tf import io
-from cyclegan_tf.callbacks import save_atomically
+from cyclegan_tf import io, model_store
 from cyclegan_tf.evaluation import metrics
 from cyclegan_tf.inference import CompiledGenerator
 
@@ -162,7 +161,7 @@ class FidCallback(keras.callbacks.Callback):
             self._save_best(epoch, result)
 
     def _save_best(self, epoch, result):
-        save_atomically(getattr(self.model, self.generator_attribute), self.keep_best_path)
+        model_store.save_model(getattr(self.model, self.generator_attribute), self.keep_best_path)
         info = {"epoch": epoch + 1, "fid": result.fid, "kid": result.kid}
         io.write_text(self.best_info_path, json.dumps(info))
         logger.info("Epoch %d: best FID so far, saved %s", epoch + 1, self.keep_best_path)

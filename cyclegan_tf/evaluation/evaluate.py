@@ -17,7 +17,9 @@ import dataclasses
 import logging
 import time
 
-from cyclegan_tf import io
+from cyclegan_tf import inference, io
+from cyclegan_tf.data import load_domains
+from cyclegan_tf.data.decode import list_image_files, read_image_file
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.evaluation import metrics
 from cyclegan_tf.evaluation.features import IMAGENET, InceptionFeatures, cached, file_features
@@ -47,8 +49,6 @@ class ImageSet:
 
     def images(self):
         """A fresh iterator over the ``uint8 [H, W, 3]`` images."""
-        from cyclegan_tf.data.decode import read_image_file
-
         if self.files is not None:
             return (read_image_file(path) for path in self.files)
         return (image.numpy() for image in self.dataset)
@@ -61,8 +61,6 @@ def other_split(split):
 
 def folder_set(folder, max_images=None, option="source"):
     """An ``ImageSet`` of the image files directly inside ``folder``."""
-    from cyclegan_tf.data.decode import list_image_files
-
     if not io.isdir(folder):
         raise OptionError(option, f"no such folder: {folder}")
     files = list_image_files(folder)[:max_images]
@@ -77,7 +75,6 @@ def dataset_set(dataset, data_dir, split, max_images=None):
     """An ``ImageSet`` of one domain of a dataset split (``testA``, ...)."""
     if data_dir is not None:
         return folder_set(io.join(data_dir, split), max_images, option="data_dir")
-    from cyclegan_tf.data import load_domains
 
     domain_a, domain_b = load_domains(dataset=dataset, split=split[:-1])
     domain = domain_a if split.endswith("A") else domain_b
@@ -183,8 +180,6 @@ def evaluate(
     Raises:
         OptionError: for arguments that name no images or a model that is not there.
     """
-    from cyclegan_tf import inference
-
     if batch_size < 1:
         raise OptionError("batch_size", f"must be at least 1. Received: {batch_size}")
     start = time.perf_counter()

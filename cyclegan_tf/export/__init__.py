@@ -5,7 +5,7 @@ formats sit beside it: ``<version>.onnx`` (``onnx``), ``<version>.openvino/model
 ``<version>.tflite`` (``litert``), with ``.fp16``/``.int8`` and a fixed ``.HxW`` size marked before the
 ending. Every format is one module listed in ``FORMATS`` with ``export(generator, export_dir, model_name,
 version=None, **options)`` and ``suffix(**options)`` (what follows the version number in the written
-name). A run's two generators are exported under the names of ``versions.model_names`` with one shared
+name). A run's two generators are exported under the names of ``model_store.model_names`` with one shared
 version number.
 
 Every format holds the graph of the SavedModel's ``serving_default`` (``pixel_graph``): float32
@@ -25,11 +25,11 @@ Example:
     ```
 """
 
-from cyclegan_tf import io
+from cyclegan_tf import io, model_store
 from cyclegan_tf.errors import MissingDependencyError
-from cyclegan_tf.export import litert, onnx, openvino, saved_model, versions
+from cyclegan_tf.export import litert, onnx, openvino, saved_model
 from cyclegan_tf.export.pixel_graph import QUANTIZE_MODES
-from cyclegan_tf.export.versions import (
+from cyclegan_tf.model_store import (
     check_model_name,
     existing_versions,
     latest_version_dir,
@@ -49,7 +49,7 @@ def export_generator(
         generator: a ``keras.Model`` mapping images in [-1, 1] to the same shape.
         export_dir: str, the base path.
         model_name: str, the served name.
-        version: int or None, the version (default: ``versions.default_version``: a new one for a
+        version: int or None, the version (default: ``model_store.default_version``: a new one for a
             SavedModel, the latest SavedModel's for the other formats when still free).
         format: str, one of ``FORMATS``. Defaults to ``"saved_model"``.
         **options: format options: ``quantize`` (``"none"``, ``"fp16"``, ``"int8"``), ``image_size``
@@ -91,10 +91,10 @@ def export_pair(
     names = model_names(run_name)
     suffix = _format(format).suffix(**options)
     if version is None:
-        version = versions.default_version([io.join(export_dir, name) for name in names], suffix)
+        version = model_store.default_version([io.join(export_dir, name) for name in names], suffix)
     for name in names:
         # Checks both before writing either, so a clash leaves no half-exported pair.
-        versions.version_path(export_dir, name, version, suffix)
+        model_store.version_path(export_dir, name, version, suffix)
     calibration = options.pop("calibration_images", None)
     if not isinstance(calibration, (tuple, list)):
         calibration = (calibration, calibration)

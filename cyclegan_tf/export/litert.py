@@ -19,7 +19,8 @@ import os
 
 import tensorflow as tf
 
-from cyclegan_tf.export import pixel_graph, versions
+from cyclegan_tf import model_store
+from cyclegan_tf.export import pixel_graph
 from cyclegan_tf.export.calibration import calibration_batches
 
 
@@ -79,13 +80,13 @@ def export(generator, export_dir, model_name, version=None, **options):
         generator: a ``keras.Model`` mapping images in [-1, 1] to images in [-1, 1].
         export_dir: str, the base path (local, ``gs://`` or ``ram://``).
         model_name: str, the served name.
-        version: int or None, the version (see ``versions.default_version``).
+        version: int or None, the version (see ``model_store.default_version``).
         **options: ``quantize``, ``image_size``, ``calibration_images`` (see ``write``).
 
     Returns:
         str, the file written.
     """
-    return versions.publish_variant(
+    return model_store.publish_variant(
         lambda path: write(generator, path, **options),
         export_dir,
         model_name,

@@ -19,12 +19,12 @@ for ``"f32"`` explicitly unless told otherwise. Quantization at export:
 import os
 import tempfile
 
-from cyclegan_tf.export import pixel_graph, versions
+from cyclegan_tf import model_store
+from cyclegan_tf.errors import require
+from cyclegan_tf.export import pixel_graph
 from cyclegan_tf.export.calibration import calibration_batches
-from cyclegan_tf.export.dependencies import require
 
-# The graph in a version folder ``<version>.openvino/``; its weights are ``model.bin`` beside it.
-MODEL_FILE = "model.xml"
+MODEL_FILE = model_store.OPENVINO_MODEL_FILE
 
 
 def write(generator, path, quantize="none", image_size=None, calibration_images=None):
@@ -82,7 +82,7 @@ def export(generator, export_dir, model_name, version=None, **options):
         generator: a ``keras.Model`` mapping images in [-1, 1] to images in [-1, 1].
         export_dir: str, the base path (local, ``gs://`` or ``ram://``).
         model_name: str, the served name.
-        version: int or None, the version (see ``versions.default_version``).
+        version: int or None, the version (see ``model_store.default_version``).
         **options: ``quantize``, ``image_size``, ``calibration_images`` (see ``write``).
 
     Returns:
@@ -93,7 +93,7 @@ def export(generator, export_dir, model_name, version=None, **options):
         os.makedirs(folder)
         write(generator, os.path.join(folder, MODEL_FILE), **options)
 
-    return versions.publish_variant(
+    return model_store.publish_variant(
         write_folder, export_dir, model_name, version, suffix(**options), last_file=MODEL_FILE
     )
 

@@ -16,7 +16,7 @@ elementwise ops, which made the OpenVINO bf16 graph about 10x faster at 256x256 
 import keras
 import tensorflow as tf
 
-from cyclegan_tf.export import versions
+from cyclegan_tf import model_store
 from cyclegan_tf.inference.generator import translate_pixels
 from cyclegan_tf.inference.padding import MIN_SIZE
 
@@ -129,4 +129,4 @@ def variant_suffix(extension, quantize="none", image_size=None):
     """The checked suffix of a format's variant: ``.onnx``, ``.int8.onnx``, ``.256x256.tflite``."""
     check_quantize(quantize)
     size = check_image_size(image_size) if image_size is not None else None
-    return versions.variant_suffix(extension, quantize, size)
+    return model_store.variant_suffix(extension, quantize, size)

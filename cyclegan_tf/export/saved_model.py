@@ -19,8 +19,8 @@ bounded memory, from this same SavedModel.
 import keras
 import tensorflow as tf
 
+from cyclegan_tf import model_store
 from cyclegan_tf.errors import OptionError
-from cyclegan_tf.export import versions
 from cyclegan_tf.inference.generator import IMAGES_SPEC, translate_pixels
 
 MAX_PIXELS = 4096 * 4096
@@ -124,11 +124,11 @@ def export(
         ValueError: if ``export_dir`` or the model folder is a file, or ``version`` already exists or is
             not a positive integer. Nothing is overwritten.
     """
-    version, target = versions.version_path(
+    version, target = model_store.version_path(
         export_dir, model_name, version, suffix(**unused_options)
     )
 
     def write(path):
         build_archive(generator, max_pixels).write_out(path, verbose=False)
 
-    return versions.publish(write, target, last_file=versions.SAVED_MODEL_FILE)
+    return model_store.publish(write, target, last_file=model_store.SAVED_MODEL_FILE)

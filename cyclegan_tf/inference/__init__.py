@@ -15,12 +15,13 @@ from cyclegan_tf.inference.generator import CompiledGenerator, translate, transl
 from cyclegan_tf.inference.keras_translator import DEFAULT_MAX_MEMORY_GB, KerasTranslator
 from cyclegan_tf.inference.loading import (
     SavedModelTranslator,
+    TensorFlowRuntime,
     load_generator,
+    load_runtime,
     load_translator,
     resolve_model_path,
 )
 from cyclegan_tf.inference.padding import MIN_SIZE, crop_to, pad_to_multiple
-from cyclegan_tf.inference.runtimes import load_runtime
 from cyclegan_tf.inference.tiled import TiledGenerator, estimate_whole_image_bytes
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "crop_to",
     "estimate_whole_image_bytes",
     "load_generator",
+    "TensorFlowRuntime",
     "load_runtime",
     "load_translator",
     "pad_to_multiple",

@@ -6,15 +6,19 @@ Every translator has ``translate_pixels(images)``: ``[batch, H, W, 3]`` pixels i
 pixels in [0, 255] of the same size out.
 """
 
+import inspect
+import os
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError
-from cyclegan_tf.export.versions import SAVED_MODEL_FILE, existing_versions
 from cyclegan_tf.inference import runtimes
 from cyclegan_tf.inference.keras_translator import DEFAULT_MAX_MEMORY_GB, KerasTranslator
 from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
+from cyclegan_tf.model_store import SAVED_MODEL_FILE, existing_versions
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -112,7 +116,7 @@ def load_translator(model_path, max_memory_gb=DEFAULT_MAX_MEMORY_GB, precision="
     """
     kind, resolved = resolve_model_path(model_path)
     if kind == "exported":
-        return runtimes.load_runtime(resolved, **runtimes.precision_options(resolved, precision))
+        return load_runtime(resolved, **runtimes.precision_options(resolved, precision))
     if kind == "keras":
         return KerasTranslator(load_generator(resolved), max_memory_gb, precision)
     return SavedModelTranslator(resolved, max_memory_gb, precision)
@@ -153,3 +157,56 @@ def load_generator(model_path):
             "models/netG_*.keras file)",
         )
     return model
+
+
+class TensorFlowRuntime:
+    """The baseline: a Keras generator compiled once, or a SavedModel's ``serving_default``.
+
+    Args:
+        model: a ``keras.Model`` generator (images in [-1, 1]) or the path of a SavedModel written by
+            ``cyclegan_tf.export`` (pixels in [0, 255]).
+        threads: int or None, TensorFlow's intra-op threads; set only if TensorFlow has not started
+            its thread pools yet.
+    """
+
+    name = "tensorflow"
+
+    def __init__(self, model, threads=None):
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(runtimes.thread_count(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass  # The pools already exist in this process; their sizes stay.
+        if isinstance(model, (str, os.PathLike)):
+            self._translator = SavedModelTranslator(os.fspath(model))
+        else:
+            self._translator = KerasTranslator(model)
+
+    def translate_pixels(self, images):
+        return np.asarray(self._translator.translate_pixels(runtimes.check_pixels(images)))
+
+
+def load_runtime(path, **options):
+    """Loads an exported generator by its file type (``.onnx``, ``.xml``, ``.tflite``, SavedModel folder).
+
+    Args:
+        path: str, the exported file, or a SavedModel folder.
+        **options: the runtime's keyword arguments (``threads``, ``precision`` …).
+
+    Returns:
+        A runtime with ``translate_pixels``.
+    """
+    path = os.fspath(path)
+    found = runtimes.runtime_class(path)
+    if found is not None:
+        accepted = inspect.signature(found).parameters
+        for option in options:
+            if option not in accepted:
+                raise OptionError(option, f"{found.name} runtime has no such option ({path})")
+        return found(path, **options)
+    if os.path.isdir(path):
+        return TensorFlowRuntime(path, **options)
+    raise ValueError(
+        f"Unknown exported model type {os.path.splitext(path)[1]!r}; expected one of "
+        f"{sorted(runtimes.RUNTIMES)} or a SavedModel folder. Received: path={path!r}"
+    )

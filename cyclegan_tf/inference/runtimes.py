@@ -6,24 +6,23 @@ numpy array of the same shape in [0, 255], so translation and serving code can u
     runtime = load_runtime("saved_models/horse2zebra/1.openvino", precision="bf16")
     translated = runtime.translate_pixels(images)
 
-``load_runtime`` picks the runtime by the file's ending: ``.onnx`` (ONNX Runtime), ``.xml`` or a
+``inference.load_runtime`` picks the runtime by the file's ending: ``.onnx`` (ONNX Runtime), ``.xml`` or a
 ``.openvino`` folder (OpenVINO), ``.tflite`` (LiteRT), else a SavedModel folder (TensorFlow).
 
 Threads default to the machine's CPU count for the operator (intra-op) pool and one inter-op thread:
 a single image is one chain of convolutions, so parallelism inside each op is what helps.
 """
 
-import inspect
 import os
 
 import numpy as np
 
-from cyclegan_tf.errors import OptionError
-from cyclegan_tf.export import openvino
-from cyclegan_tf.export.dependencies import require
+from cyclegan_tf import model_store
+from cyclegan_tf.errors import OptionError, require
 
 
-def _threads(threads):
+def thread_count(threads):
+    """``threads``, or the CPU count when None; ValueError unless a positive int."""
     if threads is None:
         return os.cpu_count() or 1
     if not isinstance(threads, int) or threads < 1:
@@ -37,37 +36,6 @@ def check_pixels(images):
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be [batch, height, width, 3]. Received shape {images.shape}")
     return images
-
-
-class TensorFlowRuntime:
-    """The baseline: a Keras generator compiled once, or a SavedModel's ``serving_default``.
-
-    Args:
-        model: a ``keras.Model`` generator (images in [-1, 1]) or the path of a SavedModel written by
-            ``cyclegan_tf.export`` (pixels in [0, 255]).
-        threads: int or None, TensorFlow's intra-op threads; set only if TensorFlow has not started
-            its thread pools yet.
-    """
-
-    name = "tensorflow"
-
-    def __init__(self, model, threads=None):
-        import tensorflow as tf
-
-        from cyclegan_tf.inference.loading import KerasTranslator, SavedModelTranslator
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(_threads(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            pass  # The pools already exist in this process; their sizes stay.
-        if isinstance(model, (str, os.PathLike)):
-            self._translator = SavedModelTranslator(os.fspath(model))
-        else:
-            self._translator = KerasTranslator(model)
-
-    def translate_pixels(self, images):
-        return np.asarray(self._translator.translate_pixels(check_pixels(images)))
 
 
 class OnnxRuntime:
@@ -90,7 +58,7 @@ class OnnxRuntime:
                 f"Received: optimization_level={optimization_level!r}"
             )
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads(threads)
+        options.intra_op_num_threads = thread_count(threads)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = {
@@ -133,13 +101,13 @@ class OpenVinoRuntime:
         config = {
             "INFERENCE_PRECISION_HINT": precision,
             "PERFORMANCE_HINT": performance_hint,
-            "INFERENCE_NUM_THREADS": _threads(threads),
+            "INFERENCE_NUM_THREADS": thread_count(threads),
         }
         if performance_hint == "LATENCY":
             config["NUM_STREAMS"] = 1
         path = os.fspath(path)
         if os.path.isdir(path):
-            path = os.path.join(path, openvino.MODEL_FILE)
+            path = os.path.join(path, model_store.OPENVINO_MODEL_FILE)
         self._compiled = ov.Core().compile_model(path, "CPU", config)
         self._request = self._compiled.create_infer_request()
 
@@ -160,7 +128,7 @@ class LiteRtRuntime:
     def __init__(self, path, threads=None):
         interpreter_module = require("ai_edge_litert.interpreter", "The LiteRT runtime")
         self._interpreter = interpreter_module.Interpreter(
-            model_path=os.fspath(path), num_threads=_threads(threads)
+            model_path=os.fspath(path), num_threads=thread_count(threads)
         )
         (self._input,) = self._interpreter.get_input_details()
         self._output = self._interpreter.get_output_details()[0]["index"]
@@ -216,30 +184,4 @@ def precision_options(path, precision):
         "precision",
         f"bf16 applies to .keras generators, SavedModels and OpenVINO exports, not {path}; "
         "export with quantize='fp16' or 'int8' for a faster ONNX or LiteRT model",
-    )
-
-
-def load_runtime(path, **options):
-    """Loads an exported generator by its file type (``.onnx``, ``.xml``, ``.tflite``, SavedModel folder).
-
-    Args:
-        path: str, the exported file, or a SavedModel folder.
-        **options: the runtime's keyword arguments (``threads``, ``precision`` …).
-
-    Returns:
-        A runtime with ``translate_pixels``.
-    """
-    path = os.fspath(path)
-    found = runtime_class(path)
-    if found is not None:
-        accepted = inspect.signature(found).parameters
-        for option in options:
-            if option not in accepted:
-                raise OptionError(option, f"{found.name} runtime has no such option ({path})")
-        return found(path, **options)
-    if os.path.isdir(path):
-        return TensorFlowRuntime(path, **options)
-    raise ValueError(
-        f"Unknown exported model type {os.path.splitext(path)[1]!r}; expected one of "
-        f"{sorted(RUNTIMES)} or a SavedModel folder. Received: path={path!r}"
     )

@@ -2,7 +2,7 @@
 
 import keras
 
-from cyclegan_tf import layers as blocks
+from cyclegan_tf.models import layers as blocks
 from cyclegan_tf.models.generators import _check_positive
 
 _LEAKY_SLOPE = 0.2  # the reference's; Keras' LeakyReLU defaults to 0.3

@@ -2,7 +2,7 @@
 
 import keras
 
-from cyclegan_tf import layers as blocks
+from cyclegan_tf.models import layers as blocks
 
 _DOWNSAMPLINGS = 2
 

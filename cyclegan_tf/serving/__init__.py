@@ -12,6 +12,7 @@ __all__ = ["ModelRegistry", "ServableNotFoundError", "ServedVersion", "create_ap
 
 def create_app(*args, **kwargs):
     """``rest.create_app``, imported lazily so the registry works without FastAPI installed."""
+    # Imported on use: FastAPI is the optional [serve] extra.
     from cyclegan_tf.serving.rest import create_app as create
 
     return create(*args, **kwargs)

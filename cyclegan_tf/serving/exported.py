@@ -17,7 +17,7 @@ import dataclasses
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from cyclegan_tf import export, io
+from cyclegan_tf import export, io, model_store
 from cyclegan_tf.inference import runtimes
 from cyclegan_tf.serving import registry
 
@@ -71,7 +71,9 @@ class ExportSource:
 
     def marker(self, path):
         """The file itself, or an OpenVINO folder's ``model.xml``."""
-        return io.join(path, export.openvino.MODEL_FILE) if path.endswith(".openvino") else path
+        return (
+            io.join(path, model_store.OPENVINO_MODEL_FILE) if path.endswith(".openvino") else path
+        )
 
     def load(self, name, version, path):
         """An ``ExportedVersion`` running ``path`` in its runtime."""

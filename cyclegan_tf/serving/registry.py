@@ -18,8 +18,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError, first_line
-from cyclegan_tf.export.versions import SAVED_MODEL_FILE, existing_versions
 from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
+from cyclegan_tf.model_store import SAVED_MODEL_FILE, existing_versions
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,325 @@
+"""``CycleGAN``: two generators and two discriminators trained jointly with ``model.fit``."""
+
+import keras
+import tensorflow as tf
+
+from cyclegan_tf import _keras_compat, pixels
+from cyclegan_tf.models import losses
+from cyclegan_tf.models.discriminators import build_discriminator
+from cyclegan_tf.models.generators import resnet_generator
+from cyclegan_tf.models.image_pool import ImagePool
+
+# The seed's log names: the mean of the two directions for each term (g_loss is the reference's sum).
+_SUMMARY_METRICS = ("d_loss", "g_loss", "adv", "cycle", "identity")
+_DIRECTION_METRICS = (
+    "d_a",
+    "d_b",
+    "adv_ab",
+    "adv_ba",
+    "cycle_aba",
+    "cycle_bab",
+    "identity_a",
+    "identity_b",
+)
+_VALIDATION_METRICS = ("cycle", "identity", "cycle_aba", "cycle_bab", "identity_a", "identity_b")
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
+    """CycleGAN: unpaired translation between image domains A and B.
+
+    The four networks, named once against the paper and the seed repository's files:
+
+    ============== ========= ================= ===============================================
+    attribute      paper     seed file         role
+    ============== ========= ================= ===============================================
+    generator_ab   G         netG_A2B.keras    translates A to B (apple to orange)
+    generator_ba   F         netG_B2A.keras    translates B to A (orange to apple)
+    discriminator_a D_X      netD_A.keras      tells real A from F(B)
+    discriminator_b D_Y      netD_B.keras      tells real B from G(A)
+    ============== ========= ================= ===============================================
+
+    ``train_step`` follows the reference's ``optimize_parameters``: one forward pass of both cycles; the
+    generators are updated on the joint objective (both adversarial terms, both cycle terms and both
+    identity terms reach both generators); the discriminators are updated on ``0.5 * (real + fake)``,
+    the fakes drawn from an image pool and produced by the generators before their update.
+
+    Args:
+        ngf: int, generator filters. Defaults to 64.
+        ndf: int, discriminator filters. Defaults to 64.
+        n_res_blocks: int, residual blocks per generator. Defaults to 9.
+        n_disc_layers: int, stride-2 layers per discriminator. Defaults to 3.
+        discriminator_kind: str, ``"patch"`` (the reference PatchGAN) or ``"global"``. Defaults to
+            ``"patch"``.
+        gan_mode: str, ``"lsgan"`` or ``"vanilla"``. Defaults to ``"lsgan"``.
+        lambda_cycle: float, weight of each cycle-consistency term. Defaults to 10.
+        lambda_identity: float, identity weight relative to ``lambda_cycle``; 0 skips the identity
+            passes. Defaults to 0.5.
+        pool_size: int, generated images remembered per domain; 0 disables the pools. Defaults to 50.
+        image_size: int, the training crop size (the image pools hold images of this size), or None
+            for training images of sizes of their own (``--preprocess scale_width`` or ``none``: the
+            pools then keep images of any size, one per batch). Defaults to 256.
+        seed: int, seed of the image pools. Defaults to 0.
+        **kwargs: Base ``keras.Model`` keyword arguments.
+
+    Example:
+        >>> model = CycleGAN(ngf=8, ndf=8, n_res_blocks=1, image_size=32)
+        >>> model.compile()
+        >>> history = model.fit(dataset_of_a_b_pairs, epochs=1, steps_per_epoch=2)  # doctest: +SKIP
+
+    Reference:
+        Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
+        ICCV 2017.
+    """
+
+    def __init__(
+        self,
+        ngf=64,
+        ndf=64,
+        n_res_blocks=9,
+        n_disc_layers=3,
+        discriminator_kind="patch",
+        gan_mode="lsgan",
+        lambda_cycle=10.0,
+        lambda_identity=0.5,
+        pool_size=50,
+        image_size=256,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if lambda_cycle < 0 or lambda_identity < 0:
+            raise ValueError(
+                "Loss weights must be >= 0. "
+                f"Received: lambda_cycle={lambda_cycle}, lambda_identity={lambda_identity}"
+            )
+        if image_size is not None:
+            pixels.check_size_multiple("image_size", image_size)
+        self.ngf = ngf
+        self.ndf = ndf
+        self.n_res_blocks = n_res_blocks
+        self.n_disc_layers = n_disc_layers
+        self.discriminator_kind = discriminator_kind
+        self.gan_mode = gan_mode
+        self.lambda_cycle = float(lambda_cycle)
+        self.lambda_identity = float(lambda_identity)
+        self.pool_size = pool_size
+        self.image_size = image_size
+        self.seed = seed
+        self._gan_loss = losses.get_gan_loss(gan_mode)
+
+        self.generator_ab = resnet_generator(ngf, n_res_blocks, name="netG_A2B")
+        self.generator_ba = resnet_generator(ngf, n_res_blocks, name="netG_B2A")
+        disc_args = {"kind": discriminator_kind, "ndf": ndf, "n_layers": n_disc_layers}
+        self.discriminator_a = build_discriminator(name="netD_A", **disc_args)
+        self.discriminator_b = build_discriminator(name="netD_B", **disc_args)
+        pool_shape = (image_size, image_size, 3)
+        # float32 whatever the policy: a mixed policy would autocast the pool's variables to tensors.
+        pool_args = {"dtype": "float32"}
+        self.pool_a = ImagePool(pool_size, pool_shape, seed=seed, name="pool_a", **pool_args)
+        self.pool_b = ImagePool(pool_size, pool_shape, seed=seed + 1, name="pool_b", **pool_args)
+        self._jit_per_replica = False
+
+        names = _SUMMARY_METRICS + _DIRECTION_METRICS
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.loss_trackers.values())
+
+    @property
+    def generator_variables(self):
+        """Trainable variables of both generators, updated by ``generator_optimizer``."""
+        return self.generator_ab.trainable_variables + self.generator_ba.trainable_variables
+
+    @property
+    def discriminator_variables(self):
+        """Trainable variables of both discriminators, updated by ``discriminator_optimizer``."""
+        return self.discriminator_a.trainable_variables + self.discriminator_b.trainable_variables
+
+    def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
+        """Configures the two optimizers.
+
+        Args:
+            generator_optimizer: a ``keras.optimizers.Optimizer`` for both generators. Defaults to the
+                reference's ``Adam(2e-4, beta_1=0.5)``.
+            discriminator_optimizer: the same for both discriminators.
+            **kwargs: Passed to ``keras.Model.compile`` (e.g. ``jit_compile``, ``steps_per_execution``).
+                ``jit_compile`` defaults to False: XLA is opt-in.
+        """
+        self.generator_optimizer = generator_optimizer or default_optimizer()
+        self.discriminator_optimizer = discriminator_optimizer or default_optimizer()
+        if self.generator_optimizer is self.discriminator_optimizer:
+            raise ValueError("generator_optimizer and discriminator_optimizer must be two objects.")
+        self._jit_per_replica = _keras_compat.per_replica_jit(kwargs, self.distribute_strategy)
+        # `model.optimizer` is the generators' so that its iteration count is the training step that
+        # callbacks (TensorBoard, BackupAndRestore) read.
+        super().compile(optimizer=self.generator_optimizer, **kwargs)
+        # Building before the first step keeps variable creation out of the traced train function.
+        self.generator_optimizer.build(self.generator_variables)
+        self.discriminator_optimizer.build(self.discriminator_variables)
+
+    def get_compile_config(self):
+        return {
+            "generator_optimizer": keras.saving.serialize_keras_object(self.generator_optimizer),
+            "discriminator_optimizer": keras.saving.serialize_keras_object(
+                self.discriminator_optimizer
+            ),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            generator_optimizer=keras.saving.deserialize_keras_object(
+                config["generator_optimizer"]
+            ),
+            discriminator_optimizer=keras.saving.deserialize_keras_object(
+                config["discriminator_optimizer"]
+            ),
+        )
+
+    def call(self, images, training=False):
+        """Translates images from domain A to domain B.
+
+        Args:
+            images: float tensor ``[batch, H, W, 3]`` in [-1, 1], H and W multiples of 4.
+            training: bool, passed to the generator.
+
+        Returns:
+            The translated images, same shape, in [-1, 1].
+        """
+        return self.generator_ab(images, training=training)
+
+    def train_step(self, data):
+        real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
+        generator_grads, fake_a, fake_b, terms = self._compiled(self._generator_gradients)(
+            real_a, real_b
+        )
+        pooled_fake_a = self.pool_a(fake_a)
+        pooled_fake_b = self.pool_b(fake_b)
+        discriminator_grads, d_terms = self._compiled(self._discriminator_gradients)(
+            real_a, real_b, pooled_fake_a, pooled_fake_b
+        )
+        self.generator_optimizer.apply_gradients(zip(generator_grads, self.generator_variables))
+        self.discriminator_optimizer.apply_gradients(
+            zip(discriminator_grads, self.discriminator_variables)
+        )
+        terms.update(d_terms)
+        terms["g_loss"] = tf.add_n([terms[name] for name in terms if name not in d_terms])
+        terms["d_loss"] = (d_terms["d_a"] + d_terms["d_b"]) / 2.0
+        return self._update_trackers(terms, self.loss_trackers)
+
+    def _compiled(self, function):
+        return _keras_compat.jit_replica_function(function) if self._jit_per_replica else function
+
+    def _generator_gradients(self, real_a, real_b):
+        """The generators' joint objective: gradients, both fakes and the weighted terms."""
+        with tf.GradientTape() as tape:
+            fake_b = self.generator_ab(real_a, training=True)
+            fake_a = self.generator_ba(real_b, training=True)
+            terms = {
+                "adv_ab": self._gan_loss(self.discriminator_b(fake_b, training=True), True),
+                "adv_ba": self._gan_loss(self.discriminator_a(fake_a, training=True), True),
+                **self._cycle_terms(
+                    real_a, real_b, fake_a, fake_b, self.lambda_identity > 0, training=True
+                ),
+            }
+            g_loss = tf.add_n(list(terms.values()))
+            scaled = self.generator_optimizer.scale_loss(_scale_for_replicas(g_loss))
+        grads = tape.gradient(scaled, self.generator_variables)
+        return grads, tf.stop_gradient(fake_a), tf.stop_gradient(fake_b), terms
+
+    def _discriminator_gradients(self, real_a, real_b, fake_a, fake_b):
+        """The discriminators' objective on real images and pooled fakes: gradients and terms."""
+        with tf.GradientTape() as tape:
+            terms = {
+                "d_a": self._discriminator_loss(self.discriminator_a, real_a, fake_a),
+                "d_b": self._discriminator_loss(self.discriminator_b, real_b, fake_b),
+            }
+            scaled = self.discriminator_optimizer.scale_loss(
+                _scale_for_replicas(terms["d_a"] + terms["d_b"])
+            )
+        return tape.gradient(scaled, self.discriminator_variables), terms
+
+    def test_step(self, data):
+        """Cycle and identity losses on held-out pairs (no adversarial terms: no update happens)."""
+        real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
+        fake_b = self.generator_ab(real_a, training=False)
+        fake_a = self.generator_ba(real_b, training=False)
+        terms = self._cycle_terms(real_a, real_b, fake_a, fake_b, True, training=False)
+        trackers = {name: self.loss_trackers[name] for name in _VALIDATION_METRICS}
+        return self._update_trackers(terms, trackers)
+
+    def _cycle_terms(self, real_a, real_b, fake_a, fake_b, use_identity, training):
+        """Weighted cycle (and identity) terms of the reference's generator objective."""
+        terms = {
+            "cycle_aba": self.lambda_cycle
+            * losses.l1_loss(self.generator_ba(fake_b, training=training), real_a),
+            "cycle_bab": self.lambda_cycle
+            * losses.l1_loss(self.generator_ab(fake_a, training=training), real_b),
+        }
+        if use_identity:
+            weight = self.lambda_cycle * self.lambda_identity
+            terms["identity_a"] = weight * losses.l1_loss(
+                self.generator_ba(real_a, training=training), real_a
+            )
+            terms["identity_b"] = weight * losses.l1_loss(
+                self.generator_ab(real_b, training=training), real_b
+            )
+        return terms
+
+    def _discriminator_loss(self, discriminator, real, fake):
+        real_loss = self._gan_loss(discriminator(real, training=True), True)
+        fake_loss = self._gan_loss(discriminator(fake, training=True), False)
+        return 0.5 * (real_loss + fake_loss)
+
+    @staticmethod
+    def _update_trackers(terms, trackers):
+        pairs = {"adv": ("adv_ab", "adv_ba"), "cycle": ("cycle_aba", "cycle_bab")}
+        pairs["identity"] = ("identity_a", "identity_b")
+        for summary, (first, second) in pairs.items():
+            if first in terms:
+                terms[summary] = (terms[first] + terms[second]) / 2.0
+        for name, tracker in trackers.items():
+            tracker.update_state(terms.get(name, 0.0))
+        results = {name: tracker.result() for name, tracker in trackers.items()}
+        return _keras_compat.multi_worker_logs(results)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "ngf": self.ngf,
+            "ndf": self.ndf,
+            "n_res_blocks": self.n_res_blocks,
+            "n_disc_layers": self.n_disc_layers,
+            "discriminator_kind": self.discriminator_kind,
+            "gan_mode": self.gan_mode,
+            "lambda_cycle": self.lambda_cycle,
+            "lambda_identity": self.lambda_identity,
+            "pool_size": self.pool_size,
+            "image_size": self.image_size,
+            "seed": self.seed,
+        }
+
+
+def default_optimizer(learning_rate=2e-4, beta_1=0.5):
+    """The reference's optimizer: ``Adam(lr=2e-4, betas=(0.5, 0.999))``.
+
+    Args:
+        learning_rate: float or ``LearningRateSchedule``. Defaults to 2e-4.
+        beta_1: float. Defaults to 0.5.
+
+    Returns:
+        A ``keras.optimizers.Adam``.
+    """
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=0.999)
+
+
+def _scale_for_replicas(loss):
+    """Divides a per-replica mean loss by the replica count.
+
+    Keras optimizers sum gradients across replicas, so this makes the update follow the mean over the
+    global batch, whatever the number of replicas.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss

@@ -1,0 +1,474 @@
+"""Measuring training and inference speed: what ``scripts/benchmark.py`` reports.
+
+Every figure is a median over repeated measurements, taken after warm-up steps that absorb tracing and
+compilation. Train steps of the variants compared (``CycleGAN.fit``, a plain hand-written ``tf.function``
+step of the same networks and losses, and optionally the float32 ``fit`` step next to a mixed-precision
+one) are measured in interleaved rounds in one process, so that a slower or busier moment of the machine
+affects all of them alike.
+
+Keys of the report (``run_benchmark``'s dict and the ``--json`` file):
+
+* ``train_step_s``: median seconds of one ``CycleGAN.fit`` step (pool, metrics and both optimizers);
+  ``images_per_s``: ``batch_size / train_step_s``.
+* ``handwritten_step_s``: the same networks, losses and Adam updates in one hand-written
+  ``tf.function`` (no image pool, no metrics); ``fit_overhead``: ``train_step_s / handwritten_step_s - 1``.
+* ``float32_train_step_s`` and ``speedup_vs_float32`` with ``compare_float32`` under mixed precision.
+* ``inference_s``: median seconds for one image through the exported generator's ``serving_default``.
+* ``runtimes`` (with ``runtimes`` set, instead of ``inference_s``): one row per runtime variant and
+  image side (``runtime_sizes``): median and min seconds of one image, pixel error against the first
+  runtime, load average around it (see ``cyclegan_tf.tools.runtime_benchmark``).
+* ``pipeline_images_per_s``: the ``tf.data`` train pipeline alone (JPEG files, decode to batch), in
+  training pairs per second once its cache is warm; ``pipeline_first_pass_images_per_s`` includes decoding.
+* ``peak_rss_mb``: the process's peak resident memory; ``device``: CPU model, GPU name, versions.
+"""
+
+import dataclasses
+import logging
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cyclegan_tf import data, export
+from cyclegan_tf.models import losses
+from cyclegan_tf.models.cyclegan import CycleGAN, default_optimizer
+from cyclegan_tf.tools import runtime_benchmark
+from cyclegan_tf.tools.runtime_benchmark import expand_runtimes
+from cyclegan_tf.training import distribute
+
+logger = logging.getLogger(__name__)
+
+PARTS = ("train", "inference", "pipeline")
+# The reference's resize before the crop: 286 for 256 (``--load_size``), in proportion otherwise.
+_LOAD_RATIO = 286 / 256
+
+
+@dataclasses.dataclass
+class BenchmarkOptions:
+    """What to measure.
+
+    Attributes:
+        image_size: int, training crop and inference image side. Defaults to 256.
+        batch_size: int, the global batch. Defaults to 1.
+        steps: int, timed train steps per variant. Defaults to 10.
+        warmup: int, untimed steps before (tracing, compilation, oneDNN caches). Defaults to 2.
+        rounds: int, interleaved rounds the timed steps are split into. Defaults to 3.
+        mixed_precision: None, ``"bf16"`` or ``"fp16"``.
+        jit_compile: bool, XLA for the train step (and the hand-written step).
+        mirrored_strategy: bool, ``MirroredStrategy`` (the hand-written step is then skipped).
+        cpu_replicas: int or None, logical CPU devices for ``mirrored_strategy`` without GPUs.
+        compare_float32: bool, also time the float32 ``fit`` step under a mixed policy.
+        compare_handwritten: bool, also time the hand-written step. Defaults to True.
+        ngf, ndf, n_res_blocks: the networks (the reference's by default).
+        inference_runs: int, timed runs of the exported generator. Defaults to 20.
+        runtimes: tuple of str, runtime variants to compare instead (``runtime_benchmark``).
+        runtime_sizes: tuple of int, square image sides for ``runtimes``. Defaults to (256, 1024).
+        threads: int or None, threads of each runtime in ``runtimes`` (default: all CPUs).
+        pipeline_images: int, training images per domain written for the pipeline. Defaults to 64.
+        pipeline_data_dir: str or None, a folder in the ``trainA/ trainB/`` layout to read instead
+            of written synthetic images (real photos of any size).
+        data_cache: str, the pipeline's ``cache`` (``auto``, ``memory``, ``disk``, ``none``);
+            ``disk`` writes to a temporary folder. Defaults to ``"auto"``.
+        pipeline_batches: int, batches timed per pipeline measurement. Defaults to 200.
+        parts: tuple of ``PARTS`` to measure. Defaults to all.
+        seed: int. Defaults to 0.
+    """
+
+    image_size: int = 256
+    batch_size: int = 1
+    steps: int = 10
+    warmup: int = 2
+    rounds: int = 3
+    mixed_precision: str | None = None
+    jit_compile: bool = False
+    mirrored_strategy: bool = False
+    cpu_replicas: int | None = None
+    compare_float32: bool = False
+    compare_handwritten: bool = True
+    ngf: int = 64
+    ndf: int = 64
+    n_res_blocks: int = 9
+    inference_runs: int = 20
+    runtimes: tuple = ()
+    runtime_sizes: tuple = (256, 1024)
+    threads: int | None = None
+    pipeline_images: int = 64
+    pipeline_data_dir: str | None = None
+    data_cache: str = "auto"
+    pipeline_batches: int = 200
+    parts: tuple = PARTS
+    seed: int = 0
+
+    def validate(self):
+        """Checks ranges.
+
+        Raises:
+            ValueError: naming the option and its value.
+        """
+        for key in ("image_size", "batch_size", "steps", "warmup", "rounds", "inference_runs"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{key.replace('_', '-')} must be >= 1. Received: {value!r}")
+        if self.image_size % 4:
+            raise ValueError(f"--image-size must be a multiple of 4. Received: {self.image_size}")
+        unknown = sorted(set(self.parts) - set(PARTS))
+        if unknown or not self.parts:
+            raise ValueError(f"--parts must name some of {', '.join(PARTS)}. Received: {unknown}")
+        if self.runtimes:
+            expand_runtimes(self.runtimes)
+        if self.compare_float32 and not self.mixed_precision:
+            raise ValueError("--compare-float32 needs --mixed-precision bf16 or fp16")
+
+
+def run_benchmark(options):
+    """Measures what ``options`` asks for.
+
+    Args:
+        options: a ``BenchmarkOptions``.
+
+    Returns:
+        dict with the keys listed in the module docstring (None where a part was not measured).
+
+    Raises:
+        ValueError: for options out of range or combinations the strategy refuses.
+    """
+    options.validate()
+    strategy, _ = distribute.make_strategy(options.mirrored_strategy, options.cpu_replicas)
+    distribute.check_batch_size(options.batch_size, strategy)
+    report = {
+        "image_size": options.image_size,
+        "batch_size": options.batch_size,
+        "mixed_precision": options.mixed_precision or "float32",
+        "jit_compile": options.jit_compile,
+        "replicas": strategy.num_replicas_in_sync,
+        "train_step_s": None,
+        "images_per_s": None,
+        "handwritten_step_s": None,
+        "fit_overhead": None,
+        "float32_train_step_s": None,
+        "speedup_vs_float32": None,
+        "inference_s": None,
+        "pipeline_images_per_s": None,
+        "pipeline_first_pass_images_per_s": None,
+    }
+    logger.info("Benchmarking on %s.", distribute.describe(strategy))
+    model = None
+    if "train" in options.parts:
+        model = _measure_training(options, strategy, report)
+    if "inference" in options.parts and options.runtimes:
+        report["runtimes"] = measure_runtimes(
+            model.generator_ab if model is not None else None, options
+        )
+    elif "inference" in options.parts:
+        report["inference_s"] = measure_inference(
+            model.generator_ab if model is not None else None, options
+        )
+    if "pipeline" in options.parts:
+        report.update(measure_pipeline(options))
+    report["peak_rss_mb"] = peak_rss_mb()
+    report["device"] = device_description()
+    return report
+
+
+def _measure_training(options, strategy, report):
+    """Times the train-step variants in interleaved rounds; fills ``report``; returns the fit model."""
+    batch = _random_batch(options, seed=options.seed)
+    variants = {}
+    with distribute.precision(options.mixed_precision):
+        model = build_model(options, strategy)
+        variants["fit"] = FitStepTimer(model, batch)
+        if options.compare_handwritten and strategy.num_replicas_in_sync == 1:
+            variants["handwritten"] = HandwrittenStep(model, options.jit_compile).timer(batch)
+    if options.compare_float32:
+        with distribute.precision(None):
+            variants["float32"] = FitStepTimer(build_model(options, strategy), batch)
+    for name, timer in variants.items():
+        logger.info("Warming up the %s step (%d steps).", name, options.warmup)
+        timer.run(options.warmup)
+    times = {name: [] for name in variants}
+    rounds = min(options.rounds, options.steps)
+    for index in range(rounds):
+        count = options.steps // rounds + (index < options.steps % rounds)
+        for name, timer in variants.items():
+            times[name] += timer.run(count)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, values in times.items():
+        logger.info("%s step: median %.4f s over %d steps", name, medians[name], len(values))
+    report["train_step_s"] = medians["fit"]
+    report["images_per_s"] = options.batch_size / medians["fit"]
+    if "handwritten" in medians:
+        report["handwritten_step_s"] = medians["handwritten"]
+        report["fit_overhead"] = medians["fit"] / medians["handwritten"] - 1.0
+    if "float32" in medians:
+        report["float32_train_step_s"] = medians["float32"]
+        report["speedup_vs_float32"] = medians["float32"] / medians["fit"]
+    return model
+
+
+def build_model(options, strategy):
+    """A compiled ``CycleGAN`` as training builds it (reference optimizers, pool of 50)."""
+    keras.utils.set_random_seed(options.seed)
+    with strategy.scope():
+        model = CycleGAN(
+            ngf=options.ngf,
+            ndf=options.ndf,
+            n_res_blocks=options.n_res_blocks,
+            image_size=options.image_size,
+            seed=options.seed,
+        )
+        model.compile(
+            generator_optimizer=distribute.wrap_optimizer(
+                default_optimizer(), options.mixed_precision
+            ),
+            discriminator_optimizer=distribute.wrap_optimizer(
+                default_optimizer(), options.mixed_precision
+            ),
+            jit_compile=options.jit_compile,
+        )
+    return model
+
+
+def _random_batch(options, seed):
+    shape = (options.batch_size, options.image_size, options.image_size, 3)
+    rng = np.random.default_rng(seed)
+    return tuple(tf.constant(rng.uniform(-1, 1, shape).astype("float32")) for _ in range(2))
+
+
+class _StepTimes(keras.callbacks.Callback):
+    """Seconds of each ``fit`` batch, from its start until its losses are on the host."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+        self._start = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        float(logs["g_loss"])  # waits for the step (asynchronous on GPUs)
+        self.times.append(time.perf_counter() - self._start)
+
+
+class FitStepTimer:
+    """Runs ``model.fit`` on an in-memory batch, ``n`` steps at a time, and returns each step's time.
+
+    The data is one repeated batch so that the input pipeline is not part of the step time (it is
+    measured on its own by ``measure_pipeline``).
+    """
+
+    def __init__(self, model, batch):
+        self.model = model
+        self.dataset = tf.data.Dataset.from_tensors(batch).repeat()
+
+    def run(self, steps):
+        timer = _StepTimes()
+        self.model.fit(self.dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+        return timer.times
+
+
+class HandwrittenStep:
+    """The plain ``tf.function`` CycleGAN step the ``fit`` step is compared with.
+
+    The same networks, objective and update order as ``CycleGAN.train_step`` (generators on the joint
+    loss, then the discriminators on ``0.5 * (real + fake)``), written the way a Keras guide would:
+    one function, two tapes, two Adam optimizers, no image pool and no metric trackers.
+
+    Args:
+        model: a ``CycleGAN`` whose networks (and dtype policy) are used.
+        jit_compile: bool, compile the step with XLA.
+    """
+
+    def __init__(self, model, jit_compile=False):
+        self.model = model
+        self.generator_optimizer = default_optimizer()
+        self.discriminator_optimizer = default_optimizer()
+        self.generator_optimizer.build(model.generator_variables)
+        self.discriminator_optimizer.build(model.discriminator_variables)
+        self.step = tf.function(self._step, jit_compile=jit_compile)
+
+    def _step(self, real_a, real_b):
+        m = self.model
+        weight_cycle, weight_identity = m.lambda_cycle, m.lambda_cycle * m.lambda_identity
+        with tf.GradientTape() as tape:
+            fake_b = m.generator_ab(real_a, training=True)
+            fake_a = m.generator_ba(real_b, training=True)
+            g_loss = (
+                losses.lsgan_loss(m.discriminator_b(fake_b, training=True), True)
+                + losses.lsgan_loss(m.discriminator_a(fake_a, training=True), True)
+                + weight_cycle * losses.l1_loss(m.generator_ba(fake_b, training=True), real_a)
+                + weight_cycle * losses.l1_loss(m.generator_ab(fake_a, training=True), real_b)
+                + weight_identity * losses.l1_loss(m.generator_ba(real_a, training=True), real_a)
+                + weight_identity * losses.l1_loss(m.generator_ab(real_b, training=True), real_b)
+            )
+        generator_grads = tape.gradient(g_loss, m.generator_variables)
+        with tf.GradientTape() as tape:
+            d_loss = 0.0
+            for discriminator, real, fake in (
+                (m.discriminator_a, real_a, fake_a),
+                (m.discriminator_b, real_b, fake_b),
+            ):
+                d_loss += 0.5 * (
+                    losses.lsgan_loss(discriminator(real, training=True), True)
+                    + losses.lsgan_loss(discriminator(fake, training=True), False)
+                )
+        discriminator_grads = tape.gradient(d_loss, m.discriminator_variables)
+        self.generator_optimizer.apply_gradients(zip(generator_grads, m.generator_variables))
+        self.discriminator_optimizer.apply_gradients(
+            zip(discriminator_grads, m.discriminator_variables)
+        )
+        return g_loss
+
+    def timer(self, batch):
+        """A timer with ``run(steps)`` like ``FitStepTimer``'s."""
+        return _CallTimer(lambda: float(self.step(*batch)))
+
+
+class _CallTimer:
+    def __init__(self, call):
+        self.call = call
+
+    def run(self, steps):
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            self.call()
+            times.append(time.perf_counter() - start)
+        return times
+
+
+def measure_inference(generator, options):
+    """Median seconds for one image through an exported generator's ``serving_default``.
+
+    The generator is exported with ``export.export_generator`` (as training exports it), loaded back with
+    ``tf.saved_model.load`` and called on one float32 ``[1, S, S, 3]`` image in [0, 255].
+
+    Args:
+        generator: a generator ``keras.Model``, or None to build the reference one under the options'
+            precision.
+        options: a ``BenchmarkOptions`` (``image_size``, ``inference_runs``, ``warmup``).
+
+    Returns:
+        float, seconds.
+    """
+    if generator is None:
+        with distribute.precision(options.mixed_precision):
+            generator = build_model(options, tf.distribute.get_strategy()).generator_ab
+    with tempfile.TemporaryDirectory(prefix="cyclegan-benchmark-") as root:
+        version = export.export_generator(generator, root, "benchmark")
+        serving = tf.saved_model.load(version).signatures["serving_default"]
+        rng = np.random.default_rng(options.seed)
+        size = options.image_size
+        image = tf.constant(rng.uniform(0, 255, (1, size, size, 3)).astype("float32"))
+        for _ in range(max(options.warmup, 1)):
+            serving(images=image)["images"].numpy()
+        times = _CallTimer(lambda: serving(images=image)["images"].numpy()).run(
+            options.inference_runs
+        )
+    return statistics.median(times)
+
+
+def measure_runtimes(generator, options):
+    """The exported generator in each of ``options.runtimes``, side by side (``runtime_benchmark``).
+
+    Args:
+        generator: a generator ``keras.Model``, or None to build the reference one (float32).
+        options: a ``BenchmarkOptions`` (``runtimes``, ``runtime_sizes``, ``inference_runs``,
+            ``threads``).
+
+    Returns:
+        A list of row dicts (see ``runtime_benchmark.measure_runtimes``).
+    """
+    if generator is None:
+        generator = build_model(options, tf.distribute.get_strategy()).generator_ab
+    return runtime_benchmark.compare_runtimes(
+        generator,
+        options.runtimes,
+        options.runtime_sizes,
+        options.inference_runs,
+        threads=options.threads,
+    )
+
+
+def measure_pipeline(options):
+    """Training pairs per second from the ``tf.data`` train pipeline alone (JPEG files to batches).
+
+    A synthetic set of ``image_size`` JPEGs (as the published sets are) is read with the training
+    pipeline (``data.make_train_dataset``: decode, cache, shuffle, resize to ``load_size``, random crop
+    and flip, batch). The first pass includes decoding every file; later passes read the decoded cache,
+    which is the rate during training.
+
+    Returns:
+        dict with ``pipeline_images_per_s`` and ``pipeline_first_pass_images_per_s``.
+    """
+    size = options.image_size
+    with tempfile.TemporaryDirectory(prefix="cyclegan-pipeline-") as root:
+        data_dir = options.pipeline_data_dir
+        if data_dir is None:
+            count = max(options.pipeline_images, options.batch_size)
+            data_dir = data.write_synthetic_dataset(
+                os.path.join(root, "fruit"), size=max(size, 16), n_train=count, n_test=1, seed=0
+            )
+        domain_a, domain_b = data.load_domains(data_dir=data_dir, split="train")
+        count = max(domain_a.num_examples, domain_b.num_examples, options.batch_size)
+        dataset, _ = data.make_train_dataset(
+            domain_a,
+            domain_b,
+            image_size=size,
+            load_size=max(size, int(round(size * _LOAD_RATIO))),
+            batch_size=options.batch_size,
+            seed=options.seed,
+            cache=options.data_cache,
+            cache_dir=os.path.join(root, "cache"),
+        )
+        iterator = iter(dataset)
+        first_pass = max(count // options.batch_size, 1)
+        first = _pairs_per_second(iterator, first_pass, options.batch_size)
+        _pairs_per_second(iterator, first_pass, options.batch_size)  # warm caches and threads
+        steady = _pairs_per_second(iterator, options.pipeline_batches, options.batch_size)
+    return {"pipeline_images_per_s": steady, "pipeline_first_pass_images_per_s": first}
+
+
+def _pairs_per_second(iterator, batches, batch_size):
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def peak_rss_mb():
+    """The process's peak resident memory in MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
+
+
+def device_description():
+    """``"<CPU model> (<n> cores)[; GPU: <names>]; TensorFlow <v>, Keras <v>"``."""
+    cpu = _cpu_model()
+    parts = [f"{cpu} ({os.cpu_count()} cores)"]
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [
+            tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in gpus
+        ]
+        parts.append(f"GPU: {', '.join(names)}")
+    parts.append(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    return "; ".join(parts)
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,281 @@
+"""Importing the official PyTorch CycleGAN generators (``latest_net_G.pth``) into the Keras generator.
+
+The official release stores a ResNet generator as the state dict of ``ResnetGenerator.model``, an
+``nn.Sequential`` whose weighted modules are named by their position:
+
+* ``model.1`` → ``stem_conv`` (Conv2d 7x7);
+* ``model.4``, ``model.7`` → ``down_0_conv``, ``down_1_conv`` (Conv2d 3x3, stride 2);
+* ``model.{10+i}.conv_block.1`` and ``.5`` → ``res_{i}``'s ``conv_1`` and ``conv_2`` (Conv2d 3x3);
+* ``model.{10+n}``, ``model.{13+n}`` → ``up_0_conv``, ``up_1_conv`` (ConvTranspose2d 3x3, stride 2);
+* ``model.{17+n}`` → ``head_conv`` (Conv2d 7x7), for ``n`` residual blocks.
+
+With the default nine blocks that is ``model.19``/``model.22`` for the transposed convolutions and
+``model.26`` for the last convolution. InstanceNorm without affine parameters has no weights; old
+checkpoints carry ``running_mean``/``running_var``/``num_batches_tracked`` buffers on the norm layers,
+which the reference ignores at load time and so does this importer.
+
+Only ``load_torch_state_dict`` needs ``torch`` (the optional extra ``cyclegan_tf[torch]``); the mapping
+itself works on NumPy arrays.
+
+Reference:
+    Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
+    ICCV 2017; ``ResnetGenerator``/``ResnetBlock`` in the official PyTorch release.
+"""
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+
+from cyclegan_tf import io, model_store
+from cyclegan_tf.errors import OptionError, first_line
+from cyclegan_tf.export import saved_model
+from cyclegan_tf.models.generators import resnet_generator
+
+logger = logging.getLogger(__name__)
+
+# PyTorch stores Conv2d weights as [out, in, kh, kw] and ConvTranspose2d weights as [in, out, kh, kw];
+# Keras stores Conv2D kernels as [kh, kw, in, out] and Conv2DTranspose kernels as [kh, kw, out, in].
+# Both are the same axis permutation. No spatial flip is needed: both frameworks define the
+# transposed convolution as the adjoint of the same cross-correlation.
+_TORCH_TO_KERAS_AXES = (2, 3, 1, 0)
+_KERAS_TO_TORCH_AXES = (3, 2, 0, 1)
+
+_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+_MAX_LISTED = 8
+
+_TORCH_MISSING = (
+    "importing PyTorch weights needs torch; install the extra: pip install 'cyclegan_tf[torch]'"
+)
+
+
+def _reference_sequence(n_res_blocks):
+    """``ResnetGenerator.model`` of the reference as ``(kind, keras_layer)`` in module order."""
+    modules = [("pad", None), ("conv", "stem_conv"), ("norm", None), ("relu", None)]
+    for i in range(2):
+        modules += [("conv", f"down_{i}_conv"), ("norm", None), ("relu", None)]
+    modules += [("block", f"res_{i}") for i in range(n_res_blocks)]
+    for i in range(2):
+        modules += [("conv", f"up_{i}_conv"), ("norm", None), ("relu", None)]
+    modules += [("pad", None), ("conv", "head_conv"), ("tanh", None)]
+    return modules
+
+
+# ``ResnetBlock.conv_block`` without dropout (the CycleGAN default, ``--no_dropout``).
+_BLOCK_SEQUENCE = [
+    ("pad", None),
+    ("conv", "conv_1"),
+    ("norm", None),
+    ("relu", None),
+    ("pad", None),
+    ("conv", "conv_2"),
+    ("norm", None),
+]
+
+
+def torch_layout(n_res_blocks=9):
+    """Where each weighted PyTorch module of the reference generator goes in the Keras generator.
+
+    Args:
+        n_res_blocks: int, residual blocks. Defaults to 9.
+
+    Returns:
+        ``(convs, norms)``: ``convs`` maps a PyTorch module prefix (``"model.10.conv_block.1"``) to the
+        Keras layer path (``"res_0/conv_1"``); ``norms`` is the set of InstanceNorm module prefixes, whose
+        running-statistics buffers are ignored.
+
+    Example:
+        >>> convs, _ = torch_layout(9)
+        >>> convs["model.19"], convs["model.26"]
+        ('up_0_conv', 'head_conv')
+    """
+    if int(n_res_blocks) < 0:
+        raise ValueError(f"n_res_blocks must be >= 0. Received: n_res_blocks={n_res_blocks}")
+    convs, norms = {}, set()
+    for index, (kind, keras_name) in enumerate(_reference_sequence(int(n_res_blocks))):
+        prefix = f"model.{index}"
+        if kind == "conv":
+            convs[prefix] = keras_name
+        elif kind == "norm":
+            norms.add(prefix)
+        elif kind == "block":
+            for inner, (inner_kind, inner_name) in enumerate(_BLOCK_SEQUENCE):
+                inner_prefix = f"{prefix}.conv_block.{inner}"
+                if inner_kind == "conv":
+                    convs[inner_prefix] = f"{keras_name}/{inner_name}"
+                elif inner_kind == "norm":
+                    norms.add(inner_prefix)
+    return convs, norms
+
+
+def _keras_layer(generator, path):
+    outer, _, inner = path.partition("/")
+    layer = generator.get_layer(outer)
+    return getattr(layer, inner) if inner else layer
+
+
+def _strip_data_parallel(state_dict):
+    """Drops the ``module.`` prefix that ``nn.DataParallel`` adds, if every key has it."""
+    if state_dict and all(key.startswith("module.") for key in state_dict):
+        return {key[len("module.") :]: value for key, value in state_dict.items()}
+    return dict(state_dict)
+
+
+def _guess_architecture(state_dict):
+    """``(ngf, n_res_blocks)`` as the keys and shapes suggest, or None where they do not say."""
+    stem = state_dict.get("model.1.weight")
+    ngf = int(np.shape(stem)[0]) if stem is not None and np.ndim(stem) == 4 else None
+    blocks = {key.split(".")[1] for key in state_dict if ".conv_block." in key}
+    return ngf, len(blocks) or None
+
+
+def _listed(items):
+    items = list(items)
+    shown = ", ".join(items[:_MAX_LISTED])
+    return shown + (f" … and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+
+
+def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generator"):
+    """Builds the Keras ResNet generator holding the weights of a reference PyTorch state dict.
+
+    Args:
+        state_dict: mapping of PyTorch key (``"model.1.weight"``) to an array (NumPy, or anything
+            ``np.asarray`` accepts), as ``load_torch_state_dict`` returns.
+        ngf: int, filters of the first layer. Defaults to 64.
+        n_res_blocks: int, residual blocks. Defaults to 9.
+        name: str, the Keras model name.
+
+    Returns:
+        A ``keras.Model`` from ``resnet_generator(ngf, n_res_blocks)`` whose outputs equal the PyTorch
+        generator's (images in [-1, 1], NHWC instead of NCHW).
+
+    Raises:
+        ValueError: if keys are missing or unexpected, or tensors have the wrong shape; the message lists
+            them (and the architecture the file looks like, if it differs).
+    """
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(
+            f"state_dict must be a mapping of names to tensors. Received: {type(state_dict).__name__}"
+        )
+    state_dict = _strip_data_parallel(state_dict)
+    convs, norms = torch_layout(n_res_blocks)
+    generator = resnet_generator(ngf=ngf, n_res_blocks=n_res_blocks, name=name)
+
+    expected = {}
+    for prefix, keras_path in convs.items():
+        layer = _keras_layer(generator, keras_path)
+        kernel_shape = tuple(layer.kernel.shape)
+        expected[f"{prefix}.weight"] = tuple(kernel_shape[axis] for axis in _KERAS_TO_TORCH_AXES)
+        expected[f"{prefix}.bias"] = tuple(layer.bias.shape)
+    ignored = {f"{prefix}.{buffer}" for prefix in norms for buffer in _NORM_BUFFERS}
+
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected) - ignored)
+    misshaped = [
+        f"{key} {list(np.shape(state_dict[key]))} (expected {list(expected[key])})"
+        for key in sorted(set(expected) & set(state_dict))
+        if tuple(np.shape(state_dict[key])) != expected[key]
+    ]
+    if missing or unexpected or misshaped:
+        problems = []
+        if missing:
+            problems.append(f"missing keys: {_listed(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys: {_listed(unexpected)}")
+        if misshaped:
+            problems.append(f"misshaped tensors: {_listed(misshaped)}")
+        guess = _guess_architecture(state_dict)
+        hint = ""
+        if guess != (ngf, n_res_blocks) and all(value is not None for value in guess):
+            hint = f"; the file looks like --ngf {guess[0]} --n-res-blocks {guess[1]}"
+        raise ValueError(
+            f"the state dict is not a reference ResNet generator with ngf={ngf}, "
+            f"n_res_blocks={n_res_blocks}: {'; '.join(problems)}{hint}"
+        )
+
+    for prefix, keras_path in convs.items():
+        kernel = np.asarray(state_dict[f"{prefix}.weight"], dtype="float32")
+        bias = np.asarray(state_dict[f"{prefix}.bias"], dtype="float32")
+        layer = _keras_layer(generator, keras_path)
+        layer.kernel.assign(np.transpose(kernel, _TORCH_TO_KERAS_AXES))
+        layer.bias.assign(bias)
+    skipped = sorted(set(state_dict) & ignored)
+    if skipped:
+        logger.info("Ignored %d InstanceNorm running-statistics buffers", len(skipped))
+    return generator
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(_TORCH_MISSING) from error
+    return torch
+
+
+def load_torch_state_dict(path):
+    """Reads a PyTorch ``.pth`` state dict (e.g. ``latest_net_G.pth``) as NumPy arrays.
+
+    Loads with ``weights_only=True``, so a file can hold tensors but no code.
+
+    Args:
+        path: str, the ``.pth`` file.
+
+    Returns:
+        A dict of key to float32 ``np.ndarray`` (integer buffers keep their dtype).
+
+    Raises:
+        ImportError: if ``torch`` is not installed, saying which extra to install.
+        ValueError: if the file is missing or is not a state dict of tensors.
+    """
+    if not io.isfile(path):
+        raise OptionError("weights", f"no such weights file: {path}")
+    torch = _import_torch()
+    try:
+        with io.local_copy(path) as local:
+            loaded = torch.load(local, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises pickle, zip and runtime errors alike
+        raise ValueError(f"{path} is not a PyTorch state dict file: {first_line(error)}") from None
+    if not isinstance(loaded, Mapping):
+        raise ValueError(
+            f"{path} holds a {type(loaded).__name__}, not a state dict (a mapping of names to tensors)"
+        )
+    arrays = {}
+    for key, value in loaded.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(
+                f"{path} is not a plain state dict: {key!r} holds a {type(value).__name__}, not a tensor"
+            )
+        arrays[str(key)] = value.detach().cpu().numpy()
+    return arrays
+
+
+def import_weights(weights, name, export_dir="saved_models", version=None, ngf=64, n_res_blocks=9):
+    """Imports an official PyTorch generator as a SavedModel version and a ``.keras`` file.
+
+    Writes ``export_dir/<name>/<version>/`` (TF Serving's layout) and ``export_dir/<name>/<version>.keras``.
+
+    Args:
+        weights: str, the ``.pth`` state dict (``latest_net_G.pth``).
+        name: str, the served model name (``apple2orange``).
+        export_dir: str, the base path (local, ``gs://`` or ``ram://``). Defaults to ``saved_models``.
+        version: int or None, the version; default one above the highest of any format.
+        ngf: int, filters of the first layer. Defaults to 64.
+        n_res_blocks: int, residual blocks. Defaults to 9.
+
+    Returns:
+        ``(saved_model_dir, keras_path)``.
+
+    Raises:
+        ValueError: on a bad name, an existing version, or weights that do not fit the generator.
+        ImportError: if ``torch`` is not installed.
+    """
+    model_store.check_model_name(name, option="name")
+    state_dict = load_torch_state_dict(weights)
+    generator = generator_from_state_dict(state_dict, ngf=ngf, n_res_blocks=n_res_blocks)
+    version, keras_path = model_store.version_path(export_dir, name, version, ".keras")
+    model_store.version_path(export_dir, name, version, saved_model.suffix())
+    saved_model_dir = saved_model.export(generator, export_dir, name, version)
+    with io.atomic_output(keras_path) as tmp:
+        generator.save(tmp)
+    return saved_model_dir, keras_path

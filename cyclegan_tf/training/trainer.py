@@ -1,0 +1,418 @@
+"""One trainer: a ``TrainConfig`` in, a trained ``CycleGAN`` and a run folder out (see ``run_folder``)."""
+
+import contextlib
+import dataclasses
+import logging
+import shutil
+import sys
+import tempfile
+
+import keras
+
+from cyclegan_tf import _keras_compat, data, io
+from cyclegan_tf.errors import OptionError
+from cyclegan_tf.evaluation import FidCallback, InceptionFeatures
+from cyclegan_tf.models.cyclegan import CycleGAN, default_optimizer
+from cyclegan_tf.models.schedules import LinearDecayAfter
+from cyclegan_tf.training import callbacks as run_callbacks
+from cyclegan_tf.training import distribute
+from cyclegan_tf.training.report import write_report
+from cyclegan_tf.training.run_folder import NETWORK_FILES, RunFolder
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_IMAGES = 4  # rows of the sample grids
+FID_SUBSET = 200  # test images per domain scored during training
+
+
+def load_training_domains(config):
+    """Both domains of the training split (fails before anything is written if the data is bad)."""
+    domain_a, domain_b = data.load_domains(
+        dataset=config.dataset, data_dir=config.data_dir, split="train", seed=config.seed
+    )
+    logger.info("Training images: %d in A, %d in B.", domain_a.num_examples, domain_b.num_examples)
+    return domain_a, domain_b
+
+
+def load_training_data(config, start_step=0, domains=None, cache_dir=None, input_context=None):
+    """The train pipeline and its steps per epoch, from the config's data source.
+
+    Args:
+        config: a resolved ``TrainConfig``.
+        start_step: int, the first step to produce (a resumed run sees the batches it would have).
+        domains: ``(domain_a, domain_b)`` from ``load_training_domains``; loaded here if None.
+        cache_dir: str or None, the folder of the disk cache (``data_cache="disk"``).
+        input_context: ``tf.distribute.InputContext`` or None: this input pipeline's slice only.
+
+    Returns:
+        ``(dataset, steps_per_epoch)``: a dataset of ``(real_a, real_b)`` batches.
+    """
+    domain_a, domain_b = domains or load_training_domains(config)
+    return data.make_train_dataset(
+        domain_a,
+        domain_b,
+        image_size=config.image_size,
+        load_size=config.load_size,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        steps_per_epoch=config.steps_per_epoch,
+        start_step=start_step,
+        cache=config.data_cache,
+        cache_dir=cache_dir,
+        input_context=input_context,
+        preprocess=config.preprocess,
+    )
+
+
+def _training_data(strategy, multi_worker, config, start_step, domains, cache_dir):
+    """The dataset ``fit`` reads from ``start_step`` on.
+
+    Under several workers, each builds and reads only its own slice of every global batch.
+    """
+    if not multi_worker:
+        return load_training_data(config, start_step, domains, cache_dir)[0]
+
+    def dataset_fn(input_context):
+        return load_training_data(config, start_step, domains, cache_dir, input_context)[0]
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSegment:
+    """One ``fit`` call of a training: epochs ``[first_epoch, end_epoch)``.
+
+    A run resumed in the middle of an epoch trains the rest of that epoch in a segment of its own
+    (``first_batch`` steps of it are done), then the following epochs in a second one, so that it sees
+    exactly the steps an uninterrupted run would have.
+    """
+
+    first_epoch: int
+    end_epoch: int
+    first_batch: int
+    is_last: bool
+
+    @classmethod
+    def plan(cls, position, steps_per_epoch, epochs):
+        """The segments that train from ``position`` (``(epoch, steps done)``) to ``epochs``."""
+        epoch, done = position
+        if done >= steps_per_epoch:  # backed up after an epoch's last step, before its end
+            epoch, done = epoch + 1, 0
+        bounds = [(epoch, epoch + 1, done)] if done else []
+        if not bounds or epoch + 1 < epochs:
+            # Also when no epoch is left: a fit of no epochs still ends the training (export, report).
+            bounds.append((epoch + bool(done), epochs, 0))
+        return [
+            cls(first, end, batch, is_last=index == len(bounds) - 1)
+            for index, (first, end, batch) in enumerate(bounds)
+        ]
+
+    def start_step(self, steps_per_epoch):
+        """The global step this segment's data starts at."""
+        return self.first_epoch * steps_per_epoch + self.first_batch
+
+
+def load_sample_images(config, count=SAMPLE_IMAGES):
+    """A fixed handful of test images per domain (train images if there is no test split).
+
+    Returns:
+        ``(images_a, images_b)``, float32 arrays ``[count, image_size, image_size, 3]`` in [-1, 1].
+    """
+    try:
+        domain_a, domain_b = data.load_domains(
+            dataset=config.dataset, data_dir=config.data_dir, split="test", seed=config.seed
+        )
+    except data.DataError:
+        domain_a, domain_b = data.load_domains(
+            dataset=config.dataset, data_dir=config.data_dir, split="train", seed=config.seed
+        )
+    pairs = data.make_eval_dataset(domain_a, domain_b, config.image_size, batch_size=count)
+    images_a, images_b = next(iter(pairs))
+    return images_a.numpy(), images_b.numpy()
+
+
+def build_model(config, steps_per_epoch):
+    """A compiled ``CycleGAN`` with the reference's optimizers and learning-rate schedule.
+
+    Args:
+        config: a resolved ``TrainConfig``.
+        steps_per_epoch: int, steps per epoch (drives the schedule).
+
+    Returns:
+        A compiled ``CycleGAN``.
+    """
+    model = CycleGAN(**config.model_options())
+
+    def optimizer():
+        schedule = LinearDecayAfter(config.lr, config.epochs, config.decay_epochs, steps_per_epoch)
+        return distribute.wrap_optimizer(
+            default_optimizer(schedule, beta_1=config.beta1), config.mixed_precision
+        )
+
+    model.compile(
+        generator_optimizer=optimizer(),
+        discriminator_optimizer=optimizer(),
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+def load_network_weights(model, init_from):
+    """Copies the networks of a run folder (or its ``models/``) into ``model`` (fine-tuning).
+
+    Args:
+        model: a ``CycleGAN``.
+        init_from: str, a run folder or a folder holding the network files.
+
+    Raises:
+        OptionError: if no network file is there, or one does not fit this model's architecture.
+    """
+    import cyclegan_tf  # noqa: F401 - registers the custom layers
+
+    models_dir = RunFolder.models_folder(init_from)
+    found = 0
+    for attribute, filename in NETWORK_FILES.items():
+        path = io.join(models_dir, filename)
+        if not io.exists(path):
+            continue
+        loaded = keras.models.load_model(path, compile=False)
+        try:
+            getattr(model, attribute).set_weights(loaded.get_weights())
+        except ValueError as error:
+            raise OptionError(
+                "init_from",
+                f"{path} does not fit this model's {attribute} ({error}); use the same ngf, ndf, "
+                "n_res_blocks, n_disc_layers and discriminator",
+            ) from None
+        found += 1
+    if not found:
+        raise OptionError(
+            "init_from", f"no network files ({', '.join(NETWORK_FILES.values())}) in {models_dir}"
+        )
+    logger.info("Initialised %d network(s) from %s.", found, models_dir)
+
+
+def default_callbacks(config, run, sample_images=None, backup_dir=None, segment=None):
+    """The callbacks of a run, in an order that matters.
+
+    The loss guard comes first so that nothing is saved from a diverged step; the CSV row of an epoch is
+    written before its backup, so an interruption repeats at most that epoch's row.
+
+    Args:
+        config: the resolved ``TrainConfig``.
+        run: the ``RunFolder``.
+        sample_images: ``(images_a, images_b)`` of the sample grids, or None.
+        backup_dir: str or None, the backup folder (the run's ``backup/`` by default).
+        segment: the ``TrainingSegment`` of this ``fit``, or None for a whole training: a segment
+            that does not end the training keeps the backup and leaves the final export and
+            report to the last one.
+    """
+    first_batch = segment.first_batch if segment else 0
+    ends_training = segment.is_last if segment else True
+    callbacks = [run_callbacks.StopOnNonFiniteLoss()]
+    if sample_images is not None:
+        callbacks.append(
+            run_callbacks.SampleGrid(
+                *sample_images,
+                run.images,
+                every_steps=config.sample_every,
+                tensorboard_dir=run.logs,
+            )
+        )
+    callbacks += evaluation_callbacks(config, run)  # adds fid/kid to the logs the CSV row holds
+    callbacks += [
+        run_callbacks.TrainingLog(
+            run.text_log, every=config.sample_every or 100, first_batch=first_batch
+        ),
+        run_callbacks.StepLossScalars(run.step_logs),
+        _keras_compat.CSVLogger(run.csv, append=True),
+        keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
+        run_callbacks.SaveNetworks(run.models),
+        run_callbacks.ResumableBackup(
+            backup_dir or run.backup,
+            save_freq=config.backup_every or "epoch",
+            first_batch=first_batch,
+            delete_checkpoint=ends_training,
+        ),
+    ]
+    exporter = run_callbacks.ExportGenerators(
+        config.export_dir, config.name, config.export_every, export_at_end=ends_training
+    )
+    if not ends_training:
+        return [*callbacks, exporter]
+    return [*callbacks, exporter, WriteReport(run.root, exporter)]
+
+
+def log_parameter_counts(model):
+    """Logs each network's parameter count, as the reference does when it builds its networks."""
+    for attribute in NETWORK_FILES:
+        network = getattr(model, attribute)
+        millions = network.count_params() / 1e6
+        logger.info("[Network %s] Total number of parameters : %.3f M", network.name, millions)
+
+
+def load_test_domains(config, option):
+    """The test split of both domains.
+
+    Args:
+        config: a resolved ``TrainConfig``.
+        option: str, the ``TrainConfig`` field that needs the test split (``"fid_every"``).
+
+    Raises:
+        OptionError: for ``option``, if the source has no test split.
+    """
+    try:
+        return data.load_domains(
+            dataset=config.dataset, data_dir=config.data_dir, split="test", seed=config.seed
+        )
+    except data.DataError as error:
+        raise OptionError(option, f"needs a test split (testA/ and testB/): {error}") from None
+
+
+def evaluation_callbacks(config, run):
+    """``--fid-every``: FID/KID of A→B on a fixed test subset, and ``--keep-best``."""
+    if not config.fid_every:
+        return []
+
+    test_a, test_b = load_test_domains(config, "fid_every")
+    source = list(test_a.images.take(FID_SUBSET).as_numpy_iterator())
+    target = list(test_b.images.take(FID_SUBSET).as_numpy_iterator())
+    keep_best = run.best_generator if config.keep_best else None
+    return [
+        FidCallback(
+            source,
+            target,
+            InceptionFeatures(config.inception_weights or "imagenet"),
+            every=config.fid_every,
+            keep_best_path=keep_best,
+        )
+    ]
+
+
+def validation_data(config):
+    """``--eval-every``: the test split as ``(real_a, real_b)`` pairs for ``fit``'s validation pass."""
+    if not config.eval_every:
+        return None
+    test_a, test_b = load_test_domains(config, "eval_every")
+    return data.make_eval_dataset(test_a, test_b, config.image_size, batch_size=config.batch_size)
+
+
+class WriteReport(keras.callbacks.Callback):
+    """Writes ``RUN/report.html`` (config, loss curves, sample grids, exports) when training ends.
+
+    Args:
+        run_dir: str, the run folder.
+        exporter: an ``ExportGenerators`` callback placed before this one, whose exports the report
+            lists; None lets the report find them from ``config.json``.
+    """
+
+    def __init__(self, run_dir, exporter=None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.exporter = exporter
+
+    def on_train_end(self, logs=None):
+
+        exported = list(self.exporter.exported.values()) if self.exporter is not None else []
+        logger.info("Report: %s", write_report(self.run_dir, exported or None))
+
+
+@contextlib.contextmanager
+def worker_outputs(config, tf_config):
+    """Where this worker writes: the chief the run folder, other workers a temporary copy.
+
+    Non-chief workers of a multi-worker run write models, logs, grids and exports to a temporary folder
+    that is deleted afterwards (as Keras' multi-worker guide does), and keep their resume state next to
+    the chief's, in ``.backup-<type>-<index>``.
+
+    Yields:
+        ``(config, backup_dir)`` for this worker.
+    """
+    if distribute.is_chief(tf_config):
+        yield config, None
+        return
+    task = tf_config["task"]
+    scratch = tempfile.mkdtemp(prefix=f"cyclegan-{task['type']}-{task['index']}-")
+    backup = RunFolder(config.output_dir).worker_backup(task["type"], task["index"])
+    try:
+        yield (
+            dataclasses.replace(
+                config, output_dir=scratch, export_dir=io.join(scratch, "saved_models")
+            ),
+            backup,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _joined(history, more):
+    """One ``History`` of consecutive ``fit`` calls."""
+    if history is None:
+        return more
+    history.epoch += more.epoch
+    for key, values in more.history.items():
+        history.history.setdefault(key, []).extend(values)
+    return history
+
+
+def train(config):
+    """Trains a CycleGAN as the config says and writes its run folder.
+
+    Running the same command again after an interruption resumes from the last backup.
+
+    Args:
+        config: a ``TrainConfig`` (resolved here).
+
+    Returns:
+        ``(model, history)``.
+    """
+    config = config.resolved()
+    strategy, tf_config = distribute.make_strategy(
+        config.mirrored_strategy, config.cpu_replicas, config.multi_worker, config.cluster_timeout
+    )
+    distribute.check_batch_size(config.batch_size, strategy)
+    logger.info("Training on %s.", distribute.describe(strategy))
+    with distribute.precision(config.mixed_precision):
+        with worker_outputs(config, tf_config) as (config, backup_dir):
+            domains = load_training_domains(config)
+            run = RunFolder(config.output_dir)
+            position = run.prepare(config)
+            if backup_dir is not None:
+                # A non-chief worker's run folder is new each time; its resume state is its backup's.
+                run.backup = backup_dir
+                position = run.backup_position()
+            keras.utils.set_random_seed(config.seed)
+            steps_per_epoch = data.epoch_steps(*domains, config.batch_size, config.steps_per_epoch)
+            with strategy.scope():
+                model = build_model(config, steps_per_epoch)
+            log_parameter_counts(model)
+            if config.init_from and position == (0, 0):
+                load_network_weights(model, config.init_from)
+            sample_images = load_sample_images(config)
+            history = None
+            for segment in TrainingSegment.plan(position, steps_per_epoch, config.epochs):
+                dataset = _training_data(
+                    strategy,
+                    tf_config is not None,
+                    config,
+                    segment.start_step(steps_per_epoch),
+                    domains,
+                    run.data_cache,
+                )
+                with data.explained_stream_errors():
+                    segment_history = model.fit(
+                        dataset,
+                        initial_epoch=segment.first_epoch,
+                        epochs=segment.end_epoch,
+                        steps_per_epoch=steps_per_epoch - segment.first_batch,
+                        callbacks=default_callbacks(
+                            config, run, sample_images, run.backup, segment
+                        ),
+                        validation_data=validation_data(config),
+                        validation_freq=config.eval_every or 1,
+                        shuffle=False,
+                        verbose=1 if sys.stdout.isatty() else 2,
+                    )
+                history = _joined(history, segment_history)
+                del dataset  # a memory cache of the next segment's data replaces this one's
+    return model, history

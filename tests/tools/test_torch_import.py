@@ -1,0 +1,192 @@
+import io
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+torch = pytest.importorskip("torch", reason="the [torch] extra is not installed")
+
+from cyclegan_tf.cli import import_torch  # noqa: E402
+from cyclegan_tf.inference import load_generator  # noqa: E402
+from cyclegan_tf.tools import torch_import  # noqa: E402
+from tests.tools.torch_reference import ResnetGenerator, random_reference_generator  # noqa: E402
+
+PARITY_TOLERANCE = 1e-4  # in [-1, 1] units
+
+
+def torch_output(generator, pixels):
+    """The PyTorch generator on NHWC pixels in [0, 255]; NHWC output in [-1, 1]."""
+    inputs = torch.from_numpy(pixels.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        return generator(inputs).permute(0, 2, 3, 1).numpy()
+
+
+def numpy_state(generator):
+    return {key: value.numpy() for key, value in generator.state_dict().items()}
+
+
+@pytest.mark.parametrize("n_blocks", [9, 6, 1, 0])
+def test_layout_names_every_weight_of_the_reference_module(n_blocks):
+    keys = set(ResnetGenerator(ngf=4, n_blocks=n_blocks).state_dict())
+    convs, _ = torch_import.torch_layout(n_blocks)
+    assert {f"{prefix}.{kind}" for prefix in convs for kind in ("weight", "bias")} == keys
+
+
+def test_layout_of_the_released_nine_block_generator():
+    convs, norms = torch_import.torch_layout(9)
+    assert convs["model.1"] == "stem_conv"
+    assert convs["model.10.conv_block.1"] == "res_0/conv_1"
+    assert convs["model.18.conv_block.5"] == "res_8/conv_2"
+    assert (convs["model.19"], convs["model.22"], convs["model.26"]) == (
+        "up_0_conv",
+        "up_1_conv",
+        "head_conv",
+    )
+    assert {"model.2", "model.20", "model.23", "model.10.conv_block.6"} <= norms
+
+
+@pytest.fixture(scope="module")
+def imported_reference(tmp_path_factory):
+    """A random ngf-64 / 9-block reference generator, saved as .pth and imported with the CLI."""
+    tmp = tmp_path_factory.mktemp("parity")
+    generator = random_reference_generator(ngf=64, n_blocks=9, seed=1)
+    weights = tmp / "latest_net_G.pth"
+    torch.save(generator.state_dict(), weights)
+    export_dir = tmp / "saved_models"
+    code = import_torch.main(
+        [str(weights), "--name", "apple2orange", "--export-dir", str(export_dir)]
+    )
+    assert code == 0
+    return generator, export_dir / "apple2orange"
+
+
+@pytest.mark.parametrize("height,width", [(256, 256), (200, 300)])
+def test_exported_saved_model_equals_pytorch(imported_reference, height, width):
+    generator, model_dir = imported_reference
+    pixels = np.random.default_rng(height).integers(0, 256, (1, height, width, 3)).astype("float32")
+    expected = torch_output(generator, pixels)
+    assert expected.std() > 0.2 and np.mean(np.abs(expected) > 0.99) < 0.05, "output saturated"
+
+    serving = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
+    translated = serving(images=tf.constant(pixels))["images"].numpy()
+    error = np.abs(translated / 127.5 - 1.0 - expected).max()
+    print(f"parity {height}x{width}: max |SavedModel - PyTorch| = {error:.2e} ([-1, 1] units)")
+    assert translated.shape == pixels.shape
+    assert error < PARITY_TOLERANCE
+
+
+def test_imported_keras_file_and_bytes_signature_equal_pytorch(imported_reference):
+    generator, model_dir = imported_reference
+    pixels = np.random.default_rng(7).integers(0, 256, (1, 64, 96, 3)).astype("uint8")
+    expected = torch_output(generator, pixels)
+
+    keras_model = load_generator(str(model_dir / "1.keras"))
+    from_keras = keras_model(pixels.astype("float32") / 127.5 - 1.0).numpy()
+    assert np.abs(from_keras - expected).max() < PARITY_TOLERANCE
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[0]).save(buffer, format="PNG")
+    serving = tf.saved_model.load(str(model_dir / "1")).signatures["translate_bytes"]
+    png = serving(image_bytes=tf.constant([buffer.getvalue()]))["image_bytes"].numpy()[0]
+    decoded = np.asarray(Image.open(io.BytesIO(png)), dtype="float32")
+    # PNG output is rounded to whole pixels: at most half a level off.
+    assert np.abs(decoded - (expected[0] + 1.0) * 127.5).max() <= 0.5 + 1e-2
+
+
+def test_running_statistics_of_old_checkpoints_are_ignored():
+    generator = random_reference_generator(ngf=8, n_blocks=2, seed=2)
+    state = numpy_state(generator)
+    _, norms = torch_import.torch_layout(2)
+    old = dict(state)
+    for prefix in norms:  # values that would change the output if they were applied
+        old[f"{prefix}.running_mean"] = np.full(8, 5.0, "float32")
+        old[f"{prefix}.running_var"] = np.full(8, 9.0, "float32")
+        old[f"{prefix}.num_batches_tracked"] = np.array(3)
+    pixels = np.random.default_rng(3).integers(0, 256, (1, 32, 40, 3)).astype("float32")
+    x = pixels / 127.5 - 1.0
+    plain = torch_import.generator_from_state_dict(state, ngf=8, n_res_blocks=2)(x).numpy()
+    with_stats = torch_import.generator_from_state_dict(old, ngf=8, n_res_blocks=2)(x).numpy()
+    np.testing.assert_array_equal(plain, with_stats)
+    assert np.abs(plain - torch_output(generator, pixels)).max() < PARITY_TOLERANCE
+
+
+def test_data_parallel_prefix_is_accepted():
+    generator = random_reference_generator(ngf=4, n_blocks=1, seed=4)
+    state = {f"module.{key}": value for key, value in numpy_state(generator).items()}
+    model = torch_import.generator_from_state_dict(state, ngf=4, n_res_blocks=1)
+    np.testing.assert_array_equal(
+        model.get_layer("stem_conv").kernel.numpy(),
+        np.transpose(state["module.model.1.weight"], (2, 3, 1, 0)),
+    )
+
+
+def test_missing_unexpected_and_misshaped_keys_are_listed():
+    state = numpy_state(random_reference_generator(ngf=4, n_blocks=1, seed=5))
+    del state["model.14.weight"]
+    state["model.2.weight"] = np.ones(4, "float32")  # an affine norm the generator does not have
+    state["model.1.bias"] = np.zeros(5, "float32")
+    with pytest.raises(ValueError) as error:
+        torch_import.generator_from_state_dict(state, ngf=4, n_res_blocks=1)
+    message = str(error.value)
+    assert "missing keys: model.14.weight" in message
+    assert "unexpected keys: model.2.weight" in message
+    assert "misshaped tensors: model.1.bias [5] (expected [4])" in message
+
+
+def test_cli_names_the_architecture_a_file_looks_like(tmp_path, capsys):
+    weights = tmp_path / "small.pth"
+    torch.save(random_reference_generator(ngf=8, n_blocks=2).state_dict(), weights)
+    with pytest.raises(SystemExit) as exit_info:
+        import_torch.main([str(weights), "--name", "a2b", "--export-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cyclegan-import-torch: error: ")
+    assert "the file looks like --ngf 8 --n-res-blocks 2" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_never_overwrites_a_version(tmp_path, capsys):
+    weights = tmp_path / "g.pth"
+    torch.save(random_reference_generator(ngf=4, n_blocks=1).state_dict(), weights)
+    args = [str(weights), "--name", "a2b", "--export-dir", str(tmp_path), "--ngf", "4"]
+    assert import_torch.main([*args, "--n-res-blocks", "1"]) == 0
+    assert sorted(os.listdir(tmp_path / "a2b")) == ["1", "1.keras"]
+    assert import_torch.main([*args, "--n-res-blocks", "1"]) == 0
+    assert sorted(os.listdir(tmp_path / "a2b")) == ["1", "1.keras", "2", "2.keras"]
+    with pytest.raises(SystemExit):
+        import_torch.main([*args, "--n-res-blocks", "1", "--version", "2"])
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", "m:predict"])
+def test_cli_refuses_names_unfit_for_urls(tmp_path, capsys, name):
+    with pytest.raises(SystemExit) as exit_info:
+        import_torch.main(["missing.pth", "--name", name, "--export-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--name" in capsys.readouterr().err
+
+
+def test_files_that_are_not_state_dicts_are_refused(tmp_path):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="is not a PyTorch state dict file"):
+        torch_import.load_torch_state_dict(str(garbage))
+    listed = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], listed)
+    with pytest.raises(ValueError, match="holds a list, not a state dict"):
+        torch_import.load_torch_state_dict(str(listed))
+    with pytest.raises(ValueError, match="no such weights file"):
+        torch_import.load_torch_state_dict(str(tmp_path / "absent.pth"))
+
+
+def test_without_torch_the_error_names_the_extra(tmp_path, monkeypatch, capsys):
+    weights = tmp_path / "g.pth"
+    weights.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"cyclegan_tf\[torch\]"):
+        torch_import.load_torch_state_dict(str(weights))
+    assert import_torch.main([str(weights), "--name", "a2b", "--export-dir", str(tmp_path)]) == 2
+    assert "pip install 'cyclegan_tf[torch]'" in capsys.readouterr().err

@@ -1,0 +1,105 @@
+import argparse
+import dataclasses
+import json
+import os
+
+import pytest
+
+from cyclegan_tf.training.config import TrainConfig
+from tests.conftest import REPO_ROOT
+
+ROOT = str(REPO_ROOT)
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    TrainConfig.add_arguments(parser)
+    return TrainConfig.from_args(parser.parse_args(argv))
+
+
+def test_defaults_are_the_reference_ones():
+    config = _parse([]).resolved()
+    assert (config.lr, config.beta1, config.lambda_cycle, config.lambda_identity) == (
+        2e-4,
+        0.5,
+        10.0,
+        0.5,
+    )
+    assert (config.image_size, config.load_size, config.batch_size, config.pool_size) == (
+        256,
+        286,
+        1,
+        50,
+    )
+    assert (config.epochs, config.decay_epochs, config.gan_mode, config.discriminator) == (
+        200,
+        100,
+        "lsgan",
+        "patch",
+    )
+    assert config.name == "apple2orange" and config.output_dir == os.path.join(
+        "runs", "apple2orange"
+    )
+
+
+def test_flags_json_round_trip(tmp_path):
+    config = _parse(
+        [
+            "--image-size",
+            "64",
+            "--mixed-precision",
+            "bf16",
+            "--jit-compile",
+            "--data-dir",
+            "/d/fruit/",
+        ]
+    ).resolved()
+    assert config.name == "fruit" and config.jit_compile and config.mixed_precision == "bf16"
+    path = str(tmp_path / "config.json")
+    config.to_json(path)
+    assert TrainConfig.from_json(path) == config
+    assert json.load(open(path))["image_size"] == 64
+
+
+def test_unknown_keys_in_config_json_are_named(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**dataclasses.asdict(TrainConfig()), "colour": "red"}))
+    with pytest.raises(ValueError, match=r"unknown options \['colour'\]"):
+        TrainConfig.from_json(str(path))
+
+
+def test_differences_name_changed_options():
+    assert TrainConfig().differences(TrainConfig(ngf=32, lr=1.0)) == {
+        "ngf": (64, 32),
+        "lr": (2e-4, 1.0),
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"decay_epochs": 300}, "--decay-epochs must be between 0 and --epochs"),
+        ({"gan_mode": "hinge"}, "--gan-mode must be one of"),
+        ({"export_every": 0}, "--export-every must be positive"),
+        ({"lambda_cycle": -1.0}, "--lambda-cycle must be >= 0"),
+        ({"preprocess": "zoom"}, "--preprocess must be one of"),
+        ({"preprocess": "scale_width", "batch_size": 2}, "scale_width .*needs --batch-size 1"),
+        ({"preprocess": "scale_width_and_crop", "load_size": 128}, "--load-size must be >="),
+    ],
+)
+def test_out_of_range_options_are_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides).resolved()
+
+
+def test_readme_documents_every_training_flag():
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    missing = [key for key in TrainConfig.fields() if f"`--{key.replace('_', '-')}`" not in readme]
+    assert not missing, f"README.md lacks {missing}"
+
+
+def test_source_resolution_modes_ignore_load_size_and_variable_sizes_have_any_size_pools():
+    config = TrainConfig(preprocess="crop", load_size=16).resolved()
+    assert config.model_options()["image_size"] == 256
+    options = TrainConfig(preprocess="none", batch_size=1).resolved().model_options()
+    assert options["image_size"] is None

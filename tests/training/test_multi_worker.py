@@ -1,0 +1,210 @@
+"""MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1, configured through TF_CONFIG."""
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import pytest
+
+from cyclegan_tf.cli import train as train_cli
+from cyclegan_tf.training import trainer
+from cyclegan_tf.training.config import TrainConfig
+from tests.conftest import free_ports
+
+WORKERS = 2
+
+
+def _worker(tf_config, argv, weights_path):
+    """One worker: the training command with ``--multi-worker``; saves its final weights."""
+    os.environ["TF_CONFIG"] = json.dumps(tf_config)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config = TrainConfig.from_args(train_cli.build_parser().parse_args(argv))
+    model, _ = trainer.train(config)
+    np.savez(weights_path, *model.generator_ab.get_weights())
+
+
+def _start_workers(target, inputs, tmp_path, ports):
+    """Starts ``target(tf_config, inputs, weights_path)`` in one process per port."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=target,
+            args=(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}},
+                inputs,
+                str(tmp_path / f"weights_{index}.npz"),
+            ),
+        )
+        for index in range(len(ports))
+    ]
+    for process in workers:
+        process.start()
+    return workers
+
+
+def _join(workers, timeout=300):
+    """Waits for the workers (killing those still running after ``timeout``); their exit codes."""
+    deadline = time.monotonic() + timeout
+    for process in workers:
+        process.join(timeout=max(deadline - time.monotonic(), 0))
+    for process in workers:
+        if process.is_alive():
+            process.kill()
+            process.join()
+    return [process.exitcode for process in workers]
+
+
+def _run_workers(target, inputs, tmp_path, timeout=300):
+    """Runs ``target(tf_config, inputs, weights_path)`` in WORKERS processes; returns exit codes."""
+    return _join(_start_workers(target, inputs, tmp_path, free_ports(WORKERS)), timeout)
+
+
+def _csv_epochs(run):
+    path = os.path.join(run, "logs", "training.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [int(line.split(",")[0]) for line in f.read().splitlines()[1:] if line.strip()]
+
+
+@pytest.mark.slow
+def test_non_chief_writes_to_a_scratch_folder_it_removes(tmp_path):
+    config = TrainConfig(output_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "saved"))
+    tf_config = {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}
+    with trainer.worker_outputs(config, tf_config) as (worker_config, backup_dir):
+        scratch = worker_config.output_dir
+        assert os.path.isdir(scratch) and not scratch.startswith(str(tmp_path))
+        assert worker_config.export_dir == os.path.join(scratch, "saved_models")
+        assert backup_dir == os.path.join(config.output_dir, ".backup-worker-1")
+        assert dataclasses.replace(worker_config, output_dir=None, export_dir=None) == (
+            dataclasses.replace(config, output_dir=None, export_dir=None)
+        )
+    assert not os.path.exists(scratch)
+    chief = {**tf_config, "task": {"type": "worker", "index": 0}}
+    with trainer.worker_outputs(config, chief) as (chief_config, backup_dir):
+        assert chief_config == config and backup_dir is None
+
+
+TINY = {"ngf": 4, "ndf": 4, "n_res_blocks": 1, "image_size": 32, "pool_size": 0}
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32") for _ in range(2)]
+
+
+def _initial_weights():
+    import keras
+
+    from cyclegan_tf.models.cyclegan import CycleGAN
+
+    keras.utils.set_random_seed(0)
+    return CycleGAN(**TINY).get_weights()
+
+
+def _one_sgd_step(initial, images_a, images_b, strategy):
+    """Weights after one fit step with SGD from ``initial`` on one global batch of 4 pairs."""
+    import keras
+    import tensorflow as tf
+
+    from cyclegan_tf.models.cyclegan import CycleGAN
+
+    with strategy.scope():
+        model = CycleGAN(**TINY)
+        model.compile(
+            generator_optimizer=keras.optimizers.SGD(0.5),
+            discriminator_optimizer=keras.optimizers.SGD(0.5),
+        )
+    model.set_weights(initial)
+    dataset = tf.data.Dataset.from_tensors((images_a, images_b)).repeat()
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    model.fit(dataset.with_options(options), epochs=1, steps_per_epoch=1, verbose=0)
+    return model.get_weights()
+
+
+def _sgd_worker(tf_config, inputs, weights_path):
+    initial, images = inputs
+    os.environ["TF_CONFIG"] = json.dumps(tf_config)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    np.savez(weights_path, *_one_sgd_step(initial, *images, strategy))
+
+
+@pytest.mark.slow
+def test_two_workers_with_a_global_batch_of_4_update_like_one_process_on_the_4(tmp_path):
+    import tensorflow as tf
+
+    initial, images = _initial_weights(), _images()
+    assert _run_workers(_sgd_worker, (initial, images), tmp_path) == [0, 0]
+
+    expected = _one_sgd_step(initial, *images, tf.distribute.get_strategy())
+    changed = 0
+    for index in range(WORKERS):
+        saved = np.load(tmp_path / f"weights_{index}.npz")
+        actual = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        for start, mine, theirs in zip(initial, actual, expected):
+            np.testing.assert_allclose(mine, theirs, atol=2e-5)
+            changed += not np.allclose(start, theirs)
+    assert changed > len(initial)  # the step moved most weights on both workers
+
+
+@pytest.mark.slow
+def test_a_killed_worker_and_its_peer_restart_and_resume_from_the_last_backup(tmp_path, tiny_args):
+    run, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
+    epochs = 3
+    argv = [
+        *tiny_args(run, export_dir),
+        "--epochs",
+        str(epochs),
+        "--steps-per-epoch",
+        "2",
+        "--backup-every",
+        "1",
+        "--multi-worker",
+        "--cluster-timeout",
+        "60",
+    ]
+    ports = free_ports(WORKERS)
+    workers = _start_workers(_worker, argv, tmp_path, ports)
+    deadline = time.monotonic() + 240
+    while not _csv_epochs(run) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers[1].kill()  # kill -9, mid-training: the chief is in its second epoch
+    # The survivor fails once TensorFlow notices its peer is gone; a cluster would restart it too.
+    codes = _join(workers, timeout=60)
+    assert codes[1] == -9 and codes[0] != 0, codes
+    killed_after = _csv_epochs(run)
+    assert 1 <= len(killed_after) < epochs, killed_after
+    assert os.path.isdir(os.path.join(run, "backup"))
+    assert os.path.isdir(os.path.join(run, ".backup-worker-1"))
+
+    # The same command again on both workers, on the same ports.
+    assert _join(_start_workers(_worker, argv, tmp_path, ports)) == [0, 0]
+
+    # Both workers end in sync; the chief (worker 0) wrote the run folder and the export.
+    weights = [np.load(tmp_path / f"weights_{index}.npz") for index in range(WORKERS)]
+    assert len(weights[0].files) > 0
+    for name in weights[0].files:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name])
+    import keras
+
+    import cyclegan_tf  # noqa: F401 - registers the custom layers
+
+    saved = keras.models.load_model(os.path.join(run, "models", "netG_A2B.keras"), compile=False)
+    for expected, actual in zip(saved.get_weights(), (weights[1][n] for n in weights[1].files)):
+        np.testing.assert_array_equal(actual, expected)
+    epochs_logged = _csv_epochs(run)
+    assert epochs_logged[: len(killed_after)] == killed_after
+    assert sorted(set(epochs_logged)) == list(range(epochs))
+    assert len(epochs_logged) - len(set(epochs_logged)) <= 1  # at most the interrupted epoch again
+    assert not os.path.exists(os.path.join(run, "backup"))
+    assert not [name for name in os.listdir(run) if name.startswith(".backup")]
+    assert os.listdir(os.path.join(export_dir, "apple2orange")) == ["1"]
+    assert os.listdir(os.path.join(export_dir, "orange2apple")) == ["1"]
