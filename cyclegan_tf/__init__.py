@@ -5,9 +5,10 @@ The package's folders are its layers, bottom to top (``docs/architecture.md`` ha
 ``inference/``; ``export/``; ``evaluation/``; ``training/`` and ``serving/``; ``tools/``; ``cli/``.
 A module imports only from layers below its own.
 
-This module is the public API of the networks and the training model. ``train`` and
-``TrainConfig`` are loaded on first use, so that serving, which never imports training code, can
-import the package.
+This module is the public API: the networks and the training model (importing the package
+registers them with Keras, so ``keras.models.load_model`` opens the saved networks), and
+``TrainConfig`` and ``train``, which load on first use so that the server, which never imports
+training code, can import the package.
 
 Example:
     ```python
@@ -28,6 +29,7 @@ from cyclegan_tf.models import (
     LinearDecayAfter,
     ReflectionPadding2D,
     ResidualBlock,
+    ResnetGenerator,
     build_discriminator,
     default_optimizer,
     global_discriminator,
@@ -38,16 +40,20 @@ from cyclegan_tf.models import (
 
 __version__ = "0.1.0"
 
-# Names served on first use: ``{name: module}``.
-_LAZY = {"TrainConfig": "cyclegan_tf.training.config", "train": "cyclegan_tf.training.trainer"}
+# Loaded on first use: the server imports this package and never imports training code.
+_TRAINING = {"TrainConfig": "cyclegan_tf.training.config", "train": "cyclegan_tf.training.trainer"}
 
 _deprecated.install()
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _TRAINING:
+        return getattr(importlib.import_module(_TRAINING[name]), name)
     raise AttributeError(f"module 'cyclegan_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_TRAINING])
 
 
 __all__ = [
@@ -56,6 +62,7 @@ __all__ = [
     "LinearDecayAfter",
     "ReflectionPadding2D",
     "ResidualBlock",
+    "ResnetGenerator",
     "TrainConfig",
     "build_discriminator",
     "default_optimizer",

@@ -44,6 +44,20 @@ def warn_renamed(old, new, stacklevel=3):
     )
 
 
+def format_function(module_name, export_format, name):
+    """``<format module>.export``/``.suffix`` of 0.1: now ``export.FORMATS[name].export``/``.suffix``.
+
+    For a format module's ``__getattr__``; any other name raises ``AttributeError``.
+    """
+    if name not in ("export", "suffix"):
+        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+    warn_renamed(
+        f"{module_name}.{name}",
+        f"cyclegan_tf.export.FORMATS[{export_format.name!r}].{name}",
+    )
+    return getattr(export_format, name)
+
+
 class RenamedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old module path of ``RENAMED_MODULES`` to the module at its new path."""
 

@@ -109,6 +109,28 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._current_epoch = epoch
 
 
+def replace_layer_class(model, predicate, new_class):
+    """Gives every layer of ``model`` for which ``predicate`` holds the class ``new_class``, in place.
+
+    Limitation: Keras has no public way to give the layers nested inside a custom layer (the norms
+    inside a ``ResidualBlock``) another implementation in a built model: the ``clone_function`` of
+    ``keras.models.clone_model`` sees only the layers of the functional graph, not their sublayers.
+    ``new_class`` must subclass the layer's class without adding state (same config, same weights),
+    as ``export.pixel_graph.SpatialInstanceNormalization`` does.
+
+    Seen: Keras 3.15.1. Test: ``test_keras_compat.py`` checks that ``clone_function`` does not reach
+    a nested layer.
+
+    Args:
+        model: a built ``keras.Model`` (changed in place).
+        predicate: callable taking a layer, True for the layers to change.
+        new_class: the class they get.
+    """
+    for layer in model._flatten_layers(include_self=False):
+        if predicate(layer):
+            layer.__class__ = new_class
+
+
 __all__ = [
     "BackupAndRestore",
     "PrebuiltModelMixin",
@@ -116,6 +138,7 @@ __all__ = [
     "jit_replica_function",
     "multi_worker_logs",
     "per_replica_jit",
+    "replace_layer_class",
 ]
 
 

@@ -1,4 +1,7 @@
-"""Served names and version numbers, shared by every export format.
+"""The on-disk layout of exported models: served names, version numbers, each format's files.
+
+Bottom layer: imports only ``io`` and ``errors``. Export writes this layout; inference, serving and
+the run report read it.
 
 ``EXPORT_DIR/<model_name>/<version>/`` is TF Serving's layout (a SavedModel per numeric folder); the other
 formats sit next to it as ``<version><suffix>`` (``1.onnx``, ``1.int8.onnx``, ``1.256x256.tflite``,
@@ -6,6 +9,7 @@ formats sit next to it as ``<version><suffix>`` (``1.onnx``, ``1.int8.onnx``, ``
 are never overwritten.
 """
 
+import dataclasses
 import logging
 import os
 import re
@@ -22,6 +26,43 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SAVED_MODEL_FILE = "saved_model.pb"
 # The graph in an OpenVINO version folder ``<version>.openvino/``; its weights are ``model.bin`` beside it.
 OPENVINO_MODEL_FILE = "model.xml"
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFormat:
+    """How one export format lies in a model folder.
+
+    Attributes:
+        name: str, the format's name (``"onnx"``).
+        extension: str, what ends a version's name (``"3.onnx"``); ``""`` for the SavedModel, whose
+            version is the numeric folder itself.
+        folder_file: str or None, for a format stored as a folder: the file inside it that a reader
+            opens, written last so that a reader waiting for it never sees half a version.
+    """
+
+    name: str
+    extension: str
+    folder_file: str | None = None
+
+    def marker(self, path):
+        """The file whose presence marks the version at ``path`` complete."""
+        return io.join(path, self.folder_file) if self.folder_file else path
+
+
+FORMATS = {
+    "saved_model": StoredFormat("saved_model", "", SAVED_MODEL_FILE),
+    "onnx": StoredFormat("onnx", ".onnx"),
+    "openvino": StoredFormat("openvino", ".openvino", OPENVINO_MODEL_FILE),
+    "litert": StoredFormat("litert", ".tflite"),
+}
+QUANTIZE_MODES = ("none", "fp16", "int8")
+
+
+def stored_format(name):
+    """The ``StoredFormat`` called ``name``; ``OptionError`` for ``format`` naming the choices."""
+    if name not in FORMATS:
+        raise OptionError("format", f"must be one of {sorted(FORMATS)}. Received: format={name!r}")
+    return FORMATS[name]
 
 
 def model_names(run_name):
@@ -110,19 +151,49 @@ def default_version(model_dirs, suffix=""):
     return latest + 1
 
 
+def check_quantize(quantize):
+    """Raises ``OptionError`` unless ``quantize`` is one of ``QUANTIZE_MODES``."""
+    if quantize not in QUANTIZE_MODES:
+        raise OptionError(
+            "quantize", f"must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}"
+        )
+    return quantize
+
+
+def check_image_size(image_size):
+    """``(height, width)`` of a fixed-size export from an int or a pair; ``OptionError`` otherwise."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size
+    ):
+        raise OptionError(
+            "image_size",
+            "must be a positive int or a (height, width) pair of them. "
+            f"Received: image_size={image_size!r}",
+        )
+    return size
+
+
 def variant_suffix(extension, quantize="none", image_size=None):
     """What follows the version number for an export variant: ``.int8.onnx``, ``.256x256.tflite``.
 
     Args:
         extension: str, the format's ending (``".onnx"``).
         quantize: str, ``"none"`` (no mark), ``"fp16"`` or ``"int8"``.
-        image_size: None, or ``(height, width)`` of a fixed-size export.
+        image_size: None, an int or ``(height, width)`` of a fixed-size export.
+
+    Raises:
+        OptionError: for a ``quantize`` or ``image_size`` that no export takes.
 
     Example:
         >>> variant_suffix(".tflite", "int8", (256, 256))
         '.256x256.int8.tflite'
     """
-    marks = [f"{image_size[0]}x{image_size[1]}"] if image_size is not None else []
+    check_quantize(quantize)
+    marks = []
+    if image_size is not None:
+        height, width = check_image_size(image_size)
+        marks.append(f"{height}x{width}")
     marks += [quantize] if quantize != "none" else []
     return "".join(f".{mark}" for mark in marks) + extension
 

@@ -1,12 +1,19 @@
 """Pixel ranges and sizes: the networks see [-1, 1], files and servers [0, 255].
 
-The generators downsample twice, so their inputs must be multiples of ``SIZE_MULTIPLE`` on each side.
+The generators downsample ``GENERATOR_DOWNSAMPLINGS`` times by 2, so their inputs must be multiples
+of ``SIZE_MULTIPLE`` on each side.
+
+Bottom layer: imports only ``errors``.
 """
 
 import numpy as np
 import tensorflow as tf
 
-SIZE_MULTIPLE = 4
+from cyclegan_tf.errors import OptionError
+
+# The reference ResNet generator's stride-2 convolutions (and as many transposed ones).
+GENERATOR_DOWNSAMPLINGS = 2
+SIZE_MULTIPLE = 2**GENERATOR_DOWNSAMPLINGS
 
 
 def to_model_range(images):
@@ -30,7 +37,10 @@ def to_uint8(images):
 
 
 def check_size_multiple(name, value, minimum=SIZE_MULTIPLE):
-    """Raises ``ValueError`` unless ``value`` is an int >= ``minimum`` and a multiple of 4.
+    """Raises ``OptionError`` for ``name`` unless ``value`` is an int >= ``minimum``, a multiple of 4.
+
+    The one check of an image side that the generators take (``image_size`` of training, of the
+    benchmark, of the data pipeline and of ``CycleGAN``).
 
     Args:
         name: str, the argument's name, used in the message.
@@ -41,7 +51,7 @@ def check_size_multiple(name, value, minimum=SIZE_MULTIPLE):
         >>> check_size_multiple("image_size", 30)
         Traceback (most recent call last):
         ...
-        ValueError: image_size must be a multiple of 4 and at least 4 (the generators downsample twice). Received: image_size=30
+        cyclegan_tf.errors.OptionError: image_size: must be a multiple of 4 and at least 4 (the generators downsample twice). Received: image_size=30
     """
     if (
         isinstance(value, bool)
@@ -49,7 +59,8 @@ def check_size_multiple(name, value, minimum=SIZE_MULTIPLE):
         or value < minimum
         or value % SIZE_MULTIPLE
     ):
-        raise ValueError(
-            f"{name} must be a multiple of {SIZE_MULTIPLE} and at least {minimum} (the generators "
-            f"downsample twice). Received: {name}={value!r}"
+        raise OptionError(
+            name,
+            f"must be a multiple of {SIZE_MULTIPLE} and at least {minimum} (the generators "
+            f"downsample twice). Received: {name}={value!r}",
         )

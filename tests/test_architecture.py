@@ -24,7 +24,15 @@ LAYERS = {
     "tools": 7,
     "cli": 8,
 }
-BOTTOM_MODULES = ("_deprecated", "_keras_compat", "errors", "io", "model_store", "pixels")
+BOTTOM_MODULES = (
+    "_deprecated",
+    "_keras_compat",
+    "errors",
+    "io",
+    "model_store",
+    "options",
+    "pixels",
+)
 
 
 def _module_name(path):

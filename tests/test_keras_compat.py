@@ -169,3 +169,29 @@ def test_csv_logger_writes_and_closes_a_ram_file():
     _log_one_epoch(_keras_compat.CSVLogger(path, append=True))
     _log_one_epoch(_keras_compat.CSVLogger(path, append=True))  # a resumed run appends
     assert io.read_text(path).splitlines() == ["epoch,loss,val_loss", "0,0.5,NA", "0,0.5,NA"]
+
+
+def test_clone_function_does_not_reach_nested_layers():
+    """``replace_layer_class``: clone_model's clone_function sees a ResidualBlock, not its norms."""
+    import keras
+
+    from cyclegan_tf.models.generators import ResidualBlock, ResnetGenerator
+
+    seen = []
+
+    def clone(layer):
+        seen.append(type(layer))
+        return layer.__class__.from_config(layer.get_config())
+
+    inputs = keras.Input((None, None, 4))
+    keras.models.clone_model(keras.Model(inputs, ResidualBlock(4)(inputs)), clone_function=clone)
+    assert ResidualBlock in seen and keras.layers.GroupNormalization not in seen
+
+    class Marked(keras.layers.GroupNormalization):
+        pass
+
+    generator = ResnetGenerator(ngf=2, n_res_blocks=1)
+    _keras_compat.replace_layer_class(
+        generator, lambda layer: type(layer) is keras.layers.GroupNormalization, Marked
+    )
+    assert type(generator.res_blocks[0].norm_1) is Marked and type(generator.stem.norm) is Marked

@@ -11,10 +11,9 @@ Example::
 import argparse
 
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.model_store import FORMATS, QUANTIZE_MODES
 
 PROG = "cyclegan-export"
-FORMATS = ("saved_model", "onnx", "openvino", "litert")
-QUANTIZE_MODES = ("none", "fp16", "int8")
 
 
 def build_parser():
@@ -45,7 +44,7 @@ def build_parser():
         "latest version when it has no such export yet, else a new one).",
     )
     parser.add_argument(
-        "--format", default="saved_model", choices=FORMATS, help="Default: %(default)s."
+        "--format", default="saved_model", choices=tuple(FORMATS), help="Default: %(default)s."
     )
     parser.add_argument(
         "--quantize",

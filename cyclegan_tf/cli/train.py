@@ -2,6 +2,7 @@
 
 import argparse
 
+from cyclegan_tf import options
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
 from cyclegan_tf.training.config import TrainConfig
 
@@ -15,13 +16,13 @@ def build_parser():
         description="Train a CycleGAN (the reference networks and losses) with model.fit.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    TrainConfig.add_arguments(parser)
+    options.add_arguments(parser, TrainConfig)
     return parser
 
 
 def main(argv=None):
     """Parses ``argv``, trains, and prints where the outputs are."""
-    config = TrainConfig.from_args(build_parser().parse_args(argv))
+    config = options.from_args(TrainConfig, build_parser().parse_args(argv))
     quiet_tensorflow()
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.

@@ -3,9 +3,10 @@
 ``EXPORT_DIR/<model_name>/<version>/`` is a SavedModel in TF Serving's layout (``saved_model``); the other
 formats sit beside it: ``<version>.onnx`` (``onnx``), ``<version>.openvino/model.xml`` (``openvino``),
 ``<version>.tflite`` (``litert``), with ``.fp16``/``.int8`` and a fixed ``.HxW`` size marked before the
-ending. Every format is one module listed in ``FORMATS`` with ``export(generator, export_dir, model_name,
-version=None, **options)`` and ``suffix(**options)`` (what follows the version number in the written
-name). A run's two generators are exported under the names of ``model_store.model_names`` with one shared
+ending. Every format is one module with a ``write(generator, path, **options)`` and one record in
+``FORMATS`` (an ``ExportFormat``: the on-disk layout of ``model_store.FORMATS`` and the writer),
+which gives each format ``export(generator, export_dir, model_name, version=None, **options)`` and
+``suffix(**options)`` (what follows the version number in the written name). A run's two generators are exported under the names of ``model_store.model_names`` with one shared
 version number.
 
 Every format holds the graph of the SavedModel's ``serving_default`` (``pixel_graph``): float32
@@ -28,8 +29,9 @@ Example:
 from cyclegan_tf import io, model_store
 from cyclegan_tf.errors import MissingDependencyError
 from cyclegan_tf.export import litert, onnx, openvino, saved_model
-from cyclegan_tf.export.pixel_graph import QUANTIZE_MODES
+from cyclegan_tf.export.formats import ExportFormat
 from cyclegan_tf.model_store import (
+    QUANTIZE_MODES,
     check_model_name,
     existing_versions,
     latest_version_dir,
@@ -37,7 +39,7 @@ from cyclegan_tf.model_store import (
     next_version,
 )
 
-FORMATS = {"saved_model": saved_model, "onnx": onnx, "openvino": openvino, "litert": litert}
+FORMATS = {module.FORMAT.name: module.FORMAT for module in (saved_model, onnx, openvino, litert)}
 
 
 def export_generator(
@@ -62,9 +64,7 @@ def export_generator(
 
 
 def _format(name):
-    if name not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}. Received: format={name!r}")
-    return FORMATS[name]
+    return FORMATS[model_store.stored_format(name).name]
 
 
 def export_pair(
@@ -108,6 +108,7 @@ def export_pair(
 
 __all__ = [
     "FORMATS",
+    "ExportFormat",
     "QUANTIZE_MODES",
     "MissingDependencyError",
     "check_model_name",

@@ -10,9 +10,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from cyclegan_tf import io
+from cyclegan_tf import io, model_store
 from cyclegan_tf.errors import OptionError
-from cyclegan_tf.export import pixel_graph
 
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -40,7 +39,7 @@ def calibration_batches(images, image_size=None, limit=16):
             "array [n, height, width, 3] in [0, 255])",
         )
     if image_size is not None:
-        image_size = pixel_graph.check_image_size(image_size)
+        image_size = model_store.check_image_size(image_size)
     if isinstance(images, (str, os.PathLike)):
         images = _read_folder(os.fspath(images), limit)
     batches = []

@@ -19,9 +19,10 @@ import os
 
 import tensorflow as tf
 
-from cyclegan_tf import model_store
+from cyclegan_tf import _deprecated, model_store
 from cyclegan_tf.export import pixel_graph
 from cyclegan_tf.export.calibration import calibration_batches
+from cyclegan_tf.export.formats import ExportFormat
 
 
 def write(generator, path, quantize="none", image_size=None, calibration_images=None):
@@ -42,7 +43,7 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
         ValueError: if ``path`` does not end in ``.tflite``, or on a bad ``quantize`` or missing
             calibration images.
     """
-    pixel_graph.check_quantize(quantize)
+    model_store.check_quantize(quantize)
     path = os.fspath(path)
     if not path.endswith(".tflite"):
         raise ValueError(f"The LiteRT path must end in .tflite. Received: path={path!r}")
@@ -68,28 +69,8 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
     return path
 
 
-def suffix(quantize="none", image_size=None, **unused_options):
-    """What follows the version number: ``.tflite``, ``.int8.tflite``, ``.256x256.tflite``."""
-    return pixel_graph.variant_suffix(".tflite", quantize, image_size)
+FORMAT = ExportFormat(model_store.FORMATS["litert"], write)
 
 
-def export(generator, export_dir, model_name, version=None, **options):
-    """Writes ``generator`` as ``export_dir/model_name/<version>.tflite`` (see ``suffix``).
-
-    Args:
-        generator: a ``keras.Model`` mapping images in [-1, 1] to images in [-1, 1].
-        export_dir: str, the base path (local, ``gs://`` or ``ram://``).
-        model_name: str, the served name.
-        version: int or None, the version (see ``model_store.default_version``).
-        **options: ``quantize``, ``image_size``, ``calibration_images`` (see ``write``).
-
-    Returns:
-        str, the file written.
-    """
-    return model_store.publish_variant(
-        lambda path: write(generator, path, **options),
-        export_dir,
-        model_name,
-        version,
-        suffix(**options),
-    )
+def __getattr__(name):
+    return _deprecated.format_function(__name__, FORMAT, name)

@@ -20,10 +20,11 @@ import collections
 import os
 import tempfile
 
-from cyclegan_tf import model_store
+from cyclegan_tf import _deprecated, model_store
 from cyclegan_tf.errors import require
 from cyclegan_tf.export import pixel_graph
 from cyclegan_tf.export.calibration import calibration_batches
+from cyclegan_tf.export.formats import ExportFormat
 
 OPSET = 17
 OUTPUT_NAME = "translated"
@@ -51,7 +52,7 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
             calibration images.
         MissingDependencyError: without the ``[onnx]`` extra.
     """
-    pixel_graph.check_quantize(quantize)
+    model_store.check_quantize(quantize)
     if not str(path).endswith(".onnx"):
         raise ValueError(f"The ONNX path must end in .onnx. Received: path={path!r}")
     path = os.fspath(path)
@@ -79,33 +80,6 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
         else:
             onnx.save(model, path)
     return path
-
-
-def suffix(quantize="none", image_size=None, **unused_options):
-    """What follows the version number: ``.onnx``, ``.int8.onnx``, ``.256x256.onnx``."""
-    return pixel_graph.variant_suffix(".onnx", quantize, image_size)
-
-
-def export(generator, export_dir, model_name, version=None, **options):
-    """Writes ``generator`` as ``export_dir/model_name/<version>.onnx`` (see ``suffix``).
-
-    Args:
-        generator: a ``keras.Model`` mapping images in [-1, 1] to images in [-1, 1].
-        export_dir: str, the base path (local, ``gs://`` or ``ram://``).
-        model_name: str, the served name.
-        version: int or None, the version (see ``model_store.default_version``).
-        **options: ``quantize``, ``image_size``, ``calibration_images`` (see ``write``).
-
-    Returns:
-        str, the file written.
-    """
-    return model_store.publish_variant(
-        lambda path: write(generator, path, **options),
-        export_dir,
-        model_name,
-        version,
-        suffix(**options),
-    )
 
 
 def _name_inputs_and_outputs(model):
@@ -206,3 +180,10 @@ def _quantize_int8(float_path, path, batches):
         weight_type=quantization.QuantType.QInt8,
         calibrate_method=quantization.CalibrationMethod.MinMax,
     )
+
+
+FORMAT = ExportFormat(model_store.FORMATS["onnx"], write)
+
+
+def __getattr__(name):
+    return _deprecated.format_function(__name__, FORMAT, name)

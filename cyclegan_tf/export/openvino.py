@@ -19,12 +19,11 @@ for ``"f32"`` explicitly unless told otherwise. Quantization at export:
 import os
 import tempfile
 
-from cyclegan_tf import model_store
+from cyclegan_tf import _deprecated, model_store
 from cyclegan_tf.errors import require
 from cyclegan_tf.export import pixel_graph
 from cyclegan_tf.export.calibration import calibration_batches
-
-MODEL_FILE = model_store.OPENVINO_MODEL_FILE
+from cyclegan_tf.export.formats import ExportFormat
 
 
 def write(generator, path, quantize="none", image_size=None, calibration_images=None):
@@ -46,7 +45,7 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
             calibration images.
         MissingDependencyError: without the ``[openvino]`` extra.
     """
-    pixel_graph.check_quantize(quantize)
+    model_store.check_quantize(quantize)
     path = os.fspath(path)
     if not path.endswith(".xml"):
         raise ValueError(f"The OpenVINO path must end in .xml. Received: path={path!r}")
@@ -70,34 +69,6 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
     return path, path[: -len(".xml")] + ".bin"
 
 
-def suffix(quantize="none", image_size=None, **unused_options):
-    """What follows the version number: ``.openvino``, ``.int8.openvino``, ``.256x256.openvino``."""
-    return pixel_graph.variant_suffix(".openvino", quantize, image_size)
-
-
-def export(generator, export_dir, model_name, version=None, **options):
-    """Writes ``generator`` as ``export_dir/model_name/<version>.openvino/model.xml`` (see ``suffix``).
-
-    Args:
-        generator: a ``keras.Model`` mapping images in [-1, 1] to images in [-1, 1].
-        export_dir: str, the base path (local, ``gs://`` or ``ram://``).
-        model_name: str, the served name.
-        version: int or None, the version (see ``model_store.default_version``).
-        **options: ``quantize``, ``image_size``, ``calibration_images`` (see ``write``).
-
-    Returns:
-        str, the folder written.
-    """
-
-    def write_folder(folder):
-        os.makedirs(folder)
-        write(generator, os.path.join(folder, MODEL_FILE), **options)
-
-    return model_store.publish_variant(
-        write_folder, export_dir, model_name, version, suffix(**options), last_file=MODEL_FILE
-    )
-
-
 # Convolutions hold nearly all of the compute; quantizing the normalization arithmetic too (NNCF's
 # default) multiplied the pixel error several times over for no measurable speed.
 _INT8_OP_TYPES = {"Convolution", "ConvolutionBackpropData"}
@@ -111,3 +82,10 @@ def _quantize_int8(nncf, model, batches):
         subset_size=len(batches),
         ignored_scope=nncf.IgnoredScope(types=others, validate=False),
     )
+
+
+FORMAT = ExportFormat(model_store.FORMATS["openvino"], write, writes_folder_file=True)
+
+
+def __getattr__(name):
+    return _deprecated.format_function(__name__, FORMAT, name)

@@ -16,11 +16,10 @@ elementwise ops, which made the OpenVINO bf16 graph about 10x faster at 256x256 
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import model_store
+from cyclegan_tf import _keras_compat, model_store
 from cyclegan_tf.inference.generator import translate_pixels
 from cyclegan_tf.inference.padding import MIN_SIZE
 
-QUANTIZE_MODES = ("none", "fp16", "int8")
 INPUT_NAME = "images"
 
 
@@ -63,9 +62,7 @@ def export_generator(generator):
     """
     twin = keras.models.clone_model(generator)
     twin.set_weights(generator.get_weights())
-    for layer in twin._flatten_layers(include_self=False):
-        if _is_instance_norm(layer):
-            layer.__class__ = SpatialInstanceNormalization
+    _keras_compat.replace_layer_class(twin, _is_instance_norm, SpatialInstanceNormalization)
     return twin
 
 
@@ -102,31 +99,7 @@ def input_signature(image_size=None, batch_size=None):
     Returns:
         A one-element list of ``tf.TensorSpec`` named ``images``.
     """
-    height, width = check_image_size(image_size) if image_size is not None else (None, None)
+    height, width = None, None
+    if image_size is not None:
+        height, width = model_store.check_image_size(image_size)
     return [tf.TensorSpec([batch_size, height, width, 3], tf.float32, name=INPUT_NAME)]
-
-
-def check_image_size(image_size):
-    """``(height, width)`` from an int or a pair of positive ints; ValueError otherwise."""
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, int) and s >= 1 for s in size):
-        raise ValueError(
-            "image_size must be a positive int or a (height, width) pair of them. "
-            f"Received: image_size={image_size!r}"
-        )
-    return size
-
-
-def check_quantize(quantize):
-    """Raises a ValueError unless ``quantize`` is one of ``QUANTIZE_MODES``."""
-    if quantize not in QUANTIZE_MODES:
-        raise ValueError(
-            f"quantize must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}"
-        )
-
-
-def variant_suffix(extension, quantize="none", image_size=None):
-    """The checked suffix of a format's variant: ``.onnx``, ``.int8.onnx``, ``.256x256.tflite``."""
-    check_quantize(quantize)
-    size = check_image_size(image_size) if image_size is not None else None
-    return model_store.variant_suffix(extension, quantize, size)

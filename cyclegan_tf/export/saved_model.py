@@ -16,12 +16,16 @@ images go through ``cyclegan-translate`` or ``cyclegan-serve``, which translate 
 bounded memory, from this same SavedModel.
 """
 
+import json
+
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import model_store
-from cyclegan_tf.errors import OptionError
+from cyclegan_tf import _deprecated, model_store
+from cyclegan_tf.export.formats import ExportFormat
 from cyclegan_tf.inference.generator import IMAGES_SPEC, translate_pixels
+from cyclegan_tf.inference.saved_model_generator import CONFIG_COLLECTION
+from cyclegan_tf.models.generators import as_resnet_generator
 
 MAX_PIXELS = 4096 * 4096
 
@@ -69,12 +73,22 @@ def _bytes_fn(generator, max_pixels):
 def build_archive(generator, max_pixels=MAX_PIXELS):
     """A ``keras.export.ExportArchive`` of one generator with both signatures.
 
+    A ResNet generator's config is recorded as the variable collection ``generator_config`` (one
+    string), so that ``inference`` can rebuild the generator and translate large images tiled.
+
     Args:
         generator: a ``keras.Model`` on images in [-1, 1].
         max_pixels: int, the largest height x width the signatures accept.
     """
     archive = keras.export.ExportArchive()
     archive.track(generator)
+    try:
+        config = as_resnet_generator(generator).get_config()
+    except ValueError:
+        config = None  # another architecture: its signatures still serve it whole
+    if config is not None:
+        recorded = tf.Variable(json.dumps(config), trainable=False, name=CONFIG_COLLECTION)
+        archive.add_variable_collection(CONFIG_COLLECTION, [recorded])
     archive.add_endpoint(
         "serving_default", _serving_fn(generator, max_pixels), input_signature=[IMAGES_SPEC]
     )
@@ -86,26 +100,28 @@ def build_archive(generator, max_pixels=MAX_PIXELS):
     return archive
 
 
-def suffix(quantize="none", image_size=None, **unused_options):
-    """A SavedModel is the numeric version folder itself: no suffix.
+def write(generator, path, max_pixels=MAX_PIXELS, **unused_options):
+    """Writes ``generator`` as a SavedModel folder at ``path``, with both signatures.
 
-    Raises:
-        OptionError: for a ``quantize`` other than ``"none"`` or an ``image_size``: the SavedModel is
-            float32 and takes any size (the other formats offer both).
+    Args:
+        generator: a ``keras.Model`` mapping ``[batch, H, W, 3]`` images in [-1, 1] to the same shape.
+        path: str, the folder to write (local, ``gs://`` or ``ram://``).
+        max_pixels: int, the largest height x width the signatures accept (``MAX_PIXELS``).
+        **unused_options: options of other formats (``calibration_images`` is ignored).
     """
-    if quantize != "none":
-        raise OptionError(
-            "quantize",
-            f"the SavedModel is float32 only (try format='openvino'). Received: {quantize!r}",
-        )
-    if image_size is not None:
-        raise OptionError("image_size", "the SavedModel takes any image size; only litert fixes it")
-    return ""
+    build_archive(generator, max_pixels).write_out(path, verbose=False)
 
 
-def export(
-    generator, export_dir, model_name, version=None, max_pixels=MAX_PIXELS, **unused_options
-):
+FORMAT = ExportFormat(
+    model_store.FORMATS["saved_model"],
+    write,
+    variants=False,
+    local_writer=False,
+    title="SavedModel",
+)
+
+
+def export(generator, export_dir, model_name, version=None, max_pixels=MAX_PIXELS, **options):
     """Writes ``generator`` as ``export_dir/model_name/<version>/``.
 
     Args:
@@ -114,8 +130,8 @@ def export(
         model_name: str, the served model name.
         version: int or None, the version; default one above the highest present (1 for a new model).
         max_pixels: int, the largest height x width the signatures accept (``MAX_PIXELS``).
-        **unused_options: options of other formats; ``quantize`` must be ``"none"`` and
-            ``image_size`` None (see ``suffix``), ``calibration_images`` is ignored.
+        **options: options of other formats; ``quantize`` must be ``"none"`` and ``image_size``
+            None (the SavedModel is float32 and takes any size), ``calibration_images`` is ignored.
 
     Returns:
         str, the version folder written.
@@ -124,11 +140,10 @@ def export(
         ValueError: if ``export_dir`` or the model folder is a file, or ``version`` already exists or is
             not a positive integer. Nothing is overwritten.
     """
-    version, target = model_store.version_path(
-        export_dir, model_name, version, suffix(**unused_options)
+    return FORMAT.export(
+        generator, export_dir, model_name, version, max_pixels=max_pixels, **options
     )
 
-    def write(path):
-        build_archive(generator, max_pixels).write_out(path, verbose=False)
 
-    return model_store.publish(write, target, last_file=model_store.SAVED_MODEL_FILE)
+def __getattr__(name):
+    return _deprecated.format_function(__name__, FORMAT, name)

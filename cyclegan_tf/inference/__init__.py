@@ -22,15 +22,22 @@ from cyclegan_tf.inference.loading import (
     resolve_model_path,
 )
 from cyclegan_tf.inference.padding import MIN_SIZE, crop_to, pad_to_multiple
-from cyclegan_tf.inference.tiled import TiledGenerator, estimate_whole_image_bytes
+from cyclegan_tf.inference.tiled import (
+    PRECISIONS,
+    TiledGenerator,
+    check_precision,
+    estimate_whole_image_bytes,
+)
 
 __all__ = [
     "DEFAULT_MAX_MEMORY_GB",
     "MIN_SIZE",
+    "PRECISIONS",
     "CompiledGenerator",
     "KerasTranslator",
     "SavedModelTranslator",
     "TiledGenerator",
+    "check_precision",
     "crop_to",
     "estimate_whole_image_bytes",
     "load_generator",

@@ -11,8 +11,8 @@ import numpy as np
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.inference.generator import CompiledGenerator
 from cyclegan_tf.inference.tiled import (
-    PRECISIONS,
     TiledGenerator,
+    check_precision,
     estimate_runtime_bytes,
     estimate_whole_image_bytes,
 )
@@ -61,10 +61,7 @@ class KerasTranslator:
     def __init__(
         self, generator, max_memory_gb=DEFAULT_MAX_MEMORY_GB, precision="float32", spill_dir=None
     ):
-        if precision not in PRECISIONS:
-            raise OptionError(
-                "precision", f"must be one of {list(PRECISIONS)}. Received: {precision!r}"
-            )
+        check_precision(precision)
         self.generator = generator
         self.max_memory_gb = check_max_memory_gb(max_memory_gb)
         self.precision = precision
@@ -89,12 +86,15 @@ class KerasTranslator:
         return self._tiled is not None
 
     def whole_image_bytes(self, height, width):
-        """int, the estimated peak memory of translating a ``height`` x ``width`` image whole.
+        """Int or None, the estimated peak memory of translating a ``height`` x ``width`` image whole.
 
-        The whole process's (TensorFlow's runtime included); see ``estimate_whole_image_bytes``. A
-        generator that cannot tile is estimated as the default ``resnet_generator(64, 9)``.
+        The whole process's (TensorFlow's runtime included); see ``estimate_whole_image_bytes``.
+        None for a generator that is not a ``ResnetGenerator``: its memory is unknown (it always
+        runs whole).
         """
-        ngf, n_res_blocks = (64, 9) if self._tiled is None else self._tiled.architecture()
+        if self._tiled is None:
+            return None
+        ngf, n_res_blocks = self._tiled.architecture()
         return estimate_whole_image_bytes(ngf, n_res_blocks, height, width)
 
     def tiles(self, height, width):

@@ -19,6 +19,7 @@ from cyclegan_tf.inference import runtimes
 from cyclegan_tf.inference.keras_translator import DEFAULT_MAX_MEMORY_GB, KerasTranslator
 from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
 from cyclegan_tf.model_store import SAVED_MODEL_FILE, existing_versions
+from cyclegan_tf.models.generators import as_resnet_generator
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -129,7 +130,9 @@ def load_generator(model_path):
         model_path: str, the ``.keras`` file.
 
     Returns:
-        A ``keras.Model`` mapping ``[batch, H, W, 3]`` images to the same shape.
+        A ``keras.Model`` mapping ``[batch, H, W, 3]`` images to the same shape: a
+        ``ResnetGenerator`` for this package's generators (those saved by 0.1 too, see
+        ``as_resnet_generator``), else the model as it is.
 
     Raises:
         OptionError: if the file is missing or is not an image-to-image generator.
@@ -138,8 +141,6 @@ def load_generator(model_path):
         raise OptionError("model_path", f"no such file: {model_path}")
     if not _is_keras_file(model_path):
         raise OptionError("model_path", f"{model_path} is not a .keras model file")
-    import cyclegan_tf  # noqa: F401 - registers the custom layers
-
     model = keras.models.load_model(model_path, compile=False)
     if hasattr(model, "generator_ab"):
         return model.generator_ab
@@ -156,7 +157,10 @@ def load_generator(model_path):
             f"{[o.shape for o in outputs]}; expected one image in and one image out, e.g. a "
             "models/netG_*.keras file)",
         )
-    return model
+    try:
+        return as_resnet_generator(model)
+    except ValueError:
+        return model  # another image-to-image model: it runs whole
 
 
 class TensorFlowRuntime:

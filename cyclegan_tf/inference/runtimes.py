@@ -19,6 +19,7 @@ import numpy as np
 
 from cyclegan_tf import model_store
 from cyclegan_tf.errors import OptionError, require
+from cyclegan_tf.inference.tiled import check_precision
 
 
 def thread_count(threads):
@@ -75,6 +76,10 @@ class OnnxRuntime:
         return self._session.run(None, {self._input: check_pixels(images)})[0]
 
 
+# OpenVINO element types by name, as the precision hints spell them.
+_OPENVINO_PRECISIONS = {"f32": "f32", "bf16": "bf16", "f16": "f16"}
+
+
 class OpenVinoRuntime:
     """An OpenVINO IR compiled for the CPU.
 
@@ -110,6 +115,16 @@ class OpenVinoRuntime:
             path = os.path.join(path, model_store.OPENVINO_MODEL_FILE)
         self._compiled = ov.Core().compile_model(path, "CPU", config)
         self._request = self._compiled.create_infer_request()
+
+    @property
+    def inference_precision(self):
+        """str, the precision the CPU plugin really runs: ``"f32"``, ``"bf16"`` or ``"f16"``.
+
+        It can differ from the one asked for: a CPU without float16 arithmetic runs the ``"f16"``
+        hint in bfloat16 where it has AVX-512 BF16 or AMX (seen on an AMD Zen 4).
+        """
+        element_type = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        return _OPENVINO_PRECISIONS.get(str(element_type.get_type_name()), str(element_type))
 
     def translate_pixels(self, images):
         return self._request.infer({0: check_pixels(images)})[0].copy()
@@ -152,11 +167,12 @@ class LiteRtRuntime:
         return self._interpreter.get_tensor(self._output).copy()
 
 
+# By the ending of an exported file (``model_store.FORMATS``); ``.xml`` is an OpenVINO IR named directly.
 RUNTIMES = {
-    ".onnx": OnnxRuntime,
+    model_store.FORMATS["onnx"].extension: OnnxRuntime,
+    model_store.FORMATS["openvino"].extension: OpenVinoRuntime,
     ".xml": OpenVinoRuntime,
-    ".openvino": OpenVinoRuntime,
-    ".tflite": LiteRtRuntime,
+    model_store.FORMATS["litert"].extension: LiteRtRuntime,
 }
 
 
@@ -174,8 +190,7 @@ def precision_options(path, precision):
     Raises:
         OptionError: for ``"bf16"`` with a runtime that has no such setting, or an unknown precision.
     """
-    if precision not in ("float32", "bf16"):
-        raise OptionError("precision", f"must be float32 or bf16, not {precision!r}")
+    check_precision(precision)
     if precision == "float32":
         return {}
     if runtime_class(path) is OpenVinoRuntime:

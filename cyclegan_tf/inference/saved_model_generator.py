@@ -1,43 +1,70 @@
 """The Keras generator inside a SavedModel exported by this package, so that it can run tiled.
 
-A loaded SavedModel offers only its signatures, which run the whole image at once. Our exports track
-the generator's variables under their Keras paths (``stem_conv/kernel``, ``res_0/conv_1/bias``...), so
-the ``resnet_generator`` they came from can be rebuilt with the same weights and translated by the
-tiled engine: the same result, in bounded memory. Other SavedModels are left to their signatures.
+A loaded SavedModel offers only its signatures, which run the whole image at once. Our exports record
+the generator's config (``ResnetGenerator.get_config``) in a variable collection,
+``generator_config``, and track the generator's variables in the order of its weights; the generator
+is rebuilt from that config, the weights are copied in order (every shape checked), and the tiled
+engine translates with it: the same result, in bounded memory.
+
+Exports written before 0.2 have no recorded config: their architecture is read from the variables'
+structure instead (``ngf`` and ``channels`` from the first kernel, ``n_res_blocks`` from the count).
+Any other SavedModel is left to its signatures.
 """
 
-import re
+import json
 
-from cyclegan_tf.models.generators import resnet_generator
+from cyclegan_tf.models.generators import ResnetGenerator
 
-_BLOCK_KERNEL = re.compile(r"res_(\d+)/conv_1/kernel")
+CONFIG_COLLECTION = "generator_config"
+# Variables of a ResNet generator besides its residual blocks (kernel and bias of the stem, the two
+# downsamplings, the two upsamplings and the head), and of each block (two kernels and biases).
+_OUTER_VARIABLES = 12
+_BLOCK_VARIABLES = 4
+
+
+def recorded_config(loaded):
+    """The ``ResnetGenerator`` config an export recorded, or None (an older or foreign SavedModel)."""
+    collection = getattr(loaded, CONFIG_COLLECTION, None)
+    if not collection:
+        return None
+    return json.loads(collection[0].numpy().decode("utf-8"))
+
+
+def _inferred_config(variables):
+    """The config of a pre-0.2 export, from its variables' count and first kernel; None if no fit."""
+    blocks, extra = divmod(len(variables) - _OUTER_VARIABLES, _BLOCK_VARIABLES)
+    if blocks < 0 or extra or len(variables[0].shape) != 4:
+        return None
+    _, _, channels, ngf = (int(size) for size in variables[0].shape)
+    return {"ngf": ngf, "n_res_blocks": blocks, "channels": channels}
 
 
 def generator_from_saved_model(loaded):
-    """Rebuilds the ``resnet_generator`` a loaded SavedModel was exported from.
+    """Rebuilds the ``ResnetGenerator`` a loaded SavedModel was exported from.
+
+    The rebuilt generator computes in this process's dtype policy (the export's signatures take and
+    return float32 whatever the policy of the model that was exported).
 
     Args:
         loaded: what ``tf.saved_model.load`` returned.
 
     Returns:
-        A ``keras.Model`` with the SavedModel's weights, or None when its variables are not exactly
-        those of a ``resnet_generator`` (another architecture, or not exported by this package).
+        A ``ResnetGenerator`` with the SavedModel's weights, or None when its variables are not
+        those of a ResNet generator (another architecture, or not exported by this package).
     """
-    variables = {
-        variable.name.rsplit(":", 1)[0]: variable for variable in getattr(loaded, "variables", ())
-    }
-    stem = variables.get("stem_conv/kernel")
-    if stem is None or len(stem.shape) != 4:
+    variables = list(getattr(loaded, "variables", ()))
+    if not variables:
         return None
-    n_res_blocks = sum(1 for name in variables if _BLOCK_KERNEL.fullmatch(name))
-    generator = resnet_generator(
-        ngf=int(stem.shape[3]), n_res_blocks=n_res_blocks, channels=int(stem.shape[2])
-    )
-    weights = {weight.path: weight for weight in generator.weights}
-    if set(weights) != set(variables) or any(
-        tuple(weights[name].shape) != tuple(variable.shape) for name, variable in variables.items()
-    ):
+    config = recorded_config(loaded) or _inferred_config(variables)
+    if config is None:
         return None
-    for name, variable in variables.items():
-        weights[name].assign(variable)
+    config = {key: value for key, value in config.items() if key not in ("dtype", "trainable")}
+    try:
+        generator = ResnetGenerator.from_config(config)
+    except (TypeError, ValueError):
+        return None
+    if [tuple(w.shape) for w in generator.weights] != [tuple(v.shape) for v in variables]:
+        return None
+    for weight, variable in zip(generator.weights, variables):
+        weight.assign(variable)
     return generator

@@ -26,14 +26,15 @@ per kind of convolution, not per band or per photo size.
 
 import dataclasses
 import logging
-import re
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_tf.errors import OptionError
 from cyclegan_tf.inference.band_store import BandStore, as_tensor
 from cyclegan_tf.inference.padding import pad_to_multiple
+from cyclegan_tf.models.generators import as_resnet_generator
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +49,20 @@ _PRECISIONS = {
     "bf16": (tf.bfloat16, tf.bfloat16),
 }
 PRECISIONS = tuple(_PRECISIONS)
+
+
+def check_precision(precision):
+    """Raises ``OptionError`` unless ``precision`` is one of ``PRECISIONS`` (the inference precisions)."""
+    if precision not in PRECISIONS:
+        raise OptionError(
+            "precision", f"must be one of {list(PRECISIONS)}. Received: {precision!r}"
+        )
+    return precision
+
+
 # bfloat16 maps cross between NumPy and TensorFlow as their bits (DLPack has no bfloat16).
 _HOST_DTYPES = {tf.float32: tf.float32, tf.bfloat16: tf.uint16}
 _PAD_MODES = {"reflect": "REFLECT", "zero": "CONSTANT"}
-_DOWNSAMPLINGS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,11 +381,13 @@ class TiledGenerator:
     """Runs a ResNet generator on an image of any size in bounded memory, band of rows by band of rows.
 
     The output equals the whole-image model's (``inference.translate``) up to float rounding: every
-    instance norm uses the statistics of the whole map. The generator's own weights are read at each call,
-    by layer name, so any ``resnet_generator(ngf, n_res_blocks)`` works, whatever its dtype policy.
+    instance norm uses the statistics of the whole map. The convolutions are read from the generator's
+    stages (``ResnetGenerator``), and their weights at each call, so any ``ResnetGenerator`` works,
+    whatever its size and dtype policy.
 
     Args:
-        generator: a ``keras.Model`` built by ``resnet_generator``.
+        generator: a ``ResnetGenerator`` (or a generator saved before 0.2, see
+            ``as_resnet_generator``).
         max_memory_bytes: int, what the feature maps and the bands in flight may take (the framework, the
             model's weights and the caller's input and output arrays come on top). A quarter (at most
             1 GiB) goes to the bands, the rest holds the two stored bottleneck maps; a map that does not
@@ -400,10 +413,7 @@ class TiledGenerator:
         spill_dir=None,
         band_rows=None,
     ):
-        if precision not in _PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {sorted(_PRECISIONS)}. Received: precision={precision!r}"
-            )
+        check_precision(precision)
         if int(max_memory_bytes) <= 0:
             raise ValueError(
                 f"max_memory_bytes must be positive. Received: max_memory_bytes={max_memory_bytes}"
@@ -708,7 +718,7 @@ def _to_host(x, storage_dtype):
 
 @dataclasses.dataclass
 class _GeneratorConvs:
-    """The convolutions of a ``resnet_generator``, in order."""
+    """The convolutions of a ResNet generator, by stage."""
 
     stem: _Conv
     down: list
@@ -727,57 +737,31 @@ class _GeneratorConvs:
 
 
 def _generator_convs(generator):
-    """Reads the convolutions of a ``resnet_generator`` by layer name.
+    """The convolutions of a ResNet generator, read from its stages (``ResnetGenerator``).
 
     Raises:
-        ValueError: if the model lacks a layer that ``resnet_generator`` creates.
+        ValueError: if the model is not a ResNet generator (see ``as_resnet_generator``).
     """
-    names = [layer.name for layer in generator.layers]
-    try:
-        get = generator.get_layer
+    generator = as_resnet_generator(generator)
 
-        def padding(name):
-            value = get(name).padding
-            return int(value if isinstance(value, int) else value[0][0])
-
-        def eps(name):
-            return float(get(name).epsilon)
-
-        stem = _Conv(_ConvSpec(7, pad=padding("stem_pad")), get("stem_conv"), eps("stem_norm"))
-        down = [
-            _Conv(
-                _ConvSpec(3, stride=2, pad=padding(f"down_{i}_conv_pad"), pad_mode="zero"),
-                get(f"down_{i}_conv"),
-                eps(f"down_{i}_norm"),
-            )
-            for i in range(_DOWNSAMPLINGS)
-        ]
-        blocks = sorted(
-            (get(name) for name in names if re.fullmatch(r"res_\d+", name)),
-            key=lambda layer: int(layer.name.split("_")[1]),
+    def conv(stage):
+        spec = _ConvSpec(
+            stage.kernel_size,
+            stride=stage.stride,
+            pad=stage.pad,
+            pad_mode=stage.pad_mode,
+            transpose=stage.transpose,
         )
-        res = [
-            tuple(
-                _Conv(
-                    _ConvSpec(3, pad=getattr(block, f"pad_{j}").padding),
-                    getattr(block, f"conv_{j}"),
-                    float(getattr(block, f"norm_{j}").epsilon),
-                )
-                for j in (1, 2)
-            )
-            for block in blocks
-        ]
-        up = [
-            _Conv(_ConvSpec(3, stride=2, transpose=True), get(f"up_{i}_conv"), eps(f"up_{i}_norm"))
-            for i in range(_DOWNSAMPLINGS)
-        ]
-        head = _Conv(_ConvSpec(7, pad=padding("head_pad")), get("head_conv"), None)
-    except (ValueError, AttributeError) as error:
-        raise ValueError(
-            "TiledGenerator needs a model built by resnet_generator (layers stem_conv, down_i_conv, "
-            f"res_i, up_i_conv, head_conv); {error}. Received a model with layers {names}"
-        ) from error
-    return _GeneratorConvs(stem, down, res, up, head, int(stem.layer.kernel.shape[2]))
+        return _Conv(spec, stage.conv, stage.epsilon)
+
+    return _GeneratorConvs(
+        stem=conv(generator.stem),
+        down=[conv(stage) for stage in generator.downsamplings],
+        res=[tuple(conv(stage) for stage in block.stages) for block in generator.res_blocks],
+        up=[conv(stage) for stage in generator.upsamplings],
+        head=conv(generator.head),
+        channels=generator.channels,
+    )
 
 
 # Peak resident memory of translating one image whole (``CompiledGenerator``), measured with /usr/bin/time -v (TensorFlow 2.21 on CPU,
@@ -814,11 +798,7 @@ def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="floa
         >>> estimate_whole_image_bytes(64, 9, 3000, 4000) / 2**30  # a 12-MP photo
         10.21...
     """
-    if precision not in _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF:
-        raise ValueError(
-            f"precision must be one of {sorted(_WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF)}. "
-            f"Received: precision={precision!r}"
-        )
+    check_precision(precision)
     del n_res_blocks  # about 1 % from 2 to 9 blocks, within the model's error
     pixels = max(height + 3, 8) * max(width + 3, 8)  # padded to a multiple of 4, at least 8
     per_pixel = _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF[precision] * ngf

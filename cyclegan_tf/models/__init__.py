@@ -14,7 +14,7 @@ from cyclegan_tf.models.discriminators import (
     global_discriminator,
     patch_discriminator,
 )
-from cyclegan_tf.models.generators import ResidualBlock, resnet_generator
+from cyclegan_tf.models.generators import ResidualBlock, ResnetGenerator, resnet_generator
 from cyclegan_tf.models.image_pool import ImagePool
 from cyclegan_tf.models.layers import ReflectionPadding2D, instance_norm
 from cyclegan_tf.models.schedules import LinearDecayAfter
@@ -26,6 +26,7 @@ __all__ = [
     "LinearDecayAfter",
     "ReflectionPadding2D",
     "ResidualBlock",
+    "ResnetGenerator",
     "build_discriminator",
     "default_optimizer",
     "global_discriminator",

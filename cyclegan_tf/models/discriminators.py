@@ -3,7 +3,7 @@
 import keras
 
 from cyclegan_tf.models import layers as blocks
-from cyclegan_tf.models.generators import _check_positive
+from cyclegan_tf.models.generators import check_positive
 
 _LEAKY_SLOPE = 0.2  # the reference's; Keras' LeakyReLU defaults to 0.3
 
@@ -44,7 +44,7 @@ def patch_discriminator(ndf=64, n_layers=3, channels=3, name="discriminator"):
         Isola et al., "Image-to-Image Translation with Conditional Adversarial Networks", CVPR 2017;
         ``NLayerDiscriminator`` in the official PyTorch release.
     """
-    _check_positive(ndf=ndf, n_layers=n_layers, channels=channels)
+    check_positive(ndf=ndf, n_layers=n_layers, channels=channels)
     inputs = keras.Input((None, None, channels), name="images")
     x = _trunk(inputs, ndf, n_layers)
     x = blocks.conv(1, 4, strides=1, torch_padding=1, name="logits")(x)
@@ -69,7 +69,7 @@ def global_discriminator(ndf=64, n_layers=3, channels=3, name="discriminator"):
     Returns:
         A ``keras.Model`` mapping ``[batch, H, W, channels]`` to ``[batch, 1]`` logits.
     """
-    _check_positive(ndf=ndf, n_layers=n_layers, channels=channels)
+    check_positive(ndf=ndf, n_layers=n_layers, channels=channels)
     inputs = keras.Input((None, None, channels), name="images")
     x = _trunk(inputs, ndf, n_layers)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)

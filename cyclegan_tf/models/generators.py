@@ -1,10 +1,66 @@
-"""The reference ResNet generator (Johnson et al. 2016 as adapted by Zhu et al. 2017)."""
+"""The reference ResNet generator (Johnson et al. 2016 as adapted by Zhu et al. 2017).
+
+``ResnetGenerator`` is a functional ``keras.Model`` that carries its own architecture: its
+``get_config`` holds ``ngf``, ``n_res_blocks``, ``channels``, ``padding_type`` and ``norm``, and its
+stages (``stem``, ``downsamplings``, ``res_blocks``, ``upsamplings``, ``head``) are the API that the
+tiled engine, the SavedModel rebuild and the PyTorch import read. Nothing outside this module relies
+on layer names.
+"""
+
+import dataclasses
 
 import keras
 
+from cyclegan_tf import pixels
 from cyclegan_tf.models import layers as blocks
 
-_DOWNSAMPLINGS = 2
+# The reference's choices (``padding_type='reflect'``, ``--norm instance``); the tiled engine
+# computes instance norms exactly and the PyTorch import maps this layout only.
+PADDING_TYPES = ("reflect",)
+NORMS = ("instance",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvStage:
+    """One convolution of the generator, with the padding in front of it and the norm after it.
+
+    Attributes:
+        conv: the ``Conv2D`` (``"valid"``) or ``Conv2DTranspose`` layer.
+        pad: int, pixels padded on every side of the input before ``conv`` (0 for a transposed one,
+            whose PyTorch padding is a crop of the output's first row and column).
+        pad_mode: str, ``"reflect"`` or ``"zero"``.
+        norm: the instance-norm layer that follows, or None (the head, followed by tanh).
+    """
+
+    conv: keras.layers.Layer
+    pad: int = 0
+    pad_mode: str = "zero"
+    norm: keras.layers.Layer | None = None
+
+    @property
+    def transpose(self):
+        """bool, a transposed convolution (cropped as PyTorch's ``output_padding=1`` does)."""
+        return isinstance(self.conv, keras.layers.Conv2DTranspose)
+
+    @property
+    def kernel_size(self):
+        """int, the square kernel's side."""
+        return int(self.conv.kernel_size[0])
+
+    @property
+    def stride(self):
+        """int, the stride."""
+        return int(self.conv.strides[0])
+
+    @property
+    def filters(self):
+        """int, output channels."""
+        return int(self.conv.filters)
+
+    @property
+    def epsilon(self):
+        """Float or None, the epsilon of the norm after the convolution."""
+        return None if self.norm is None else float(self.norm.epsilon)
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
@@ -12,25 +68,27 @@ class ResidualBlock(keras.layers.Layer):
     """``x + [ReflectionPad 1, Conv 3x3, IN, ReLU, ReflectionPad 1, Conv 3x3, IN](x)``.
 
     The reference's ``ResnetBlock`` with reflection padding, no dropout and biased convolutions.
+    ``stages`` is its two convolutions as ``ConvStage``s.
 
     Args:
         filters: int, channels in and out.
-        **kwargs: Base layer keyword arguments.
+        **kwargs: Base layer keyword arguments (``dtype`` sets the policy of the sublayers too).
     """
 
     def __init__(self, filters, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
-        self.pad_1 = blocks.ReflectionPadding2D(1, name="pad_1")
-        self.conv_1 = keras.layers.Conv2D(
-            filters, 3, kernel_initializer=blocks.reference_initializer(), name="conv_1"
+        policy = self.dtype_policy
+        self.pad_1 = blocks.ReflectionPadding2D(1, name="pad_1", dtype=policy)
+        self.conv_1 = blocks.conv2d(filters, 3, name="conv_1", policy=policy)
+        self.norm_1 = blocks.instance_norm(name="norm_1", policy=policy)
+        self.pad_2 = blocks.ReflectionPadding2D(1, name="pad_2", dtype=policy)
+        self.conv_2 = blocks.conv2d(filters, 3, name="conv_2", policy=policy)
+        self.norm_2 = blocks.instance_norm(name="norm_2", policy=policy)
+        self.stages = (
+            ConvStage(self.conv_1, self.pad_1.padding, "reflect", self.norm_1),
+            ConvStage(self.conv_2, self.pad_2.padding, "reflect", self.norm_2),
         )
-        self.norm_1 = blocks.instance_norm(name="norm_1")
-        self.pad_2 = blocks.ReflectionPadding2D(1, name="pad_2")
-        self.conv_2 = keras.layers.Conv2D(
-            filters, 3, kernel_initializer=blocks.reference_initializer(), name="conv_2"
-        )
-        self.norm_2 = blocks.instance_norm(name="norm_2")
 
     def build(self, input_shape):
         padded = self.pad_1.compute_output_shape(input_shape)
@@ -54,13 +112,142 @@ class ResidualBlock(keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
-def resnet_generator(ngf=64, n_res_blocks=9, channels=3, name="generator"):
-    """Builds the reference ResNet generator as a functional ``keras.Model``.
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class ResnetGenerator(keras.Model):
+    """The reference ResNet generator, a functional model that knows its own architecture.
 
     ReflectionPad 3, Conv 7x7 (ngf), IN, ReLU; two stride-2 Conv 3x3 (ngf*2, ngf*4) + IN + ReLU;
     ``n_res_blocks`` residual blocks; two stride-2 ConvTranspose 3x3 (ngf*2, ngf) + IN + ReLU;
     ReflectionPad 3, Conv 7x7 (channels), tanh. Any height and width that are multiples of 4 give an
     output of the same size. At the defaults it has 11,378,179 parameters.
+
+    Its stages are attributes: ``stem``, ``downsamplings`` and ``upsamplings`` (tuples), ``head``
+    (``ConvStage``s), and ``res_blocks`` (a tuple of ``ResidualBlock``, each with two ``stages``);
+    ``conv_stages()`` lists every convolution in order.
+
+    Args:
+        ngf: int, filters of the first layer. Defaults to 64.
+        n_res_blocks: int, residual blocks at the bottleneck. Defaults to 9.
+        channels: int, image channels in and out. Defaults to 3.
+        padding_type: str, the residual blocks' padding; ``"reflect"`` (the reference's).
+        norm: str, the normalization; ``"instance"`` (the reference's for CycleGAN).
+        dtype: a dtype policy (or its name) for the whole network, or None for the global policy.
+            Under a mixed policy the norms and the tanh compute in float32.
+        name: str, the model name. Defaults to ``"generator"``.
+        **kwargs: Base model keyword arguments (``trainable``).
+
+    Example:
+        >>> generator = ResnetGenerator(ngf=8, n_res_blocks=2)
+        >>> generator.get_config()["n_res_blocks"], len(generator.res_blocks)
+        (2, 2)
+        >>> generator.stem.kernel_size, generator.head.filters
+        (7, 3)
+
+    Reference:
+        Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
+        ICCV 2017; ``ResnetGenerator`` in the official PyTorch release.
+    """
+
+    def __init__(
+        self,
+        ngf=64,
+        n_res_blocks=9,
+        channels=3,
+        padding_type="reflect",
+        norm="instance",
+        dtype=None,
+        name="generator",
+        **kwargs,
+    ):
+        check_positive(ngf=ngf, channels=channels)
+        if isinstance(n_res_blocks, bool) or int(n_res_blocks) < 0:
+            raise ValueError(f"n_res_blocks must be >= 0. Received: n_res_blocks={n_res_blocks}")
+        _check_choice("padding_type", padding_type, PADDING_TYPES)
+        _check_choice("norm", norm, NORMS)
+        ngf, n_res_blocks, channels = int(ngf), int(n_res_blocks), int(channels)
+        policy = keras.dtype_policies.get(dtype) if dtype is not None else None
+        island = blocks.float32_if_mixed(policy)
+
+        stem = ConvStage(
+            blocks.conv2d(ngf, 7, name="stem_conv", policy=policy),
+            3,
+            "reflect",
+            blocks.instance_norm(name="stem_norm", policy=policy),
+        )
+        inputs = keras.Input((None, None, channels), name="images")
+        x = blocks.ReflectionPadding2D(stem.pad, name="stem_pad", dtype=policy)(inputs)
+        x = _norm_relu(stem, stem.conv(x), "stem", policy)
+        downsamplings = []
+        for i in range(pixels.GENERATOR_DOWNSAMPLINGS):
+            name_i = f"down_{i}"
+            stage = ConvStage(
+                blocks.conv2d(ngf * 2 ** (i + 1), 3, 2, name=f"{name_i}_conv", policy=policy),
+                1,
+                "zero",
+                blocks.instance_norm(name=f"{name_i}_norm", policy=policy),
+            )
+            x = keras.layers.ZeroPadding2D(stage.pad, name=f"{name_i}_conv_pad", dtype=policy)(x)
+            x = _norm_relu(stage, stage.conv(x), name_i, policy)
+            downsamplings.append(stage)
+        bottleneck = ngf * 2**pixels.GENERATOR_DOWNSAMPLINGS
+        res_blocks = []
+        for i in range(n_res_blocks):
+            block = ResidualBlock(bottleneck, name=f"res_{i}", dtype=policy)
+            x = block(x)
+            res_blocks.append(block)
+        upsamplings = []
+        for i in range(pixels.GENERATOR_DOWNSAMPLINGS):
+            name_i = f"up_{i}"
+            filters = ngf * 2 ** (pixels.GENERATOR_DOWNSAMPLINGS - i - 1)
+            stage = ConvStage(
+                blocks.conv_transpose2d(filters, name=f"{name_i}_conv", policy=policy),
+                norm=blocks.instance_norm(name=f"{name_i}_norm", policy=policy),
+            )
+            x = blocks.torch_transpose_crop(name=f"{name_i}_conv_crop", policy=policy)(
+                stage.conv(x)
+            )
+            x = _norm_relu(stage, x, name_i, policy)
+            upsamplings.append(stage)
+        head = ConvStage(blocks.conv2d(channels, 7, name="head_conv", policy=policy), 3, "reflect")
+        x = blocks.ReflectionPadding2D(head.pad, name="head_pad", dtype=policy)(x)
+        outputs = keras.layers.Activation("tanh", dtype=island, name="tanh")(head.conv(x))
+        super().__init__(inputs=inputs, outputs=outputs, name=name, dtype=policy, **kwargs)
+
+        self.ngf = ngf
+        self.n_res_blocks = n_res_blocks
+        self.channels = channels
+        self.padding_type = padding_type
+        self.norm = norm
+        self.stem = stem
+        self.downsamplings = tuple(downsamplings)
+        self.res_blocks = tuple(res_blocks)
+        self.upsamplings = tuple(upsamplings)
+        self.head = head
+
+    def conv_stages(self):
+        """Every convolution in the order the image meets them, as ``ConvStage``s."""
+        residual = [stage for block in self.res_blocks for stage in block.stages]
+        return [self.stem, *self.downsamplings, *residual, *self.upsamplings, self.head]
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "ngf": self.ngf,
+            "n_res_blocks": self.n_res_blocks,
+            "channels": self.channels,
+            "padding_type": self.padding_type,
+            "norm": self.norm,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def resnet_generator(ngf=64, n_res_blocks=9, channels=3, name="generator"):
+    """Builds the reference ResNet generator: a ``ResnetGenerator``.
 
     Args:
         ngf: int, filters of the first layer. Defaults to 64.
@@ -69,39 +256,72 @@ def resnet_generator(ngf=64, n_res_blocks=9, channels=3, name="generator"):
         name: str, the model name.
 
     Returns:
-        A ``keras.Model`` mapping ``[batch, H, W, channels]`` images in [-1, 1] to the same shape.
-
-    Reference:
-        Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
-        ICCV 2017; ``ResnetGenerator`` in the official PyTorch release.
+        A ``ResnetGenerator`` mapping ``[batch, H, W, channels]`` images in [-1, 1] to the same shape.
     """
-    _check_positive(ngf=ngf, channels=channels)
-    if n_res_blocks < 0:
-        raise ValueError(f"n_res_blocks must be >= 0. Received: n_res_blocks={n_res_blocks}")
-    inputs = keras.Input((None, None, channels), name="images")
-    x = blocks.ReflectionPadding2D(3, name="stem_pad")(inputs)
-    x = blocks.conv(ngf, 7, name="stem_conv")(x)
-    x = _norm_relu(x, "stem")
-    for i in range(_DOWNSAMPLINGS):
-        x = blocks.conv(ngf * 2 ** (i + 1), 3, strides=2, torch_padding=1, name=f"down_{i}_conv")(x)
-        x = _norm_relu(x, f"down_{i}")
-    for i in range(n_res_blocks):
-        x = ResidualBlock(ngf * 2**_DOWNSAMPLINGS, name=f"res_{i}")(x)
-    for i in range(_DOWNSAMPLINGS):
-        x = blocks.conv_transpose(ngf * 2 ** (_DOWNSAMPLINGS - i - 1), name=f"up_{i}_conv")(x)
-        x = _norm_relu(x, f"up_{i}")
-    x = blocks.ReflectionPadding2D(3, name="head_pad")(x)
-    x = blocks.conv(channels, 7, name="head_conv")(x)
-    outputs = keras.layers.Activation("tanh", dtype=blocks.float32_if_mixed(), name="tanh")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return ResnetGenerator(ngf=ngf, n_res_blocks=n_res_blocks, channels=channels, name=name)
 
 
-def _norm_relu(x, prefix):
-    x = blocks.instance_norm(name=f"{prefix}_norm")(x)
-    return keras.layers.ReLU(name=f"{prefix}_relu")(x)
+def as_resnet_generator(model):
+    """``model`` as a ``ResnetGenerator``, rebuilding one with its weights where it is not one.
+
+    Generators saved before 0.2 load as plain functional models. Their architecture is read from
+    their structure, not their layer names: ``ngf`` and ``channels`` from the first convolution's
+    kernel, ``n_res_blocks`` from the ``ResidualBlock`` layers; the rebuilt generator's weights are
+    the model's, in the same order, and every shape must match.
+
+    Args:
+        model: a ``keras.Model`` mapping images to images.
+
+    Returns:
+        A ``ResnetGenerator`` (``model`` itself if it is one) with the same weights and dtype policy.
+
+    Raises:
+        ValueError: if ``model`` is not a ResNet generator of this package's layout.
+    """
+    if isinstance(model, ResnetGenerator):
+        return model
+    convs = [layer for layer in _flat_layers(model) if type(layer) is keras.layers.Conv2D]
+    res_blocks = [layer for layer in _flat_layers(model) if isinstance(layer, ResidualBlock)]
+    if not convs or len(convs[0].kernel.shape) != 4:
+        raise ValueError(f"{model.name} is not a ResNet generator: it has no convolution")
+    kernel = convs[0].kernel.shape
+    try:
+        generator = ResnetGenerator(
+            ngf=int(kernel[3]),
+            n_res_blocks=len(res_blocks),
+            channels=int(kernel[2]),
+            dtype=model.dtype_policy,
+            name=model.name,
+        )
+    except ValueError as error:
+        raise ValueError(f"{model.name} is not a ResNet generator: {error}") from None
+    weights = model.get_weights()
+    expected = [tuple(weight.shape) for weight in generator.weights]
+    if [tuple(weight.shape) for weight in weights] != expected:
+        raise ValueError(
+            f"{model.name} is not a ResNet generator of this package's layout: its "
+            f"{len(weights)} weights do not have the shapes of ResnetGenerator(ngf={kernel[3]}, "
+            f"n_res_blocks={len(res_blocks)})"
+        )
+    generator.set_weights(weights)
+    return generator
 
 
-def _check_positive(**values):
+def _flat_layers(model):
+    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _norm_relu(stage, x, prefix, policy):
+    return keras.layers.ReLU(name=f"{prefix}_relu", dtype=policy)(stage.norm(x))
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+def check_positive(**values):
+    """Raises ``ValueError`` naming the first argument that is not a positive integer."""
     for key, value in values.items():
-        if int(value) <= 0:
+        if isinstance(value, bool) or int(value) <= 0:
             raise ValueError(f"{key} must be a positive integer. Received: {key}={value}")

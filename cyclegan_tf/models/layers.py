@@ -47,7 +47,7 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
-def instance_norm(name=None):
+def instance_norm(name=None, policy=None):
     """Instance normalization as in PyTorch's ``InstanceNorm2d`` defaults (eps 1e-5, no affine).
 
     ``GroupNormalization`` with one group per channel normalises each image and channel over its spatial
@@ -55,31 +55,54 @@ def instance_norm(name=None):
 
     Args:
         name: str or None, the layer name.
+        policy: the dtype policy of the network it belongs to; None for the global policy.
 
     Returns:
         A ``keras.layers.GroupNormalization`` layer.
     """
     return keras.layers.GroupNormalization(
-        groups=-1, epsilon=1e-5, center=False, scale=False, dtype=float32_if_mixed(), name=name
+        groups=-1,
+        epsilon=1e-5,
+        center=False,
+        scale=False,
+        dtype=float32_if_mixed(policy),
+        name=name,
     )
 
 
-def float32_if_mixed():
+def float32_if_mixed(policy=None):
     """The dtype for layers that must compute in float32 under a mixed-precision policy.
 
     Normalisation statistics, the generator's tanh output and the discriminator logits stay float32 so
-    that losses and exported models see float32; without a mixed policy the global policy applies.
+    that losses and exported models see float32; without a mixed policy the network's policy applies.
+
+    Args:
+        policy: a ``keras.DTypePolicy``, its name, or None for the global policy.
 
     Returns:
-        ``"float32"`` under a mixed policy, else ``None``.
+        ``"float32"`` under a mixed policy, else ``policy`` (None: the global policy).
     """
-    policy = keras.config.dtype_policy()
-    return "float32" if policy.compute_dtype != policy.variable_dtype else None
+    resolved = keras.config.dtype_policy() if policy is None else keras.dtype_policies.get(policy)
+    return "float32" if resolved.compute_dtype != resolved.variable_dtype else policy
 
 
 def reference_initializer():
     """Weights drawn from N(0, 0.02) as in the reference's ``init_weights(init_type="normal")``."""
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def conv2d(filters, kernel_size, strides=1, name=None, policy=None):
+    """A ``"valid"`` ``Conv2D`` initialised as the reference's (N(0, 0.02) kernel, zero bias)."""
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="valid",
+        kernel_initializer=reference_initializer(),
+        bias_initializer="zeros",
+        dtype=policy,
+        name=name,
+    )
 
 
 def conv(filters, kernel_size, strides=1, torch_padding=0, name=None):
@@ -100,49 +123,27 @@ def conv(filters, kernel_size, strides=1, torch_padding=0, name=None):
         layers.append(
             keras.layers.ZeroPadding2D(torch_padding, name=None if name is None else f"{name}_pad")
         )
-    layers.append(
-        keras.layers.Conv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            padding="valid",
-            kernel_initializer=reference_initializer(),
-            bias_initializer="zeros",
-            name=name,
-        )
-    )
+    layers.append(conv2d(filters, kernel_size, strides=strides, name=name))
     return _chain(layers)
 
 
-def conv_transpose(filters, name=None):
-    """PyTorch's ``ConvTranspose2d(kernel_size=3, stride=2, padding=1, output_padding=1)``.
-
-    The full transposed convolution of an ``H``-pixel input has ``2H + 1`` pixels; PyTorch keeps pixels
-    ``1 .. 2H``, so the first row and column are cropped.
-
-    Args:
-        filters: int, output channels.
-        name: str or None, the layer name; the cropping layer gets ``name + "_crop"``.
-
-    Returns:
-        A callable that doubles height and width.
-    """
-    return _chain(
-        [
-            keras.layers.Conv2DTranspose(
-                filters,
-                3,
-                strides=2,
-                padding="valid",
-                kernel_initializer=reference_initializer(),
-                bias_initializer="zeros",
-                name=name,
-            ),
-            keras.layers.Cropping2D(
-                ((1, 0), (1, 0)), name=None if name is None else f"{name}_crop"
-            ),
-        ]
+def conv_transpose2d(filters, name=None, policy=None):
+    """The ``Conv2DTranspose`` (3x3, stride 2, ``"valid"``) of PyTorch's upsampling; see ``conv_transpose``."""
+    return keras.layers.Conv2DTranspose(
+        filters,
+        3,
+        strides=2,
+        padding="valid",
+        kernel_initializer=reference_initializer(),
+        bias_initializer="zeros",
+        dtype=policy,
+        name=name,
     )
+
+
+def torch_transpose_crop(name=None, policy=None):
+    """Drops the first row and column of a full transposed convolution, as PyTorch's padding does."""
+    return keras.layers.Cropping2D(((1, 0), (1, 0)), dtype=policy, name=name)
 
 
 def _chain(layers):

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from cyclegan_tf import export, io, model_store
-from cyclegan_tf.inference import runtimes
+from cyclegan_tf.inference import loading, runtimes
 from cyclegan_tf.serving import registry
 
 _SIGNATURES = {
@@ -77,7 +77,7 @@ class ExportSource:
 
     def load(self, name, version, path):
         """An ``ExportedVersion`` running ``path`` in its runtime."""
-        runtime = runtimes.load_runtime(path, **self.runtime_options)
+        runtime = loading.load_runtime(path, **self.runtime_options)
         return ExportedVersion(
             name=name,
             version=version,

@@ -9,7 +9,6 @@ request that finds no room waits up to ``wait_seconds`` and then gets 503.
 """
 
 import contextlib
-import functools
 import threading
 import time
 
@@ -18,17 +17,14 @@ import tensorflow as tf
 
 from cyclegan_tf.inference.keras_translator import KerasTranslator
 from cyclegan_tf.inference.tiled import (
-    PRECISIONS,
+    check_precision,
     estimate_runtime_bytes,
-    estimate_whole_image_bytes,
 )
 from cyclegan_tf.serving.predict import RequestError
 
 DEFAULT_MAX_MEMORY_GB = 6.0
 DEFAULT_MAX_CONCURRENT_RUNS = 2
 DEFAULT_WAIT_SECONDS = 10.0
-# The generator assumed for a SavedModel whose weights are not a resnet_generator's (the default one).
-_ASSUMED_NGF, _ASSUMED_BLOCKS = 64, 9
 _SIGNATURE_INPUTS = {"serving_default": "images", "translate_bytes": "image_bytes"}
 
 
@@ -101,10 +97,7 @@ class ModelRuns:
     """
 
     def __init__(self, budget, precision="float32"):
-        if precision not in PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {list(PRECISIONS)}. Received: precision={precision!r}"
-            )
+        check_precision(precision)
         self.budget = budget
         self.precision = precision
         # A tiled run may take this much, so that max_runs of them fit the budget together.
@@ -115,13 +108,13 @@ class ModelRuns:
     def whole_run_bytes(self, served, sizes):
         """Estimated bytes of running ``sizes`` (``(height, width)`` each) whole, runtime excluded.
 
-        A SavedModel whose generator could not be rebuilt is estimated as ``resnet_generator(64, 9)``.
+        A SavedModel whose generator could not be rebuilt (not exported by this package) has no
+        known memory model: it is given a tiled run's share of the budget.
         """
+        if served.generator is None:
+            return self.tiled_run_bytes
         runtime = estimate_runtime_bytes()
-        if served.generator is not None:
-            estimate = self._translator(served.generator).whole_image_bytes
-        else:
-            estimate = functools.partial(estimate_whole_image_bytes, _ASSUMED_NGF, _ASSUMED_BLOCKS)
+        estimate = self._translator(served.generator).whole_image_bytes
         return sum(estimate(height, width) - runtime for height, width in sizes)
 
     def run(self, served, signature_name, arrays, sizes):

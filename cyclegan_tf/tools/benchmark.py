@@ -35,9 +35,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cyclegan_tf import data, export
+from cyclegan_tf import data, export, pixels
+from cyclegan_tf.data import CACHE_MODES
+from cyclegan_tf.errors import OptionError
 from cyclegan_tf.models import losses
 from cyclegan_tf.models.cyclegan import CycleGAN, default_optimizer
+from cyclegan_tf.options import comma_list, option
 from cyclegan_tf.tools import runtime_benchmark
 from cyclegan_tf.tools.runtime_benchmark import expand_runtimes
 from cyclegan_tf.training import distribute
@@ -51,79 +54,76 @@ _LOAD_RATIO = 286 / 256
 
 @dataclasses.dataclass
 class BenchmarkOptions:
-    """What to measure.
+    """What to measure; each field is a flag of ``cyclegan-benchmark`` (see ``options.option``).
 
-    Attributes:
-        image_size: int, training crop and inference image side. Defaults to 256.
-        batch_size: int, the global batch. Defaults to 1.
-        steps: int, timed train steps per variant. Defaults to 10.
-        warmup: int, untimed steps before (tracing, compilation, oneDNN caches). Defaults to 2.
-        rounds: int, interleaved rounds the timed steps are split into. Defaults to 3.
-        mixed_precision: None, ``"bf16"`` or ``"fp16"``.
-        jit_compile: bool, XLA for the train step (and the hand-written step).
-        mirrored_strategy: bool, ``MirroredStrategy`` (the hand-written step is then skipped).
-        cpu_replicas: int or None, logical CPU devices for ``mirrored_strategy`` without GPUs.
-        compare_float32: bool, also time the float32 ``fit`` step under a mixed policy.
-        compare_handwritten: bool, also time the hand-written step. Defaults to True.
-        ngf, ndf, n_res_blocks: the networks (the reference's by default).
-        inference_runs: int, timed runs of the exported generator. Defaults to 20.
-        runtimes: tuple of str, runtime variants to compare instead (``runtime_benchmark``).
-        runtime_sizes: tuple of int, square image sides for ``runtimes``. Defaults to (256, 1024).
-        threads: int or None, threads of each runtime in ``runtimes`` (default: all CPUs).
-        pipeline_images: int, training images per domain written for the pipeline. Defaults to 64.
-        pipeline_data_dir: str or None, a folder in the ``trainA/ trainB/`` layout to read instead
-            of written synthetic images (real photos of any size).
-        data_cache: str, the pipeline's ``cache`` (``auto``, ``memory``, ``disk``, ``none``);
-            ``disk`` writes to a temporary folder. Defaults to ``"auto"``.
-        pipeline_batches: int, batches timed per pipeline measurement. Defaults to 200.
-        parts: tuple of ``PARTS`` to measure. Defaults to all.
-        seed: int. Defaults to 0.
+    ``runtimes`` compares runtime variants (``runtime_benchmark``) instead of timing the exported
+    generator; ``pipeline_data_dir`` reads real photos of any size in the ``trainA/ trainB/`` layout
+    instead of written synthetic images; ``data_cache="disk"`` writes to a temporary folder.
     """
 
-    image_size: int = 256
-    batch_size: int = 1
-    steps: int = 10
-    warmup: int = 2
-    rounds: int = 3
-    mixed_precision: str | None = None
-    jit_compile: bool = False
-    mirrored_strategy: bool = False
-    cpu_replicas: int | None = None
-    compare_float32: bool = False
-    compare_handwritten: bool = True
-    ngf: int = 64
-    ndf: int = 64
-    n_res_blocks: int = 9
-    inference_runs: int = 20
-    runtimes: tuple = ()
-    runtime_sizes: tuple = (256, 1024)
-    threads: int | None = None
-    pipeline_images: int = 64
-    pipeline_data_dir: str | None = None
-    data_cache: str = "auto"
-    pipeline_batches: int = 200
-    parts: tuple = PARTS
-    seed: int = 0
+    image_size: int = option(256, "Image side in pixels.")
+    batch_size: int = option(1, "Global batch size.")
+    steps: int = option(10, "Timed train steps per variant.")
+    warmup: int = option(2, "Untimed steps before timing (tracing, compilation, oneDNN caches).")
+    rounds: int = option(3, "Interleaved rounds the timed steps are split into.")
+    mixed_precision: str | None = option(
+        None, "Mixed precision policy.", choices=tuple(distribute.MIXED_PRECISIONS)
+    )
+    jit_compile: bool = option(False, "Compile the step with XLA.")
+    mirrored_strategy: bool = option(False, "MirroredStrategy over local GPUs.")
+    cpu_replicas: int | None = option(None, "Logical CPU devices (no-GPU machines).")
+    compare_float32: bool = option(
+        False, "With --mixed-precision, also time the float32 fit step side by side."
+    )
+    compare_handwritten: bool = option(True, "Skip the hand-written tf.function step.")
+    ngf: int = option(64, "Generator filters.")
+    ndf: int = option(64, "Discriminator filters.")
+    n_res_blocks: int = option(9, "Residual blocks.")
+    inference_runs: int = option(20, "Timed inference runs.")
+    runtimes: tuple = option(
+        (),
+        "With --parts inference: compare these runtimes side by side (families tensorflow, "
+        "onnxruntime, openvino, litert, or variants such as openvino-bf16); the first is the "
+        "pixel-error reference.",
+        parse=comma_list(str),
+    )
+    runtime_sizes: tuple = option(
+        (256, 1024), "With --runtimes: square image sides.", parse=comma_list(int)
+    )
+    threads: int | None = option(None, "With --runtimes: threads (default: all CPUs).")
+    pipeline_images: int = option(64, "JPEGs per domain for the pipeline.")
+    pipeline_data_dir: str | None = option(
+        None, "Read the pipeline's images from DIR/trainA and DIR/trainB instead of synthetic ones."
+    )
+    data_cache: str = option(
+        "auto",
+        "The pipeline's resized-image cache (disk: a temporary folder).",
+        choices=CACHE_MODES,
+    )
+    pipeline_batches: int = option(200, "Batches timed from the pipeline.")
+    parts: tuple = option(PARTS, "Comma-separated parts to measure.", parse=comma_list(str))
+    seed: int = option(0, "Seed of the weights and the data.")
 
     def validate(self):
         """Checks ranges.
 
         Raises:
-            ValueError: naming the option and its value.
+            OptionError: naming the first option out of range and its value.
         """
-        for key in ("image_size", "batch_size", "steps", "warmup", "rounds", "inference_runs"):
+        for key in ("batch_size", "steps", "warmup", "rounds", "inference_runs"):
             value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{key.replace('_', '-')} must be >= 1. Received: {value!r}")
-        if self.image_size % 4:
-            raise ValueError(f"--image-size must be a multiple of 4. Received: {self.image_size}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionError(key, f"must be >= 1. Received: {value!r}")
+        pixels.check_size_multiple("image_size", self.image_size)
         unknown = sorted(set(self.parts) - set(PARTS))
         if unknown or not self.parts:
-            raise ValueError(f"--parts must name some of {', '.join(PARTS)}. Received: {unknown}")
+            raise OptionError(
+                "parts", f"must name some of {', '.join(PARTS)}. Received: {unknown or 'none'}"
+            )
         if self.runtimes:
             expand_runtimes(self.runtimes)
         if self.compare_float32 and not self.mixed_precision:
-            raise ValueError("--compare-float32 needs --mixed-precision bf16 or fp16")
+            raise OptionError("compare_float32", "needs mixed_precision bf16 or fp16")
 
 
 def run_benchmark(options):

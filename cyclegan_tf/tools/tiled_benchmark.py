@@ -23,7 +23,7 @@ from cyclegan_tf.models import resnet_generator
 
 _CGROUP_ROOT = "/sys/fs/cgroup/memory"
 MODES = ("whole", "tiled")
-PRECISIONS = ("float32", "bf16")
+PRECISIONS = inference.PRECISIONS
 _RUN_MAIN = "from cyclegan_tf.cli.measure_tiled import main; raise SystemExit(main())"
 
 

@@ -3,11 +3,12 @@
 The official release stores a ResNet generator as the state dict of ``ResnetGenerator.model``, an
 ``nn.Sequential`` whose weighted modules are named by their position:
 
-* ``model.1`` → ``stem_conv`` (Conv2d 7x7);
-* ``model.4``, ``model.7`` → ``down_0_conv``, ``down_1_conv`` (Conv2d 3x3, stride 2);
-* ``model.{10+i}.conv_block.1`` and ``.5`` → ``res_{i}``'s ``conv_1`` and ``conv_2`` (Conv2d 3x3);
-* ``model.{10+n}``, ``model.{13+n}`` → ``up_0_conv``, ``up_1_conv`` (ConvTranspose2d 3x3, stride 2);
-* ``model.{17+n}`` → ``head_conv`` (Conv2d 7x7), for ``n`` residual blocks.
+* ``model.1`` → ``ResnetGenerator.stem`` (Conv2d 7x7);
+* ``model.4``, ``model.7`` → ``downsamplings[0]``, ``downsamplings[1]`` (Conv2d 3x3, stride 2);
+* ``model.{10+i}.conv_block.1`` and ``.5`` → ``res_blocks[i].stages`` (Conv2d 3x3);
+* ``model.{10+n}``, ``model.{13+n}`` → ``upsamplings[0]``, ``upsamplings[1]`` (ConvTranspose2d 3x3,
+  stride 2);
+* ``model.{17+n}`` → ``head`` (Conv2d 7x7), for ``n`` residual blocks.
 
 With the default nine blocks that is ``model.19``/``model.22`` for the transposed convolutions and
 ``model.26`` for the last convolution. InstanceNorm without affine parameters has no weights; old
@@ -30,7 +31,7 @@ import numpy as np
 from cyclegan_tf import io, model_store
 from cyclegan_tf.errors import OptionError, first_line
 from cyclegan_tf.export import saved_model
-from cyclegan_tf.models.generators import resnet_generator
+from cyclegan_tf.models.generators import ResnetGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -49,69 +50,54 @@ _TORCH_MISSING = (
 )
 
 
-def _reference_sequence(n_res_blocks):
-    """``ResnetGenerator.model`` of the reference as ``(kind, keras_layer)`` in module order."""
-    modules = [("pad", None), ("conv", "stem_conv"), ("norm", None), ("relu", None)]
-    for i in range(2):
-        modules += [("conv", f"down_{i}_conv"), ("norm", None), ("relu", None)]
-    modules += [("block", f"res_{i}") for i in range(n_res_blocks)]
-    for i in range(2):
-        modules += [("conv", f"up_{i}_conv"), ("norm", None), ("relu", None)]
-    modules += [("pad", None), ("conv", "head_conv"), ("tanh", None)]
+def _reference_sequence(generator):
+    """``ResnetGenerator.model`` of the reference, in module order: ``(kind, stage or block)``."""
+    modules = [("pad", None), ("conv", generator.stem), ("norm", None), ("relu", None)]
+    for stage in generator.downsamplings:
+        modules += [("conv", stage), ("norm", None), ("relu", None)]
+    modules += [("block", block) for block in generator.res_blocks]
+    for stage in generator.upsamplings:
+        modules += [("conv", stage), ("norm", None), ("relu", None)]
+    modules += [("pad", None), ("conv", generator.head), ("tanh", None)]
     return modules
 
 
-# ``ResnetBlock.conv_block`` without dropout (the CycleGAN default, ``--no_dropout``).
-_BLOCK_SEQUENCE = [
-    ("pad", None),
-    ("conv", "conv_1"),
-    ("norm", None),
-    ("relu", None),
-    ("pad", None),
-    ("conv", "conv_2"),
-    ("norm", None),
-]
+# ``ResnetBlock.conv_block`` without dropout (the CycleGAN default, ``--no_dropout``): the index of
+# each module in it, by kind; the two convolutions are the block's two stages.
+_BLOCK_CONVS = (1, 5)
+_BLOCK_NORMS = (2, 6)
 
 
-def torch_layout(n_res_blocks=9):
-    """Where each weighted PyTorch module of the reference generator goes in the Keras generator.
+def torch_layout(generator):
+    """Where each weighted PyTorch module of the reference generator goes in a ``ResnetGenerator``.
 
     Args:
-        n_res_blocks: int, residual blocks. Defaults to 9.
+        generator: a ``ResnetGenerator``.
 
     Returns:
-        ``(convs, norms)``: ``convs`` maps a PyTorch module prefix (``"model.10.conv_block.1"``) to the
-        Keras layer path (``"res_0/conv_1"``); ``norms`` is the set of InstanceNorm module prefixes, whose
-        running-statistics buffers are ignored.
+        ``(convs, norms)``: ``convs`` maps a PyTorch module prefix (``"model.10.conv_block.1"``) to
+        the ``ConvStage`` that takes its weights (here ``generator.res_blocks[0].stages[0]``);
+        ``norms`` is the set of InstanceNorm module prefixes, whose running-statistics buffers are
+        ignored.
 
     Example:
-        >>> convs, _ = torch_layout(9)
-        >>> convs["model.19"], convs["model.26"]
-        ('up_0_conv', 'head_conv')
+        >>> generator = ResnetGenerator(ngf=8, n_res_blocks=9)
+        >>> convs, _ = torch_layout(generator)
+        >>> convs["model.19"] is generator.upsamplings[0], convs["model.26"] is generator.head
+        (True, True)
     """
-    if int(n_res_blocks) < 0:
-        raise ValueError(f"n_res_blocks must be >= 0. Received: n_res_blocks={n_res_blocks}")
     convs, norms = {}, set()
-    for index, (kind, keras_name) in enumerate(_reference_sequence(int(n_res_blocks))):
+    for index, (kind, part) in enumerate(_reference_sequence(generator)):
         prefix = f"model.{index}"
         if kind == "conv":
-            convs[prefix] = keras_name
+            convs[prefix] = part
         elif kind == "norm":
             norms.add(prefix)
         elif kind == "block":
-            for inner, (inner_kind, inner_name) in enumerate(_BLOCK_SEQUENCE):
-                inner_prefix = f"{prefix}.conv_block.{inner}"
-                if inner_kind == "conv":
-                    convs[inner_prefix] = f"{keras_name}/{inner_name}"
-                elif inner_kind == "norm":
-                    norms.add(inner_prefix)
+            for inner, stage in zip(_BLOCK_CONVS, part.stages):
+                convs[f"{prefix}.conv_block.{inner}"] = stage
+            norms.update(f"{prefix}.conv_block.{inner}" for inner in _BLOCK_NORMS)
     return convs, norms
-
-
-def _keras_layer(generator, path):
-    outer, _, inner = path.partition("/")
-    layer = generator.get_layer(outer)
-    return getattr(layer, inner) if inner else layer
 
 
 def _strip_data_parallel(state_dict):
@@ -146,7 +132,7 @@ def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generato
         name: str, the Keras model name.
 
     Returns:
-        A ``keras.Model`` from ``resnet_generator(ngf, n_res_blocks)`` whose outputs equal the PyTorch
+        A ``ResnetGenerator(ngf, n_res_blocks)`` whose outputs equal the PyTorch
         generator's (images in [-1, 1], NHWC instead of NCHW).
 
     Raises:
@@ -158,12 +144,12 @@ def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generato
             f"state_dict must be a mapping of names to tensors. Received: {type(state_dict).__name__}"
         )
     state_dict = _strip_data_parallel(state_dict)
-    convs, norms = torch_layout(n_res_blocks)
-    generator = resnet_generator(ngf=ngf, n_res_blocks=n_res_blocks, name=name)
+    generator = ResnetGenerator(ngf=ngf, n_res_blocks=n_res_blocks, name=name)
+    convs, norms = torch_layout(generator)
 
     expected = {}
-    for prefix, keras_path in convs.items():
-        layer = _keras_layer(generator, keras_path)
+    for prefix, stage in convs.items():
+        layer = stage.conv
         kernel_shape = tuple(layer.kernel.shape)
         expected[f"{prefix}.weight"] = tuple(kernel_shape[axis] for axis in _KERAS_TO_TORCH_AXES)
         expected[f"{prefix}.bias"] = tuple(layer.bias.shape)
@@ -193,10 +179,10 @@ def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generato
             f"n_res_blocks={n_res_blocks}: {'; '.join(problems)}{hint}"
         )
 
-    for prefix, keras_path in convs.items():
+    for prefix, stage in convs.items():
         kernel = np.asarray(state_dict[f"{prefix}.weight"], dtype="float32")
         bias = np.asarray(state_dict[f"{prefix}.bias"], dtype="float32")
-        layer = _keras_layer(generator, keras_path)
+        layer = stage.conv
         layer.kernel.assign(np.transpose(kernel, _TORCH_TO_KERAS_AXES))
         layer.bias.assign(bias)
     skipped = sorted(set(state_dict) & ignored)
@@ -274,7 +260,7 @@ def import_weights(weights, name, export_dir="saved_models", version=None, ngf=6
     state_dict = load_torch_state_dict(weights)
     generator = generator_from_state_dict(state_dict, ngf=ngf, n_res_blocks=n_res_blocks)
     version, keras_path = model_store.version_path(export_dir, name, version, ".keras")
-    model_store.version_path(export_dir, name, version, saved_model.suffix())
+    model_store.version_path(export_dir, name, version, saved_model.FORMAT.suffix())
     saved_model_dir = saved_model.export(generator, export_dir, name, version)
     with io.atomic_output(keras_path) as tmp:
         generator.save(tmp)

@@ -7,15 +7,16 @@ keeps the resolved options as ``config.json`` so a run can be resumed, compared 
 import dataclasses
 import json
 
-from cyclegan_tf import io
+from cyclegan_tf import _deprecated, io, options
 from cyclegan_tf.data.preprocess import PREPROCESS_MODES, VARIABLE_SIZE_MODES
+from cyclegan_tf.options import option
+from cyclegan_tf.training import distribute
 
 _DEFAULT_DATASET = "apple2orange"
 
 
 def _option(default, help, choices=None, group="training"):  # noqa: A002 - mirrors argparse
-    metadata = {"help": help, "choices": choices, "group": group}
-    return dataclasses.field(default=default, metadata=metadata)
+    return option(default, help, choices=choices, group=group)
 
 
 @dataclasses.dataclass
@@ -134,7 +135,7 @@ class TrainConfig:
         300.0, "Seconds a worker waits for the others of TF_CONFIG (--multi-worker).", group="scale"
     )
     mixed_precision: str | None = _option(
-        None, "Mixed precision policy.", choices=("bf16", "fp16"), group="scale"
+        None, "Mixed precision policy.", choices=distribute.MIXED_PRECISIONS, group="scale"
     )
     jit_compile: bool = _option(False, "Compile the train step with XLA.", group="scale")
 
@@ -279,26 +280,19 @@ class TrainConfig:
 
     @classmethod
     def add_arguments(cls, parser):
-        """Adds one flag per field to an ``argparse`` parser, grouped as in ``--help``."""
-        groups = {}
-        for key, field in cls.fields().items():
-            group_name = field.metadata["group"]
-            if group_name not in groups:
-                groups[group_name] = parser.add_argument_group(group_name)
-            group = groups[group_name]
-            kwargs = {"default": field.default, "help": field.metadata["help"]}
-            if field.type in (bool, "bool"):
-                group.add_argument(f"--{_flag(key)}", action="store_true", **kwargs)
-                continue
-            kwargs["type"] = _parser_type(field.type)
-            if field.metadata["choices"]:
-                kwargs["choices"] = field.metadata["choices"]
-            group.add_argument(f"--{_flag(key)}", metavar=key.upper(), **kwargs)
+        """Deprecated: ``cyclegan_tf.options.add_arguments(parser, TrainConfig)``."""
+        _deprecated.warn_renamed(
+            "TrainConfig.add_arguments", "cyclegan_tf.options.add_arguments(parser, TrainConfig)"
+        )
+        options.add_arguments(parser, cls)
 
     @classmethod
     def from_args(cls, namespace):
-        """Builds a config from parsed ``argparse`` arguments."""
-        return cls(**{key: getattr(namespace, key) for key in cls.fields()})
+        """Deprecated: ``cyclegan_tf.options.from_args(TrainConfig, namespace)``."""
+        _deprecated.warn_renamed(
+            "TrainConfig.from_args", "cyclegan_tf.options.from_args(TrainConfig, namespace)"
+        )
+        return options.from_args(cls, namespace)
 
 
 def _flag(key):

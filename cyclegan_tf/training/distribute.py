@@ -36,7 +36,9 @@ from cyclegan_tf.errors import OptionError
 
 logger = logging.getLogger(__name__)
 
+# ``mixed_precision`` of a run: its Keras policy (None: float32 throughout).
 PRECISION_POLICIES = {None: "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+MIXED_PRECISIONS = tuple(key for key in PRECISION_POLICIES if key is not None)
 _WORKER_JOBS = ("chief", "worker")
 # How long a worker waits for the others to answer before it gives up (``cluster_timeout``).
 DEFAULT_CLUSTER_TIMEOUT = 300.0

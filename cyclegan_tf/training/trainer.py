@@ -167,8 +167,6 @@ def load_network_weights(model, init_from):
     Raises:
         OptionError: if no network file is there, or one does not fit this model's architecture.
     """
-    import cyclegan_tf  # noqa: F401 - registers the custom layers
-
     models_dir = RunFolder.models_folder(init_from)
     found = 0
     for attribute, filename in NETWORK_FILES.items():

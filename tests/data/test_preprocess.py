@@ -69,7 +69,7 @@ def test_mode_and_sizes_are_checked_with_the_argument_names():
         Preprocess("zoom", 286, 256)
     with pytest.raises(ValueError, match="load_size must be an integer >= image_size"):
         Preprocess("scale_width_and_crop", 200, 256)
-    with pytest.raises(ValueError, match="image_size must be a multiple of 4"):
+    with pytest.raises(ValueError, match="image_size: must be a multiple of 4"):
         Preprocess("crop", 286, 30)
     # The source-resolution modes never resize to load_size, so it is not checked.
     assert Preprocess("crop", 10, 256).crop_size == 256

@@ -206,7 +206,7 @@ def test_rejects_bad_arguments(generator):
     with pytest.raises(ValueError, match="Received: shape=\\(5, 5\\)"):
         TiledGenerator(generator).translate(np.zeros((5, 5)))
     other = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 1)])
-    with pytest.raises(ValueError, match="resnet_generator"):
+    with pytest.raises(ValueError, match="is not a ResNet generator"):
         TiledGenerator(other)
 
 

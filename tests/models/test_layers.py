@@ -49,8 +49,7 @@ def test_transposed_conv_matches_pytorch_arithmetic():
             if 0 <= o < 8:
                 expected[o] += x[0, i, 0, 0] * weights[k]
     inputs = keras.Input((4, 1, 1))
-    block = layers.conv_transpose(1)
-    model = keras.Model(inputs, block(inputs))
+    model = keras.Model(inputs, layers.torch_transpose_crop()(layers.conv_transpose2d(1)(inputs)))
     transposed = [
         layer for layer in model.layers if isinstance(layer, keras.layers.Conv2DTranspose)
     ]

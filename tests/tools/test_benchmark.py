@@ -58,10 +58,10 @@ def test_benchmark_compares_bf16_with_float32_side_by_side(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--steps", "0"], "--steps must be >= 1. Received: 0"),
-        (["--image-size", "30"], "--image-size must be a multiple of 4. Received: 30"),
-        (["--parts", "train,gpu"], "--parts must name some of train, inference, pipeline"),
-        (["--compare-float32"], "--compare-float32 needs --mixed-precision"),
+        (["--steps", "0"], "--steps: must be >= 1. Received: 0"),
+        (["--image-size", "30"], "--image-size: must be a multiple of 4 and at least 4"),
+        (["--parts", "train,gpu"], "--parts: must name some of train, inference, pipeline"),
+        (["--compare-float32"], "--compare-float32: needs mixed_precision"),
         (["--cpu-replicas", "2"], "--cpu-replicas: needs mirrored_strategy"),
     ],
 )

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch", reason="the [torch] extra is not installed"
 
 from cyclegan_tf.cli import import_torch  # noqa: E402
 from cyclegan_tf.inference import load_generator  # noqa: E402
+from cyclegan_tf.models.generators import ResnetGenerator as KerasGenerator  # noqa: E402
 from cyclegan_tf.tools import torch_import  # noqa: E402
 from tests.tools.torch_reference import ResnetGenerator, random_reference_generator  # noqa: E402
 
@@ -31,19 +32,20 @@ def numpy_state(generator):
 @pytest.mark.parametrize("n_blocks", [9, 6, 1, 0])
 def test_layout_names_every_weight_of_the_reference_module(n_blocks):
     keys = set(ResnetGenerator(ngf=4, n_blocks=n_blocks).state_dict())
-    convs, _ = torch_import.torch_layout(n_blocks)
+    convs, _ = torch_import.torch_layout(KerasGenerator(ngf=4, n_res_blocks=n_blocks))
     assert {f"{prefix}.{kind}" for prefix in convs for kind in ("weight", "bias")} == keys
 
 
 def test_layout_of_the_released_nine_block_generator():
-    convs, norms = torch_import.torch_layout(9)
-    assert convs["model.1"] == "stem_conv"
-    assert convs["model.10.conv_block.1"] == "res_0/conv_1"
-    assert convs["model.18.conv_block.5"] == "res_8/conv_2"
+    generator = KerasGenerator(ngf=4, n_res_blocks=9)
+    convs, norms = torch_import.torch_layout(generator)
+    assert convs["model.1"] is generator.stem
+    assert (convs["model.4"], convs["model.7"]) == generator.downsamplings
+    assert convs["model.10.conv_block.1"] is generator.res_blocks[0].stages[0]
+    assert convs["model.18.conv_block.5"] is generator.res_blocks[8].stages[1]
     assert (convs["model.19"], convs["model.22"], convs["model.26"]) == (
-        "up_0_conv",
-        "up_1_conv",
-        "head_conv",
+        *generator.upsamplings,
+        generator.head,
     )
     assert {"model.2", "model.20", "model.23", "model.10.conv_block.6"} <= norms
 
@@ -99,7 +101,7 @@ def test_imported_keras_file_and_bytes_signature_equal_pytorch(imported_referenc
 def test_running_statistics_of_old_checkpoints_are_ignored():
     generator = random_reference_generator(ngf=8, n_blocks=2, seed=2)
     state = numpy_state(generator)
-    _, norms = torch_import.torch_layout(2)
+    _, norms = torch_import.torch_layout(KerasGenerator(ngf=8, n_res_blocks=2))
     old = dict(state)
     for prefix in norms:  # values that would change the output if they were applied
         old[f"{prefix}.running_mean"] = np.full(8, 5.0, "float32")
@@ -118,7 +120,7 @@ def test_data_parallel_prefix_is_accepted():
     state = {f"module.{key}": value for key, value in numpy_state(generator).items()}
     model = torch_import.generator_from_state_dict(state, ngf=4, n_res_blocks=1)
     np.testing.assert_array_equal(
-        model.get_layer("stem_conv").kernel.numpy(),
+        model.stem.conv.kernel.numpy(),
         np.transpose(state["module.model.1.weight"], (2, 3, 1, 0)),
     )
 

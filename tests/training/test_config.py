@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from cyclegan_tf import options
 from cyclegan_tf.training.config import TrainConfig
 from tests.conftest import REPO_ROOT
 
@@ -13,8 +14,8 @@ ROOT = str(REPO_ROOT)
 
 def _parse(argv):
     parser = argparse.ArgumentParser()
-    TrainConfig.add_arguments(parser)
-    return TrainConfig.from_args(parser.parse_args(argv))
+    options.add_arguments(parser, TrainConfig)
+    return options.from_args(TrainConfig, parser.parse_args(argv))
 
 
 def test_defaults_are_the_reference_ones():

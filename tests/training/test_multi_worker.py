@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from cyclegan_tf import options
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.training import trainer
 from cyclegan_tf.training.config import TrainConfig
@@ -21,7 +22,7 @@ def _worker(tf_config, argv, weights_path):
     """One worker: the training command with ``--multi-worker``; saves its final weights."""
     os.environ["TF_CONFIG"] = json.dumps(tf_config)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    config = TrainConfig.from_args(train_cli.build_parser().parse_args(argv))
+    config = options.from_args(TrainConfig, train_cli.build_parser().parse_args(argv))
     model, _ = trainer.train(config)
     np.savez(weights_path, *model.generator_ab.get_weights())
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_tf import inference
+from cyclegan_tf import inference, options
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.models.cyclegan import CycleGAN
 from cyclegan_tf.training import callbacks, run_folder, trainer
@@ -64,7 +64,7 @@ def test_resume_with_another_architecture_is_refused(tmp_path, tiny_args, capsys
     (run / "backup").mkdir(parents=True)
     (run / "backup" / "latest.weights.h5").write_bytes(b"")
     args = tiny_args(str(run), str(tmp_path / "exports"))
-    TrainConfig.from_args(train_cli.build_parser().parse_args(args)).resolved().to_json(
+    options.from_args(TrainConfig, train_cli.build_parser().parse_args(args)).resolved().to_json(
         str(run / "config.json")
     )
     with pytest.raises(SystemExit):
@@ -187,7 +187,7 @@ class _Crash(keras.callbacks.Callback):
 def test_resume_restores_optimizer_state_and_pools(tmp_path, tiny_args, monkeypatch):
     run, exports = str(tmp_path / "run"), str(tmp_path / "exports")
     argv = [*tiny_args(run, exports), "--epochs", "4", "--pool-size", "50"]
-    config = TrainConfig.from_args(train_cli.build_parser().parse_args(argv))
+    config = options.from_args(TrainConfig, train_cli.build_parser().parse_args(argv))
     make_callbacks = trainer.default_callbacks
     monkeypatch.setattr(
         trainer, "default_callbacks", lambda *a, **k: [*make_callbacks(*a, **k), _Crash()]
@@ -263,7 +263,7 @@ def test_images_of_their_own_sizes_train_and_resume_with_their_pools(
         *("--batch-size", "1", "--epochs", "2", "--steps-per-epoch", "2", "--pool-size", "50"),
         *("--sample-every", "0"),
     ]
-    config = TrainConfig.from_args(train_cli.build_parser().parse_args(argv))
+    config = options.from_args(TrainConfig, train_cli.build_parser().parse_args(argv))
     make_callbacks = trainer.default_callbacks
     monkeypatch.setattr(
         trainer, "default_callbacks", lambda *a, **k: [*make_callbacks(*a, **k), _Crash(0)]

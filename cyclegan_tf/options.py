@@ -1,0 +1,113 @@
+"""Options as data: dataclass fields that carry their help, and the one way they become flags.
+
+A dataclass of options (``TrainConfig``, ``BenchmarkOptions``) declares each field with ``option``:
+its default, help text, choices and ``--help`` group. ``add_arguments`` turns such a dataclass into
+``argparse`` flags, one per field (``image_size`` → ``--image-size``), and ``from_args`` builds the
+dataclass back from the parsed namespace, so a command-line tool never copies fields by hand. The
+values are checked by the dataclass that owns them, not by the parser.
+
+Bottom layer: imports nothing of this package.
+
+Example:
+    ```python
+    @dataclasses.dataclass
+    class Options:
+        image_size: int = option(256, "Image side in pixels.")
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Options)
+    options = from_args(Options, parser.parse_args(["--image-size", "64"]))
+    ```
+"""
+
+import dataclasses
+import types
+
+
+def option(default, help, choices=None, group=None, parse=None):  # noqa: A002 - mirrors argparse
+    """A dataclass field that ``add_arguments`` turns into a flag.
+
+    Args:
+        default: the default value.
+        help: str, the ``--help`` text.
+        choices: tuple or None, the values the flag accepts.
+        group: str or None, the ``--help`` section the flag is listed in.
+        parse: callable or None, turns the flag's text into the value (default: from the field's
+            type: int, float or str).
+
+    Returns:
+        A ``dataclasses.Field``.
+    """
+    metadata = {"help": help, "choices": choices, "group": group, "parse": parse}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag_name(name):
+    """The flag of an option: ``image_size`` → ``--image-size``."""
+    return f"--{name.replace('_', '-')}"
+
+
+def comma_list(item_type=str):
+    """A ``parse`` for comma-separated values: ``"256,1024"`` → ``(256, 1024)`` with ``int``."""
+
+    def parse(text):
+        return tuple(item_type(item.strip()) for item in text.split(",") if item.strip())
+
+    parse.__name__ = f"comma-separated {item_type.__name__}"
+    return parse
+
+
+def add_arguments(parser, options_class, flags=None):
+    """Adds one flag per field of ``options_class`` to an ``argparse`` parser.
+
+    A bool field that defaults to False becomes a switch (``--jit-compile``); one that defaults to
+    True a switch that turns it off (``--no-<name>``, or the flag ``flags`` gives).
+
+    Args:
+        parser: an ``argparse.ArgumentParser``.
+        options_class: a dataclass whose fields were made by ``option``.
+        flags: dict or None, ``{field name: flag}`` where the flag is not ``flag_name(field)``.
+    """
+    flags = flags or {}
+    groups = {}
+    for field in dataclasses.fields(options_class):
+        metadata = field.metadata
+        group_name = metadata.get("group")
+        if group_name is None:
+            target = parser
+        else:
+            if group_name not in groups:
+                groups[group_name] = parser.add_argument_group(group_name)
+            target = groups[group_name]
+        kwargs = {"default": field.default, "help": metadata["help"], "dest": field.name}
+        if _base_type(field.type) is bool:
+            default_on = bool(field.default)
+            flag = flags.get(field.name) or (
+                f"--no-{field.name.replace('_', '-')}" if default_on else flag_name(field.name)
+            )
+            target.add_argument(
+                flag, action="store_false" if default_on else "store_true", **kwargs
+            )
+            continue
+        kwargs["type"] = metadata.get("parse") or _base_type(field.type)
+        if metadata.get("choices"):
+            kwargs["choices"] = metadata["choices"]
+        flag = flags.get(field.name) or flag_name(field.name)
+        target.add_argument(flag, metavar=field.name.upper(), **kwargs)
+
+
+def from_args(options_class, namespace):
+    """Builds ``options_class`` from an ``argparse`` namespace that ``add_arguments`` filled."""
+    return options_class(
+        **{
+            field.name: getattr(namespace, field.name)
+            for field in dataclasses.fields(options_class)
+        }
+    )
+
+
+def _base_type(annotation):
+    """``int`` for ``int`` and ``int | None``; ``str`` for anything not int, float or bool."""
+    if isinstance(annotation, types.UnionType):
+        annotation = next(arg for arg in annotation.__args__ if arg is not type(None))
+    return annotation if annotation in (int, float, bool) else str
