@@ -146,3 +146,21 @@ def test_files_of_version_0_1_load_and_compute_the_same():
     model = CycleGAN(ngf=2, ndf=2, n_res_blocks=1, image_size=32, pool_size=0)
     model.load_weights(str(LEGACY / "cyclegan.weights.h5"))
     np.testing.assert_allclose(model.generator_ab(inputs), outputs, atol=1e-6)
+
+
+@pytest.mark.parametrize("height,width", [(32, 32), (36, 44), (64, 20), (8, 12)])
+def test_generator_output_size_equals_input_size(height, width):
+    generator = resnet_generator(ngf=8, n_res_blocks=1)
+    outputs = generator(np.random.uniform(-1, 1, (2, height, width, 3)).astype("float32"))
+    assert outputs.shape == (2, height, width, 3)
+    assert np.all(np.abs(outputs) <= 1.0)
+
+
+def test_instance_norm_is_per_image():
+    generator = resnet_generator(ngf=8, n_res_blocks=1)
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
+    other = rng.uniform(-1, 1, (3, 16, 16, 3)).astype("float32") * 5
+    alone = generator(image).numpy()
+    in_batch = generator(np.concatenate([image, other])).numpy()[:1]
+    np.testing.assert_allclose(alone, in_batch, atol=1e-5)
