@@ -9,7 +9,7 @@ import time
 import keras
 import numpy as np
 
-from cyclegan_tf import _keras_compat, io, model_store, pixels
+from cyclegan_tf import _deprecated, _keras_compat, io, model_store, pixels
 from cyclegan_tf.export import export_pair
 from cyclegan_tf.training.run_folder import LATEST_GRID_FILE, NETWORK_FILES, epoch_grid_file
 
@@ -447,3 +447,11 @@ def render_grid(columns, titles, suptitle):
     buffer = bytes_io.BytesIO()
     figure.savefig(buffer, format="png", dpi=GRID_DPI)
     return buffer.getvalue()
+
+
+def __getattr__(name):
+    # ``callbacks.save_atomically`` of 0.1 is ``model_store.save_model``.
+    if name == "save_atomically":
+        _deprecated.warn_renamed(f"{__name__}.{name}", "cyclegan_tf.model_store.save_model")
+        return model_store.save_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
