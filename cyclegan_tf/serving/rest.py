@@ -101,6 +101,19 @@ async def _read_body(request, limit, timeout):
     return b"".join(chunks)
 
 
+async def _drain(request, limit, timeout):
+    """Reads and drops the body (up to ``limit`` bytes), so that a refusal reaches the client."""
+    size = 0
+    with anyio.move_on_after(timeout):
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    break
+        except ClientDisconnect:
+            pass
+
+
 def _client(request):
     return f"{request.client[0]}:{request.client[1]}" if request.client else "a client"
 
@@ -176,7 +189,10 @@ def create_app(
 
     @app.exception_handler(predict_lib.RequestError)
     async def bad_request(request, error):
-        return _error(error.status, error.message)
+        response = _error(error.status, error.message)
+        if error.status == 408:  # the rest of the body may never come: no next request either
+            response.headers["connection"] = "close"
+        return response
 
     @app.exception_handler(Exception)
     async def internal_error(request, error):
@@ -241,12 +257,16 @@ def create_app(
         declared = request.headers.get("content-length", "")
         expected = int(declared) if declared.isdigit() else max_request_bytes
         # The JSON's parsed form holds many times its bytes: reserved before the body is read.
-        parsing = await anyio.to_thread.run_sync(
-            budget.acquire,
-            runs_lib.json_bytes(min(expected, max_request_bytes)),
-            False,
-            deadline,
-        )
+        try:
+            parsing = await anyio.to_thread.run_sync(
+                budget.acquire,
+                runs_lib.json_bytes(min(expected, max_request_bytes)),
+                False,
+                deadline,
+            )
+        except predict_lib.RequestError:
+            await _drain(request, max_request_bytes + _DRAIN_BYTES, body_timeout_seconds)
+            raise
         try:
             body = [await _read_body(request, max_request_bytes, body_timeout_seconds)]
             watcher = asyncio.ensure_future(_cancel_when_gone(request, deadline))

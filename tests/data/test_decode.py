@@ -7,6 +7,7 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 from cyclegan_tf.data import decode
+from tests.conftest import jpeg_with_orientation
 
 
 def _assert_close(actual, expected, tolerance):
@@ -133,43 +134,6 @@ def test_header_problem_flags_empty_foreign_and_truncated_files(image_files):
     assert decode.header_problem(cut[:16], cut[-16:], len(cut)) == decode.SUSPECT
 
 
-def _jpeg_with_orientation(pixels, orientation, swap_byte_order=False):
-    """A JPEG of ``pixels`` with an EXIF orientation tag (after a JFIF segment, as cameras write).
-
-    PIL writes the EXIF block in one byte order; ``swap_byte_order`` rewrites it in the other
-    ("II" little-endian and "MM" big-endian both occur in camera files).
-    """
-    buffer = io.BytesIO()
-    exif = Image.Exif()
-    exif[0x010F] = "camera"  # another tag before it, so the orientation is not the first entry
-    exif[0x0112] = orientation
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=100, subsampling=0, exif=exif.tobytes())
-    contents = buffer.getvalue()
-    if not swap_byte_order:
-        return contents
-    start = contents.index(b"Exif\x00\x00") + 6
-    order = "little" if contents[start : start + 2] == b"II" else "big"
-    other = "big" if order == "little" else "little"
-
-    def swap(offset, size):
-        value = int.from_bytes(contents[start + offset : start + offset + size], order)
-        return value.to_bytes(size, other)
-
-    ifd = int.from_bytes(contents[start + 4 : start + 8], order)
-    count = int.from_bytes(contents[start + ifd : start + ifd + 2], order)
-    block = bytearray(contents[start:])
-    block[:8] = (b"MM\x00*" if other == "big" else b"II*\x00") + swap(4, 4)
-    block[ifd : ifd + 2] = swap(ifd, 2)
-    for entry in range(count):
-        at = ifd + 2 + 12 * entry
-        tag = int.from_bytes(contents[start + at : start + at + 2], order)
-        block[at : at + 8] = swap(at, 2) + swap(at + 2, 2) + swap(at + 4, 4)
-        # A SHORT sits in the first two bytes of the value field; offsets fill all four.
-        value = swap(at + 8, 2) + b"\x00\x00" if tag == 0x0112 else swap(at + 8, 4)
-        block[at + 8 : at + 12] = value
-    return contents[:start] + bytes(block)
-
-
 def _assert_same_photo(actual, expected):
     """Equal up to the JPEG decoders' rounding (PIL's and TensorFlow's IDCT differ by a few levels)."""
     assert actual.shape == expected.shape
@@ -182,7 +146,7 @@ def test_jpeg_exif_orientation_is_applied_as_viewers_show_it(tmp_path, orientati
     y, x = np.mgrid[0:24, 0:40]
     pixels = np.stack([x * 6, y * 10, np.full_like(x, 90)], -1).astype(np.uint8)
     pixels[:6, :8] = 255  # a bright corner, so that every turn and mirror shows
-    contents = _jpeg_with_orientation(pixels, orientation)
+    contents = jpeg_with_orientation(pixels, orientation)
     expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(contents))).convert("RGB"))
     eager = decode.decode_image(contents).numpy()
     _assert_same_photo(eager, expected)
@@ -197,7 +161,7 @@ def test_jpeg_exif_orientation_is_applied_as_viewers_show_it(tmp_path, orientati
 def test_either_exif_byte_order_and_files_without_orientation():
     pixels = np.zeros((24, 40, 3), np.uint8)
     for orientation in (3, 6, 8):
-        swapped = _jpeg_with_orientation(pixels, orientation, swap_byte_order=True)
+        swapped = jpeg_with_orientation(pixels, orientation, swap_byte_order=True)
         assert int(decode.exif_orientation(swapped)) == orientation
     assert decode.decode_image(swapped).shape == (40, 24, 3)
     plain = tf.io.encode_jpeg(pixels).numpy()
@@ -207,7 +171,7 @@ def test_either_exif_byte_order_and_files_without_orientation():
 
 def test_decode_resized_resizes_the_upright_photo():
     pixels = _photo(300, 400)
-    contents = _jpeg_with_orientation(pixels, 6)
+    contents = jpeg_with_orientation(pixels, 6)
     upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(contents))).convert("RGB"))
     resized = decode.decode_to_shape(
         contents, lambda shape: tf.stack([shape[0] // 4, shape[1] // 4])

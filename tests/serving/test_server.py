@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,30 +18,14 @@ requests = pytest.importorskip("requests")
 
 from cyclegan_tf import export  # noqa: E402
 from cyclegan_tf.cli import serve as serve_cli  # noqa: E402
-from cyclegan_tf.models import resnet_generator  # noqa: E402
 from cyclegan_tf.serving import loadtest  # noqa: E402
 from cyclegan_tf.serving.process import ServerProcess  # noqa: E402
 from cyclegan_tf.serving.registry import ModelRegistry, ServableNotFoundError  # noqa: E402
 from tests.conftest import REPO_ROOT, require  # noqa: E402
+from tests.serving.conftest import b64, png, tiny_generator  # noqa: E402
 
 DOCS = REPO_ROOT / "docs" / "serving.md"
 MAX_PIXELS = 128 * 128
-
-
-def tiny_generator(seed):
-    keras.utils.set_random_seed(seed)
-    return resnet_generator(ngf=4, n_res_blocks=1)
-
-
-def png(height, width, seed=0):
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def b64(data):
-    return {"b64": base64.b64encode(data).decode("ascii")}
 
 
 @pytest.fixture(scope="module")
@@ -327,6 +310,53 @@ def test_docs_python_examples_run_against_the_server(server, tmp_path, monkeypat
         exec(compile(block.replace("localhost:8501", local), str(DOCS), "exec"), namespace)
     assert Image.open(tmp_path / "orange.png").size == (64, 48)
     assert Image.open(tmp_path / "orange_pixels.png").size == (64, 48)
+
+
+def _states(registry, name):
+    return [(e["version"], e["state"]) for e in registry.status(name)["model_version_status"]]
+
+
+def test_rollback_serves_the_next_highest_version_at_the_next_scan(tmp_path):
+    for seed in (1, 2):
+        export.export_generator(tiny_generator(seed), str(tmp_path), "a2b")
+    registry = ModelRegistry(str(tmp_path), poll_seconds=0)
+    registry.refresh()
+    assert registry.get("a2b").version == 2 and _states(registry, "a2b") == [("2", "AVAILABLE")]
+    shutil.rmtree(tmp_path / "a2b" / "2")
+    registry.refresh()  # one scan: version 1 is loaded, then version 2 unloaded
+    assert registry.get("a2b").version == 1
+    assert registry.get("a2b", 1).version == 1
+    with pytest.raises(ServableNotFoundError, match="Specific\\(a2b, 2\\)"):
+        registry.get("a2b", 2)
+    assert _states(registry, "a2b") == [("2", "END"), ("1", "AVAILABLE")]
+    shutil.rmtree(tmp_path / "a2b" / "1")
+    registry.refresh()  # no version left: the model is no longer served
+    with pytest.raises(ServableNotFoundError):
+        registry.get("a2b")
+    assert _states(registry, "a2b") == [("2", "END"), ("1", "END")]
+
+
+def test_a_version_copied_in_two_steps_loads_once_complete(tmp_path):
+    export.export_generator(tiny_generator(1), str(tmp_path), "a2b")
+    complete = export.export_generator(tiny_generator(2), str(tmp_path / "staging"), "a2b")
+    registry = ModelRegistry(str(tmp_path), poll_seconds=0)
+    registry.refresh()
+    copy = tmp_path / "a2b" / "2"
+    copy.mkdir()
+    shutil.copy(f"{complete}/saved_model.pb", copy)  # variables/ comes later
+    registry.refresh()
+    assert registry.get("a2b").version == 1
+    ((version, state, error),) = [
+        (e["version"], e["state"], e["status"]["error_message"])
+        for e in registry.status("a2b", 2)["model_version_status"]
+    ]
+    assert (version, state) == ("2", "END") and error
+    registry.refresh()  # retried, fails again: version 1 still serves
+    assert registry.get("a2b").version == 1
+    shutil.copytree(f"{complete}/variables", copy / "variables")
+    registry.refresh()  # the same saved_model.pb, now complete: retried and served
+    assert registry.get("a2b").version == 2
+    assert _states(registry, "a2b") == [("2", "AVAILABLE"), ("1", "END")]
 
 
 def test_registry_keeps_serving_when_a_new_version_is_broken(tmp_path):
