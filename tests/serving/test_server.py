@@ -128,6 +128,20 @@ def test_predict_image_bytes_as_b64(server, local_model):
         assert answer[key] == [predictions[1]]
 
 
+def test_a_portrait_phone_photo_comes_back_upright(server):
+    from tests.conftest import jpeg_with_orientation
+
+    stored = np.random.default_rng(3).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    request = {
+        "signature_name": "translate_bytes",
+        "instances": [b64(jpeg_with_orientation(stored, 6))],  # landscape pixels, orientation 6
+    }
+    response = requests.post(predict_url(server), json=request, timeout=60)
+    assert response.status_code == 200, response.text
+    translated = Image.open(io.BytesIO(base64.b64decode(response.json()["predictions"][0]["b64"])))
+    assert translated.size == (24, 40)  # as a photo viewer shows it
+
+
 def _post_raw(server, body, url=None):
     return requests.post(url or predict_url(server), data=body, timeout=60)
 
