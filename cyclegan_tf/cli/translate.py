@@ -95,7 +95,7 @@ def _translate_inputs(args):
     if not files:
         raise ValueError(f"no image files in {args.input}")
     file_translation.output_stems(files, args.side_by_side)
-    file_translation.prepare_output_dir(args.output)
+    file_translation.check_output_dir(args.output)
     translator = inference.load_translator(args.model, args.max_memory_gb, args.precision)
     results = file_translation.translate_files(
         translator, files, args.output, side_by_side=args.side_by_side
@@ -119,8 +119,8 @@ def _translate_split(args):
             f"--model {args.model} is not a run folder (no models/): with --dataset/--data-dir give a "
             "run folder, or the A->B model and --model-b2a"
         )
-    for folder in (args.output, io.join(args.output, "A"), io.join(args.output, "B")):
-        file_translation.prepare_output_dir(folder)
+    for folder in (io.join(args.output, "A"), io.join(args.output, "B")):
+        file_translation.check_output_dir(folder)
     translators = [
         inference.load_translator(path, args.max_memory_gb, args.precision)
         for path in (model_ab, model_ba)

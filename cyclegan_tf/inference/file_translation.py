@@ -66,13 +66,27 @@ def _tiling_progress(translator, image):
     return lambda fraction: bar.update(round(100 * fraction))
 
 
-def prepare_output_dir(output_dir):
-    """Creates ``output_dir`` if missing; ``OptionError`` if it cannot hold the outputs.
+def check_output_dir(output_dir):
+    """Raises ``OptionError`` if ``output_dir`` (or the folder it would be made in) is a file.
 
-    Called before any translation, so that a wrong ``--output`` costs nothing.
+    Called before any work, so that a wrong ``--output`` costs nothing; nothing is created.
     """
-    if io.exists(output_dir) and not io.isdir(output_dir):
-        raise OptionError("output_dir", f"{output_dir} is a file; give a folder for the outputs")
+    folder = output_dir
+    while folder and not io.exists(folder):
+        parent = io.dirname(folder.rstrip("/"))
+        if parent == folder:
+            break
+        folder = parent
+    if folder and io.exists(folder) and not io.isdir(folder):
+        where = "is" if folder == output_dir else f"would be made in {folder}, which is"
+        raise OptionError(
+            "output_dir", f"{output_dir} {where} a file; give a folder for the outputs"
+        )
+
+
+def prepare_output_dir(output_dir):
+    """Creates ``output_dir`` if missing; ``OptionError`` if it cannot hold the outputs."""
+    check_output_dir(output_dir)
     try:
         io.makedirs(output_dir)
     except (OSError, tf.errors.OpError) as error:

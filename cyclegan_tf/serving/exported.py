@@ -21,6 +21,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from cyclegan_tf import export, io, model_store
 from cyclegan_tf.data.decode import decode_image
 from cyclegan_tf.inference import runtimes
+from cyclegan_tf.inference.loading import load_runtime
 from cyclegan_tf.serving import registry
 
 _SIGNATURES = {
@@ -79,7 +80,7 @@ class ExportSource:
 
     def load(self, name, version, path):
         """An ``ExportedVersion`` running ``path`` in its runtime."""
-        runtime = runtimes.load_runtime(path, **self.runtime_options)
+        runtime = load_runtime(path, **self.runtime_options)
         return ExportedVersion(
             name=name,
             version=version,
@@ -98,6 +99,10 @@ class ExportedVersion(registry.ServedVersion):
     def image_signatures(self):
         """True: both signatures translate each image of a batch on its own."""
         return True
+
+    def estimate_image_bytes(self, height, width):
+        """int, what the runtime takes to translate one image whole (it cannot tile)."""
+        return runtimes.estimate_export_bytes(self.loaded, height, width)
 
     def input_specs(self, signature_name):
         """``{input_name: tf.TensorSpec}`` of a signature."""

@@ -69,6 +69,14 @@ class ServedVersion:
         """``{output_name: tf.TensorSpec}`` of a signature."""
         return dict(self.signatures[signature_name].structured_outputs)
 
+    def estimate_image_bytes(self, height, width):
+        """Int or None: what translating one image whole takes, where the version knows it.
+
+        None for a SavedModel (its generator, or the default one, is estimated by ``runs``).
+        """
+        del height, width
+        return None
+
     @property
     def image_signatures(self):
         """bool, whether ``serving_default`` and ``translate_bytes`` are this package's.

@@ -241,11 +241,14 @@ class ModelRuns:
     def whole_run_bytes(self, served, sizes):
         """Estimated bytes of running ``sizes`` (``(height, width)`` each) whole, runtime excluded.
 
-        A SavedModel whose generator could not be rebuilt is estimated as ``resnet_generator(64, 9)``.
+        An export is estimated by its runtime (``runtimes.estimate_export_bytes``); a SavedModel whose
+        generator could not be rebuilt as ``resnet_generator(64, 9)``.
         """
         runtime = estimate_runtime_bytes()
         if served.generator is not None:
             estimate = self._translator(served).whole_image_bytes
+        elif served.estimate_image_bytes(1, 1) is not None:  # an export, in its own runtime
+            estimate = served.estimate_image_bytes
         else:
             estimate = functools.partial(estimate_whole_image_bytes, _ASSUMED_NGF, _ASSUMED_BLOCKS)
         return sum(estimate(height, width) - runtime for height, width in sizes)
