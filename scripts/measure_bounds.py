@@ -153,7 +153,11 @@ def measure_server(model_name, base, image, limit_bytes, eigen):
         except OSError as error:
             outcome = f"no answer ({type(error).__name__})"
         seconds = time.perf_counter() - start
-        outcome += ", server up" if server.poll() is None else f", server died ({server.poll()})"
+        try:
+            alive = urllib.request.urlopen(url, timeout=10).status == 200
+        except OSError:
+            alive = False
+        outcome += ", server up" if alive else ", server down"
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGINT)
