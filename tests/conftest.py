@@ -217,6 +217,43 @@ def weights_file(tmp_path_factory):
     return os.path.join(built_once(tmp_path_factory, "inception", build), "inception_v3.weights.h5")
 
 
+def jpeg_with_orientation(pixels, orientation, swap_byte_order=False):
+    """A JPEG of ``pixels`` with an EXIF orientation tag (after a JFIF segment, as cameras write).
+
+    PIL writes the EXIF block in one byte order; ``swap_byte_order`` rewrites it in the other
+    ("II" little-endian and "MM" big-endian both occur in camera files).
+    """
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "camera"  # another tag before it, so the orientation is not the first entry
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=100, subsampling=0, exif=exif.tobytes())
+    contents = buffer.getvalue()
+    if not swap_byte_order:
+        return contents
+    start = contents.index(b"Exif\x00\x00") + 6
+    order = "little" if contents[start : start + 2] == b"II" else "big"
+    other = "big" if order == "little" else "little"
+
+    def swap(offset, size):
+        value = int.from_bytes(contents[start + offset : start + offset + size], order)
+        return value.to_bytes(size, other)
+
+    ifd = int.from_bytes(contents[start + 4 : start + 8], order)
+    count = int.from_bytes(contents[start + ifd : start + ifd + 2], order)
+    block = bytearray(contents[start:])
+    block[:8] = (b"MM\x00*" if other == "big" else b"II*\x00") + swap(4, 4)
+    block[ifd : ifd + 2] = swap(ifd, 2)
+    for entry in range(count):
+        at = ifd + 2 + 12 * entry
+        tag = int.from_bytes(contents[start + at : start + at + 2], order)
+        block[at : at + 8] = swap(at, 2) + swap(at + 2, 2) + swap(at + 4, 4)
+        # A SHORT sits in the first two bytes of the value field; offsets fill all four.
+        value = swap(at + 8, 2) + b"\x00\x00" if tag == 0x0112 else swap(at + 8, 4)
+        block[at + 8 : at + 12] = value
+    return contents[:start] + bytes(block)
+
+
 def free_ports(count):
     """``count`` TCP ports on 127.0.0.1 that were free a moment ago."""
     import socket

@@ -8,10 +8,15 @@ import re
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
 
 PROG = "cyclegan-serve"
-# Kept here (not imported from serving.runs) so that --help needs no TensorFlow.
+# Kept here (not imported from serving) so that --help needs no TensorFlow.
 DEFAULT_MAX_CONCURRENT_RUNS = 2
 DEFAULT_MAX_MEMORY_GB = 6.0
 DEFAULT_WAIT_SECONDS = 10.0
+DEFAULT_MAX_INSTANCES = 64
+DEFAULT_REST_API_TIMEOUT_IN_MS = 600_000
+DEFAULT_BODY_TIMEOUT_SECONDS = 60.0
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
+DEFAULT_MAX_CONNECTIONS = 256
 _SERVE_MISSING = (
     "serving needs FastAPI and uvicorn; install the extra: pip install 'cyclegan_tf[serve]'"
 )
@@ -38,6 +43,13 @@ def positive_float(text):
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number. Received: {text!r}")
     return value
+
+
+def positive_int(text):
+    """An int > 0 (argparse type)."""
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number. Received: {text!r}")
+    return int(text)
 
 
 def build_parser():
@@ -69,6 +81,46 @@ def build_parser():
         help="Largest image, as WIDTHxHEIGHT or a pixel count; larger ones get 400 (default: 4096x4096).",
     )
     parser.add_argument(
+        "--max-request-pixels",
+        type=pixel_count,
+        default=4096 * 4096,
+        help="Most pixels of all the images of one request together; more get 400 "
+        "(default: 4096x4096).",
+    )
+    parser.add_argument(
+        "--max-instances",
+        type=positive_int,
+        default=DEFAULT_MAX_INSTANCES,
+        help="Most instances (images) in one request; more get 400 (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--rest-api-timeout-in-ms",
+        type=positive_int,
+        default=DEFAULT_REST_API_TIMEOUT_IN_MS,
+        help="How long a request may take once its headers arrived; later it is stopped with 504 "
+        "(TF Serving's flag; default: %(default)s, 10 minutes: a large image translated in tiles "
+        "takes minutes on a small CPU).",
+    )
+    parser.add_argument(
+        "--body-timeout-seconds",
+        type=positive_float,
+        default=DEFAULT_BODY_TIMEOUT_SECONDS,
+        help="How long a request's body may take to arrive; later it gets 408 (default: %(default)g).",
+    )
+    parser.add_argument(
+        "--header-timeout-seconds",
+        type=positive_float,
+        default=DEFAULT_HEADER_TIMEOUT_SECONDS,
+        help="How long a connection may take to send a request's headers; later it is closed "
+        "with 408 (default: %(default)g).",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="Connections served at once; more get 503 (default: %(default)s).",
+    )
+    parser.add_argument(
         "--file-system-poll-wait-seconds",
         type=float,
         default=1.0,
@@ -85,8 +137,9 @@ def build_parser():
         "--max-memory-gb",
         type=positive_float,
         default=DEFAULT_MAX_MEMORY_GB,
-        help="Memory (GiB) the model runs in flight may hold together; images too large for a "
-        "run's share are translated in tiles (default: %(default)g).",
+        help="Memory (GiB) the requests in flight may hold together (model runs, JSON parsing and "
+        "writing); images too large for a run's share are translated in tiles "
+        "(default: %(default)g).",
     )
     parser.add_argument(
         "--max-wait-seconds",
@@ -155,9 +208,8 @@ def main(argv=None):
         if not 0 < args.port < 65536:
             raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
         try:
-            import uvicorn
-
             # Imported on use: --help and flag errors answer without loading the library.
+            from cyclegan_tf.serving.connections import run_server
             from cyclegan_tf.serving.rest import create_app
         except ImportError as error:
             raise ValueError(f"{_SERVE_MISSING} ({error})") from None
@@ -176,6 +228,10 @@ def main(argv=None):
             max_memory_gb=args.max_memory_gb,
             max_wait_seconds=args.max_wait_seconds,
             precision=args.precision,
+            max_request_pixels=args.max_request_pixels,
+            max_instances=args.max_instances,
+            request_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
+            body_timeout_seconds=args.body_timeout_seconds,
         )
     names = registry.model_names()
     if names:
@@ -190,7 +246,14 @@ def main(argv=None):
     logger.info("Web page: http://%s:%d/", args.host, args.port)
     registry.start_polling()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        run_server(
+            app,
+            args.host,
+            args.port,
+            log_level=args.log_level,
+            header_timeout_seconds=args.header_timeout_seconds,
+            max_connections=args.max_connections,
+        )
     finally:
         registry.stop_polling()
     return 0

@@ -10,6 +10,7 @@ Two ways to choose the inputs:
 """
 
 import argparse
+import os
 import sys
 
 from cyclegan_tf.cli.common import (
@@ -50,24 +51,37 @@ def build_parser():
 
 
 def collect_inputs(paths):
-    """Expands folders into their image files (sorted); files are kept as given.
+    """Expands folders into the image files they hold (sorted); files are kept as given.
+
+    Returns:
+        ``(files, skipped)``: the paths to translate, and ``(path, reason)`` for each other file of
+        the folders (hidden files aside), so that none is left out without a word.
 
     Raises:
         ValueError: if a path does not exist.
     """
     # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf import io
-    from cyclegan_tf.data.decode import list_image_files
+    from cyclegan_tf.data.decode import IMAGE_EXTENSIONS, is_image_file
 
-    files = []
+    files, skipped = [], []
     for path in paths:
         if io.isdir(path):
-            files.extend(list_image_files(path))
+            for name in sorted(io.listdir(path)):
+                child = io.join(path, name)
+                if name.startswith(".") or io.isdir(child):
+                    continue
+                if is_image_file(name):
+                    files.append(child)
+                else:
+                    extension = os.path.splitext(name)[1].lower() or "no extension"
+                    reason = f"not an image this reads ({extension}; it reads {', '.join(IMAGE_EXTENSIONS)})"
+                    skipped.append((child, reason))
         elif io.exists(path):
             files.append(path)
         else:
             raise ValueError(f"input not found: {path}")
-    return files
+    return files, skipped
 
 
 def _translate_inputs(args):
@@ -75,13 +89,18 @@ def _translate_inputs(args):
     from cyclegan_tf import inference
     from cyclegan_tf.inference import file_translation
 
-    files = collect_inputs(args.input)
+    files, skipped = collect_inputs(args.input)
+    for path, reason in skipped:
+        print(f"{PROG}: skipped {path}: {reason}", file=sys.stderr)
     if not files:
         raise ValueError(f"no image files in {args.input}")
+    file_translation.output_stems(files, args.side_by_side)
+    file_translation.check_output_dir(args.output)
     translator = inference.load_translator(args.model, args.max_memory_gb, args.precision)
-    return file_translation.translate_files(
+    results = file_translation.translate_files(
         translator, files, args.output, side_by_side=args.side_by_side
     )
+    return results, len(skipped)
 
 
 def _translate_split(args):
@@ -100,6 +119,8 @@ def _translate_split(args):
             f"--model {args.model} is not a run folder (no models/): with --dataset/--data-dir give a "
             "run folder, or the A->B model and --model-b2a"
         )
+    for folder in (io.join(args.output, "A"), io.join(args.output, "B")):
+        file_translation.check_output_dir(folder)
     translators = [
         inference.load_translator(path, args.max_memory_gb, args.precision)
         for path in (model_ab, model_ba)
@@ -110,7 +131,7 @@ def _translate_split(args):
         results += file_translation.translate_domain(
             translator, domain, io.join(args.output, folder), side_by_side=args.side_by_side
         )
-    return results
+    return results, 0
 
 
 def main(argv=None):
@@ -119,13 +140,16 @@ def main(argv=None):
     if args.model_b2a and args.input:
         build_parser().error("--model-b2a goes with --dataset or --data-dir")
     quiet_tensorflow()
-    with user_errors(PROG, flags={"model_path": "--model"}):
-        results = _translate_inputs(args) if args.input else _translate_split(args)
+    flags = {"model_path": "--model", "output_dir": "--output"}
+    with user_errors(PROG, flags=flags):
+        results, skipped = _translate_inputs(args) if args.input else _translate_split(args)
     failed = [result for result in results if result.error]
     for result in failed:
         print(f"{PROG}: skipped {result.source}: {result.error}", file=sys.stderr)
+    notes = [f"{len(failed)} failed"] if failed else []
+    notes += [f"{skipped} other file(s) skipped"] if skipped else []
     print(f"Wrote {len(results) - len(failed)} image(s) to {args.output}", end="")
-    print(f"; {len(failed)} failed." if failed else ".")
+    print(f"; {', '.join(notes)}." if notes else ".")
     return 1 if failed else 0
 
 

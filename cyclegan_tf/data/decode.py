@@ -1,7 +1,9 @@
-"""Image decoding shared by the training pipeline and the translate command.
+"""Image decoding shared by the training pipeline, the translate command, evaluation and serving.
 
-One decoder, ``decode_image``, serves eager code and ``tf.data`` graphs alike, so a file that
-validates at load time decodes the same way inside the pipeline.
+One decoder, ``decode_image``, serves eager code, ``tf.data`` graphs and exported SavedModel
+signatures alike, so a file that validates at load time decodes the same way inside the pipeline and
+the server. A JPEG is turned as its EXIF orientation says, the way image viewers show it: a phone
+stores a portrait photo as a landscape image with orientation 6 ("rotate 90 degrees clockwise").
 """
 
 import re
@@ -10,7 +12,9 @@ import tensorflow as tf
 
 from cyclegan_tf import io, pixels
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# What the first bytes of a file say about its format, for messages about files that do not decode.
+FORMAT_NAMES = "JPEG, PNG, BMP, GIF or WebP"
 
 
 class DataError(ValueError):
@@ -21,12 +25,125 @@ class DataError(ValueError):
     """
 
 
-def decode_image(contents):
-    """Decodes JPEG, PNG, BMP or GIF bytes to an RGB ``uint8`` image.
+# EXIF in a JPEG: an APP1 segment starting "Exif\0\0", then a TIFF header ("II" little-endian or
+# "MM" big-endian, the offset of the first IFD) and 12-byte IFD entries: tag, type, count, value.
+_EXIF_SEARCH_BYTES = 1 << 17  # the APP segments come first; APP1 holds at most 64 KiB
+_MAX_SEGMENTS = 32
+_MAX_IFD_ENTRIES = 64
+_ORIENTATION_TAG = 0x0112
 
-    Grayscale images are repeated over three channels, alpha is dropped, 16-bit PNGs are scaled
-    to 8 bits (65535 → 255) and only the first frame of an animated GIF is kept. Works eagerly
-    and inside ``tf.data.Dataset.map``.
+
+def exif_orientation(contents):
+    """The EXIF orientation of a JPEG (1 to 8), or 1 for other files and JPEGs without one.
+
+    Written in TensorFlow ops, so it runs eagerly, in ``tf.data`` and inside an exported SavedModel
+    (TF Serving included). Malformed EXIF data gives 1.
+
+    Args:
+        contents: scalar ``tf.string`` tensor (or ``bytes``), the encoded file.
+
+    Returns:
+        ``tf.int32`` scalar.
+    """
+    contents = tf.convert_to_tensor(contents, dtype=tf.string)
+    head = tf.strings.substr(contents, 0, _EXIF_SEARCH_BYTES)
+    # Zero padding: reads past the end see zeros, which match no marker and end every loop.
+    data = tf.concat(
+        [tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int32), tf.zeros([64], tf.int32)], 0
+    )
+    size = tf.size(data)
+
+    def byte(index):
+        return tf.gather(data, tf.clip_by_value(index, 0, size - 1))
+
+    def big_endian(index, count):
+        value = tf.zeros_like(index)
+        for offset in range(count):
+            value = value * 256 + byte(index + offset)
+        return value
+
+    exif = tf.constant([0x45, 0x78, 0x69, 0x66, 0, 0])  # "Exif\0\0"
+
+    def is_exif(position):
+        return tf.reduce_all(tf.equal(byte(position + 4 + tf.range(6)), exif))
+
+    def searching(position, tiff, step):
+        marker = byte(position + 1)
+        return (
+            (tiff < 0)
+            & (step < _MAX_SEGMENTS)
+            & tf.equal(byte(position), 0xFF)
+            & (marker >= 0xC0)
+            & tf.not_equal(marker, 0xDA)  # start of scan: the image data, no EXIF after it
+            & tf.not_equal(marker, 0xD9)
+        )
+
+    def next_segment(position, tiff, step):
+        found = tf.equal(byte(position + 1), 0xE1) & is_exif(position)
+        tiff = tf.where(found, position + 10, tiff)
+        return position + 2 + big_endian(position + 2, 2), tiff, step + 1
+
+    is_jpeg = tf.equal(byte(0), 0xFF) & tf.equal(byte(1), 0xD8)
+    _, tiff, _ = tf.while_loop(
+        searching, next_segment, (tf.constant(2), tf.constant(-1), tf.constant(0))
+    )
+    little = tf.equal(byte(tiff), 0x49)  # "II"
+
+    def unsigned(index, count):
+        forward = big_endian(index, count)
+        backward = tf.zeros_like(index)
+        for offset in reversed(range(count)):
+            backward = backward * 256 + byte(index + offset)
+        return tf.where(little, backward, forward)
+
+    ifd = tiff + unsigned(tiff + 4, 4)
+    entries = ifd + 2 + 12 * tf.range(_MAX_IFD_ENTRIES)
+    present = tf.range(_MAX_IFD_ENTRIES) < unsigned(ifd, 2)
+    matches = present & tf.equal(unsigned(entries, 2), _ORIENTATION_TAG)
+    values = unsigned(entries + 8, 2)
+    orientation = tf.reduce_max(tf.where(matches, values, tf.zeros_like(values)))
+    valid = is_jpeg & (tiff >= 0) & (orientation >= 1) & (orientation <= 8)
+    return tf.where(valid, orientation, 1)
+
+
+def apply_orientation(image, orientation):
+    """Turns an ``[H, W, C]`` image as EXIF ``orientation`` (1 to 8) says, to how viewers show it.
+
+    Orientations 5 to 8 swap height and width (6: rotate 90 degrees clockwise, 8: counter-clockwise).
+    """
+    image = tf.convert_to_tensor(image)
+
+    def transpose(x):
+        return tf.transpose(x, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 1: as stored
+        lambda: tf.reverse(image, [1]),  # 2: mirrored left-right
+        lambda: tf.image.rot90(image, 2),  # 3: upside down
+        lambda: tf.reverse(image, [0]),  # 4: mirrored top-bottom
+        lambda: transpose(image),  # 5: transposed
+        lambda: tf.image.rot90(image, 3),  # 6: rotate 90 clockwise
+        lambda: tf.image.rot90(transpose(image), 2),  # 7: transposed across the other diagonal
+        lambda: tf.image.rot90(image, 1),  # 8: rotate 90 counter-clockwise
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
+    return tf.switch_case(index, branches)
+
+
+def _oriented_shape(shape, orientation):
+    """``[height, width]`` as shown, from the stored ``shape`` (5 to 8 swap the two)."""
+    swapped = tf.cast(orientation, tf.int32) >= 5
+    height, width = shape[0], shape[1]
+    return tf.where(swapped, tf.stack([width, height]), tf.stack([height, width]))
+
+
+def decode_image(contents):
+    """Decodes JPEG, PNG, BMP, GIF or WebP bytes to an RGB ``uint8`` image, as viewers show it.
+
+    A JPEG is turned as its EXIF orientation says (``exif_orientation``). Grayscale images are repeated
+    over three channels, alpha is dropped, 16-bit PNGs are scaled to 8 bits (65535 → 255) and only the
+    first frame of an animated GIF is kept. Works eagerly, inside ``tf.data.Dataset.map`` and in an
+    exported SavedModel.
 
     Args:
         contents: scalar ``tf.string`` tensor (or ``bytes``), the encoded file.
@@ -40,6 +157,7 @@ def decode_image(contents):
     contents = tf.convert_to_tensor(contents, dtype=tf.string)
     # ``dtype=uint8`` makes 16-bit PNGs go through ``convert_image_dtype`` (a scale, not a cast).
     image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    image = apply_orientation(tf.ensure_shape(image, [None, None, 3]), exif_orientation(contents))
     return tf.ensure_shape(image, [None, None, 3])
 
 
@@ -80,9 +198,10 @@ def decode_to_shape(contents, shape_for):
     at 286 px).
 
     Args:
-        contents: scalar ``tf.string`` tensor, the encoded file (JPEG, PNG, BMP or GIF).
-        shape_for: a function from the source image's shape (int tensor ``[H, W, ...]``) to the
-            ``[height, width]`` to resize to (e.g. ``preprocess.Preprocess.stored_shape``).
+        contents: scalar ``tf.string`` tensor, the encoded file (JPEG, PNG, BMP, GIF or WebP).
+        shape_for: a function from the source image's shape as shown (int tensor ``[H, W, ...]``,
+            after the EXIF orientation) to the ``[height, width]`` to resize to (e.g.
+            ``preprocess.Preprocess.stored_shape``).
 
     Returns:
         ``tf.uint8`` tensor ``[height, width, 3]``.
@@ -93,8 +212,13 @@ def decode_to_shape(contents, shape_for):
     contents = tf.convert_to_tensor(contents, dtype=tf.string)
 
     def jpeg():
-        target = shape_for(tf.io.extract_jpeg_shape(contents))
-        return resize_like_pil(_decode_jpeg_for_shape(contents, target), target)
+        orientation = exif_orientation(contents)
+        stored = tf.io.extract_jpeg_shape(contents)
+        target = shape_for(_oriented_shape(stored, orientation))
+        # The DCT scale is chosen on the stored image, against the target turned back the same way.
+        stored_target = _oriented_shape(target, orientation)
+        image = _decode_jpeg_for_shape(contents, stored_target)
+        return resize_like_pil(apply_orientation(image, orientation), target)
 
     def other():
         image = decode_image(contents)
@@ -110,7 +234,7 @@ def decode_resized(contents, size):
     shrinking, rounded and clipped to ``uint8``), through ``decode_to_shape``.
 
     Args:
-        contents: scalar ``tf.string`` tensor, the encoded file (JPEG, PNG, BMP or GIF).
+        contents: scalar ``tf.string`` tensor, the encoded file (JPEG, PNG, BMP, GIF or WebP).
         size: int, the side of the output.
 
     Returns:
@@ -217,8 +341,10 @@ def header_problem(head, tail, size):
         complete = tail.endswith(b";")
     elif head.startswith(b"BM") and len(head) >= 6:
         complete = int.from_bytes(head[2:6], "little") == size
+    elif head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        complete = int.from_bytes(head[4:8], "little") + 8 == size
     else:
-        return "not a JPEG, PNG, BMP or GIF file"
+        return f"not a {FORMAT_NAMES} file"
     return None if complete else SUSPECT
 
 

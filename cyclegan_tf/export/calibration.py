@@ -11,9 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_tf import io, model_store
+from cyclegan_tf.data.decode import list_image_files, read_image_file
 from cyclegan_tf.errors import OptionError
-
-_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def calibration_batches(images, image_size=None, limit=16):
@@ -60,10 +59,4 @@ def calibration_batches(images, image_size=None, limit=16):
 def _read_folder(folder, limit):
     if not io.isdir(folder):
         raise OptionError("calibration_images", f"no such folder: {folder}")
-    names = sorted(n for n in io.listdir(folder) if n.lower().endswith(_IMAGE_EXTENSIONS))[:limit]
-    return [
-        tf.io.decode_image(
-            io.read_bytes(io.join(folder, name)), channels=3, expand_animations=False
-        ).numpy()
-        for name in names
-    ]
+    return [read_image_file(path) for path in list_image_files(folder)[:limit]]

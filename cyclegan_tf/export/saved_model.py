@@ -5,9 +5,9 @@ Each SavedModel has two signatures:
 * ``serving_default``: ``images`` float32 ``[batch, height, width, 3]`` in [0, 255] → ``images``, same
   shape, in [0, 255]. Any height and width >= 1 (reflection-padded to the generator's multiple of 4, run,
   cropped back).
-* ``translate_bytes``: ``image_bytes`` string ``[batch]`` (JPEG, PNG, BMP or GIF, each its own size) →
-  ``image_bytes`` string ``[batch]`` of PNGs. TF Serving's REST API base64-encodes tensors whose name ends
-  in ``_bytes`` (``{"b64": ...}``).
+* ``translate_bytes``: ``image_bytes`` string ``[batch]`` (JPEG, PNG, BMP, GIF or WebP, each its own
+  size; a JPEG turned as its EXIF orientation says) → ``image_bytes`` string ``[batch]`` of PNGs. TF
+  Serving's REST API base64-encodes tensors whose name ends in ``_bytes`` (``{"b64": ...}``).
 
 Both refuse images of more than ``max_pixels`` pixels (default ``MAX_PIXELS``, 4096 x 4096) with an
 ``InvalidArgument`` error that says how to translate them: a signature runs the generator on the whole
@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from cyclegan_tf import _deprecated, model_store
+from cyclegan_tf.data.decode import decode_image
 from cyclegan_tf.export.formats import ExportFormat
 from cyclegan_tf.inference.generator import IMAGES_SPEC, translate_pixels
 from cyclegan_tf.inference.saved_model_generator import CONFIG_COLLECTION
@@ -58,8 +59,7 @@ def _serving_fn(generator, max_pixels):
 
 def _bytes_fn(generator, max_pixels):
     def translate_one(image_bytes):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        image = _check_pixels(image, max_pixels)
+        image = _check_pixels(decode_image(image_bytes), max_pixels)
         translated = translate_pixels(generator, image[None])[0]
         return tf.io.encode_png(tf.cast(tf.round(translated), tf.uint8))
 

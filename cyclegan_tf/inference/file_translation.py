@@ -1,16 +1,26 @@
-"""Translating image files and dataset splits into PNG files (the seed repository's ``test.py``)."""
+"""Translating image files and dataset splits into PNG files (the seed repository's ``test.py``).
 
+Every output name is checked before any work: ``photo.png`` and ``photo.jpg`` are written to
+``photo_png.png`` and ``photo_jpg.png`` (where the stems alone are unique, ``<stem>.png``), and a name
+that would still be written twice is refused, as is an output folder that is a file.
+"""
+
+import collections
 import dataclasses
 import io as bytes_io
+import os
 import sys
 
 import keras
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 from cyclegan_tf import io
 from cyclegan_tf.data.decode import read_image_file
-from cyclegan_tf.errors import first_line
+from cyclegan_tf.errors import OptionError, first_line
+
+COMPARE_SUFFIX = "_compare"
 
 
 @dataclasses.dataclass
@@ -56,10 +66,83 @@ def _tiling_progress(translator, image):
     return lambda fraction: bar.update(round(100 * fraction))
 
 
-def translate_files(translator, files, output_dir, side_by_side=False, progress=True):
-    """Translates each file into ``output_dir/<stem>.png`` (and ``<stem>_compare.png``).
+def check_output_dir(output_dir):
+    """Raises ``OptionError`` if ``output_dir`` (or the folder it would be made in) is a file.
 
-    An input that cannot be read is reported in its result and the others are still written.
+    Called before any work, so that a wrong ``--output`` costs nothing; nothing is created.
+    """
+    folder = output_dir
+    while folder and not io.exists(folder):
+        parent = io.dirname(folder.rstrip("/"))
+        if parent == folder:
+            break
+        folder = parent
+    if folder and io.exists(folder) and not io.isdir(folder):
+        where = "is" if folder == output_dir else f"would be made in {folder}, which is"
+        raise OptionError(
+            "output_dir", f"{output_dir} {where} a file; give a folder for the outputs"
+        )
+
+
+def prepare_output_dir(output_dir):
+    """Creates ``output_dir`` if missing; ``OptionError`` if it cannot hold the outputs."""
+    check_output_dir(output_dir)
+    try:
+        io.makedirs(output_dir)
+    except (OSError, tf.errors.OpError) as error:
+        raise OptionError(
+            "output_dir", f"cannot create the folder {output_dir}: {first_line(error)}"
+        ) from None
+
+
+def output_stems(files, side_by_side=False):
+    """The output name (without ``.png``) of each input file, each written once.
+
+    A file's stem (``photo`` for ``photo.jpg``), or, where stems collide, the stem and the extension
+    (``photo_jpg``, ``photo_png``).
+
+    Args:
+        files: list of str, the inputs.
+        side_by_side: bool, ``<stem>_compare.png`` is written too.
+
+    Returns:
+        list of str, one per file.
+
+    Raises:
+        OptionError: naming two inputs that would still be written to one file (the same name in
+            two folders, or one file given twice).
+    """
+    stems = [io.stem(path) for path in files]
+    extensions = [os.path.splitext(path)[1].lstrip(".").lower() for path in files]
+    counts = collections.Counter(stems)
+    names = [
+        stem if counts[stem] == 1 else f"{stem}_{extension}"
+        for stem, extension in zip(stems, extensions)
+    ]
+    written = {}
+    for path, stem, name in zip(files, stems, names):
+        outputs = [name, name + COMPARE_SUFFIX] if side_by_side else [name]
+        for output in outputs:
+            if output in written:
+                first = written[output]
+                shown = (
+                    f"{stem}.png" if io.basename(first) == io.basename(path) else f"{output}.png"
+                )
+                raise OptionError(
+                    "input",
+                    f"{first} and {path} would both be written to {shown}; rename one, or "
+                    "translate them into separate folders",
+                )
+            written[output] = path
+    return names
+
+
+def translate_files(translator, files, output_dir, side_by_side=False, progress=True):
+    """Translates each file into ``output_dir/<name>.png`` (and ``<name>_compare.png``).
+
+    The names are those of ``output_stems``, checked with the output folder before any work. An
+    input that cannot be read (or an output that cannot be written) is reported in its result and
+    the others are still written.
 
     Args:
         translator: from ``cyclegan_tf.inference.load_translator``.
@@ -70,18 +153,22 @@ def translate_files(translator, files, output_dir, side_by_side=False, progress=
 
     Returns:
         A list of ``TranslationResult``, one per input, in order.
+
+    Raises:
+        OptionError: for an output folder that is a file, or two inputs written to one name.
     """
+    stems = output_stems(files, side_by_side)
+    prepare_output_dir(output_dir)
     results = []
-    for path in _progress(files, progress):
+    for path, stem in _progress(list(zip(files, stems)), progress):
         result = TranslationResult(source=path)
         try:
             image = read_image_file(path)
-        except (ValueError, OSError) as error:
-            result.error = first_line(error)
-        else:
             result.output = write_translation(
-                translator, image, output_dir, io.stem(path), side_by_side, progress
+                translator, image, output_dir, stem, side_by_side, progress
             )
+        except (ValueError, OSError, tf.errors.OpError) as error:
+            result.error = first_line(error)
         results.append(result)
     return results
 
@@ -137,7 +224,7 @@ def write_translation(translator, image, output_dir, stem, side_by_side=False, p
     io.write_bytes(output, png_bytes(translated))
     if side_by_side:
         pair = np.concatenate([image, translated], axis=1)
-        io.write_bytes(io.join(output_dir, f"{stem}_compare.png"), png_bytes(pair))
+        io.write_bytes(io.join(output_dir, f"{stem}{COMPARE_SUFFIX}.png"), png_bytes(pair))
     return output
 
 

@@ -1,9 +1,11 @@
 """A Keras generator as a translator: the whole image where it fits a memory budget, tiled beyond it.
 
 ``KerasTranslator.translate_pixels`` chooses per image. Where ``estimate_whole_image_bytes`` (the
-measured peak of a whole-image run) fits ``max_memory_gb`` the image runs whole, as one compiled graph
-(``CompiledGenerator``, the fastest way); otherwise ``TiledGenerator`` runs it band by band in what
-the budget leaves after the runtime and the image arrays, with the same result to float rounding.
+measured peak of a whole-image run plus the largest buffer a convolution may ask for on any CPU) fits
+``max_memory_gb`` the image runs whole, as one compiled graph (``CompiledGenerator``, the fastest way);
+otherwise ``TiledGenerator`` runs it band by band in what the budget leaves after the runtime and the
+image arrays, with the same result to float rounding. A translator holds no per-image state: threads
+may share one.
 """
 
 import numpy as np
@@ -136,7 +138,8 @@ class KerasTranslator:
 
         Args:
             image: array ``[H, W, 3]`` of pixels in [0, 255].
-            progress: callable or None, called with the fraction done after each band.
+            progress: callable or None, called with the fraction done after each band; an exception
+                it raises stops the translation.
 
         Returns:
             float32 NumPy array ``[H, W, 3]`` of pixels in [0, 255].
@@ -146,5 +149,10 @@ class KerasTranslator:
         """
         if self._tiled is None:
             raise ValueError("this generator cannot run tiled: it is not a resnet_generator")
-        self._tiled.max_memory_bytes = self.tiled_maps_bytes(*image.shape[:2])
-        return self._tiled.translate_pixels(image, progress)
+        budget = self.tiled_maps_bytes(*image.shape[:2])
+        return self._tiled.translate_pixels(image, progress, max_memory_bytes=budget)
+
+    @property
+    def last_tiled_run(self):
+        """The ``TiledRun`` of this thread's last tiled translation (None before one)."""
+        return None if self._tiled is None else self._tiled.last_run

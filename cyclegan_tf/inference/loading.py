@@ -16,7 +16,11 @@ import tensorflow as tf
 from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.inference import runtimes
-from cyclegan_tf.inference.keras_translator import DEFAULT_MAX_MEMORY_GB, KerasTranslator
+from cyclegan_tf.inference.keras_translator import (
+    DEFAULT_MAX_MEMORY_GB,
+    KerasTranslator,
+    check_max_memory_gb,
+)
 from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
 from cyclegan_tf.model_store import SAVED_MODEL_FILE, existing_versions
 from cyclegan_tf.models.generators import as_resnet_generator
@@ -59,6 +63,36 @@ class SavedModelTranslator:
         if self.keras is not None:
             return self.keras.translate_pixels(images, progress)
         return self._signature(images=tf.cast(images, tf.float32))["images"]
+
+
+class ExportTranslator:
+    """An export's runtime within a memory budget: it runs whole images, so larger ones are refused.
+
+    Args:
+        runtime: a runtime of ``runtimes`` (with ``translate_pixels``).
+        max_memory_gb: float, the memory that translating one image may take.
+    """
+
+    def __init__(self, runtime, max_memory_gb=DEFAULT_MAX_MEMORY_GB):
+        self.runtime = runtime
+        self.max_memory_gb = check_max_memory_gb(max_memory_gb)
+
+    def translate_pixels(self, images):
+        """Translates ``[batch, H, W, 3]`` pixels in [0, 255]; returns float32 pixels in [0, 255].
+
+        Raises:
+            ValueError: for images whose whole-image run would exceed the budget.
+        """
+        batch, height, width = np.shape(images)[:3]
+        needed = runtimes.estimate_export_bytes(self.runtime, height, width, batch)
+        if needed > self.max_memory_gb * 2**30:
+            raise ValueError(
+                f"a {width}x{height} image needs about {needed / 2**30:.1f} GiB in "
+                f"{self.runtime.name}, which runs whole images only: over --max-memory-gb "
+                f"{self.max_memory_gb:g}; raise it, or translate with the SavedModel or the .keras "
+                "generator, which translate large images in tiles"
+            )
+        return self.runtime.translate_pixels(images)
 
 
 def _is_keras_file(path):
@@ -108,16 +142,18 @@ def load_translator(model_path, max_memory_gb=DEFAULT_MAX_MEMORY_GB, precision="
     Args:
         model_path: str, the path (local, ``gs://`` or ``ram://``; exported files local only).
         max_memory_gb: float, the memory budget per image: larger images are translated tiled (see
-            ``KerasTranslator``; a SavedModel not exported by this package runs whole).
+            ``KerasTranslator``; a SavedModel not exported by this package runs whole), or refused
+            by an export, which runs whole images only (``ExportTranslator``).
         precision: str, ``"float32"`` or ``"bf16"`` (the tiled engine's convolutions, or OpenVINO's
             inference precision; ONNX Runtime and LiteRT run an export in its own precision).
 
     Returns:
-        A ``KerasTranslator``, ``SavedModelTranslator`` or a runtime of ``runtimes``.
+        A ``KerasTranslator``, ``SavedModelTranslator`` or ``ExportTranslator``.
     """
     kind, resolved = resolve_model_path(model_path)
     if kind == "exported":
-        return load_runtime(resolved, **runtimes.precision_options(resolved, precision))
+        runtime = load_runtime(resolved, **runtimes.precision_options(resolved, precision))
+        return ExportTranslator(runtime, max_memory_gb)
     if kind == "keras":
         return KerasTranslator(load_generator(resolved), max_memory_gb, precision)
     return SavedModelTranslator(resolved, max_memory_gb, precision)

@@ -11,6 +11,9 @@ numpy array of the same shape in [0, 255], so translation and serving code can u
 
 Threads default to the machine's CPU count for the operator (intra-op) pool and one inter-op thread:
 a single image is one chain of convolutions, so parallelism inside each op is what helps.
+
+An export always runs the whole image; ``estimate_export_bytes`` says how much memory that takes, so
+that callers can refuse an image that would not fit (the SavedModel and ``.keras`` paths tile instead).
 """
 
 import os
@@ -20,6 +23,27 @@ import numpy as np
 from cyclegan_tf import model_store
 from cyclegan_tf.errors import OptionError, require
 from cyclegan_tf.inference.tiled import check_precision
+
+# Peak resident memory of translating one image whole, per padded pixel and unit of ngf, measured with
+# /usr/bin/time -v (ngf 8, 2 blocks, 2048x2048 and 4096x4096, AMD EPYC Zen 4): ONNX Runtime 30,
+# OpenVINO f32 24.5, LiteRT/XNNPACK 147 (2048x2048; 4096x4096 went past an 8 GiB cgroup). Rounded up,
+# on top of the process's runtime (about 0.8 GiB).
+_EXPORT_BASE_BYTES = int(0.9 * 2**30)
+# An export does not say how wide its generator is: the default one (ngf 64) is assumed.
+EXPORT_NGF = 64
+
+
+def estimate_export_bytes(runtime, height, width, batch=1):
+    """int, the peak resident memory of ``runtime.translate_pixels`` on ``batch`` images, process included.
+
+    Args:
+        runtime: a runtime of this module (its class's ``BYTES_PER_PIXEL_AND_NGF``).
+        height: int.
+        width: int.
+        batch: int, images in one call.
+    """
+    pixels = batch * max(height + 3, 8) * max(width + 3, 8)
+    return int(_EXPORT_BASE_BYTES + runtime.BYTES_PER_PIXEL_AND_NGF * EXPORT_NGF * pixels)
 
 
 def thread_count(threads):
@@ -49,6 +73,7 @@ class OnnxRuntime:
     """
 
     name = "onnxruntime"
+    BYTES_PER_PIXEL_AND_NGF = 36
     _LEVELS = ("basic", "extended", "all")
 
     def __init__(self, path, threads=None, optimization_level="all"):
@@ -95,6 +120,7 @@ class OpenVinoRuntime:
     """
 
     name = "openvino"
+    BYTES_PER_PIXEL_AND_NGF = 30
     PRECISIONS = ("f32", "bf16", "f16")
 
     def __init__(self, path, precision="f32", threads=None, performance_hint="LATENCY"):
@@ -139,6 +165,7 @@ class LiteRtRuntime:
     """
 
     name = "litert"
+    BYTES_PER_PIXEL_AND_NGF = 170
 
     def __init__(self, path, threads=None):
         interpreter_module = require("ai_edge_litert.interpreter", "The LiteRT runtime")

@@ -25,8 +25,10 @@ per kind of convolution, not per band or per photo size.
 """
 
 import dataclasses
+import functools
 import logging
 import tempfile
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -35,6 +37,7 @@ from cyclegan_tf.errors import OptionError
 from cyclegan_tf.inference.band_store import BandStore, as_tensor
 from cyclegan_tf.inference.padding import pad_to_multiple
 from cyclegan_tf.models.generators import as_resnet_generator
+from cyclegan_tf.pixels import GENERATOR_DOWNSAMPLINGS
 
 logger = logging.getLogger(__name__)
 
@@ -239,14 +242,16 @@ class _ConvNode:
     Args:
         conv: the ``_Conv``.
         inputs: the ``_Input`` it reads.
-        engine: the ``TiledGenerator`` (band functions, weights, dtypes).
+        engine: the ``TiledGenerator`` (band functions, dtypes).
+        weights: dict, ``id(layer)`` to ``(kernel, bias)`` in the compute dtype, read for this call.
         tanh: bool, apply tanh to the output (the head).
     """
 
-    def __init__(self, conv, inputs, engine, tanh=False):
+    def __init__(self, conv, inputs, engine, weights, tanh=False):
         self.conv = conv
         self.inputs = inputs
         self.engine = engine
+        self.kernel, self.bias = weights[id(conv.layer)]
         self.tanh = tanh
         source = inputs.source
         self.height = conv.spec.output_size(source.height)
@@ -286,7 +291,6 @@ class _ConvNode:
             if inputs.skip is not None
             else np.zeros((0, 0, 0), self.engine.host_dtype.as_numpy_dtype)
         )
-        kernel, bias = self.engine.weights[id(self.conv.layer)]
         return self.engine.band_function(config)(
             inputs.source.rows(lo, hi),
             skip,
@@ -297,8 +301,8 @@ class _ConvNode:
             keep_start,
             stop - start,
             start - lo,
-            kernel,
-            bias,
+            self.kernel,
+            self.bias,
         )
 
     def rows(self, start, stop):
@@ -327,6 +331,15 @@ class _ConvNode:
         own = in_rows * in_width * source.channels * (storage * 2 + 4 + 2 * compute)
         out_rows = 2 * in_rows + 1 if spec.transpose else rows
         own += out_rows * (self.width + 1) * self.channels * (2 * compute + 8 + storage)
+        # The convolution's own buffer (see ``convolution_buffer_bytes``), bounded like the rest.
+        own += convolution_buffer_bytes(
+            spec.kernel_size,
+            source.channels,
+            self.channels,
+            in_pixels=(hi - lo) * source.width,
+            out_pixels=rows * self.width,
+            transpose=spec.transpose,
+        )
         return own + source.working_bytes(hi - lo)
 
 
@@ -385,6 +398,10 @@ class TiledGenerator:
     stages (``ResnetGenerator``), and their weights at each call, so any ``ResnetGenerator`` works,
     whatever its size and dtype policy.
 
+    The engine is not changed by a call: the budget may be given per call and what a call did is kept
+    per thread (``last_run``), so threads may share one engine and translate images of any sizes at
+    once, each with the result it would get alone.
+
     Args:
         generator: a ``ResnetGenerator`` (or a generator saved before 0.2, see
             ``as_resnet_generator``).
@@ -428,17 +445,23 @@ class TiledGenerator:
         self.compute_dtype, self.storage_dtype = _PRECISIONS[precision]
         self.host_dtype = _HOST_DTYPES[self.storage_dtype]
         self.convs = _generator_convs(generator)
-        self.weights = {}
-        self.last_run = None
         self._functions = {}
+        self._functions_lock = threading.Lock()
+        self._calls = threading.local()
 
-    def translate(self, image, progress=None):
+    @property
+    def last_run(self):
+        """The ``TiledRun`` of this thread's last call (None before its first)."""
+        return getattr(self._calls, "last_run", None)
+
+    def translate(self, image, progress=None, max_memory_bytes=None):
         """Translates one image in [-1, 1].
 
         Args:
             image: float array ``[H, W, 3]`` in [-1, 1], any ``H, W >= 1``.
             progress: callable or None, called with the fraction of the work done (0 to 1) after each
-                band.
+                band. An exception it raises stops the translation (and frees its maps).
+            max_memory_bytes: int or None, this call's budget (see the class); None for the engine's.
 
         Returns:
             float32 array ``[H, W, 3]`` in [-1, 1].
@@ -450,15 +473,16 @@ class TiledGenerator:
         def sink(start, rows):
             _write_cropped(output, source, start, rows)
 
-        self._run(source, sink, progress)
+        self._run(source, sink, progress, max_memory_bytes)
         return output
 
-    def translate_pixels(self, pixels, progress=None):
+    def translate_pixels(self, pixels, progress=None, max_memory_bytes=None):
         """Translates one image of pixel values in [0, 255] (e.g. ``uint8`` from a file).
 
         Args:
             pixels: array ``[H, W, 3]`` in [0, 255], any numeric dtype.
             progress: callable or None, as in ``translate``.
+            max_memory_bytes: int or None, as in ``translate``.
 
         Returns:
             float32 array ``[H, W, 3]`` of pixel values in [0, 255] (clipped, not rounded), as
@@ -471,7 +495,7 @@ class TiledGenerator:
         def sink(start, rows):
             _write_cropped(output, source, start, np.clip((rows + 1.0) * 127.5, 0.0, 255.0))
 
-        self._run(source, sink, progress)
+        self._run(source, sink, progress, max_memory_bytes)
         return output
 
     def architecture(self):
@@ -480,12 +504,21 @@ class TiledGenerator:
 
     def band_function(self, config):
         """The compiled band function for ``config`` (traced once per config, for any size)."""
-        if config not in self._functions:
-            self._functions[config] = _band_function(config, self.compute_dtype, self.storage_dtype)
-        return self._functions[config]
+        with self._functions_lock:
+            if config not in self._functions:
+                self._functions[config] = _band_function(
+                    config, self.compute_dtype, self.storage_dtype
+                )
+            return self._functions[config]
 
-    def _run(self, source, sink, progress):
-        self.weights = {
+    def _run(self, source, sink, progress, max_memory_bytes):
+        if max_memory_bytes is None:
+            max_memory_bytes = self.max_memory_bytes
+        elif int(max_memory_bytes) <= 0:
+            raise ValueError(
+                f"max_memory_bytes must be positive. Received: max_memory_bytes={max_memory_bytes}"
+            )
+        weights = {
             id(conv.layer): (
                 tf.cast(conv.layer.kernel, self.compute_dtype),
                 tf.cast(conv.layer.bias, self.compute_dtype),
@@ -494,7 +527,7 @@ class TiledGenerator:
         }
         stores = []
         try:
-            passes = self._plan(source, sink, stores)
+            passes = self._plan(source, sink, stores, int(max_memory_bytes), weights)
             total = sum(p.node.chain_macs() for p in passes)
             done = 0.0
             for p in passes:
@@ -515,7 +548,7 @@ class TiledGenerator:
             for store in stores:
                 store.close()
 
-    def _plan(self, source, sink, stores):
+    def _plan(self, source, sink, stores, max_memory_bytes, weights):
         """The passes for one image, with every map they keep allocated in RAM or on disk.
 
         Two bottleneck maps are required: the residual stream and the current convolution's output
@@ -524,9 +557,10 @@ class TiledGenerator:
         are kept in RAM as well, which saves recomputing them (and the stem) in the next passes.
         """
         convs = self.convs
-        working = min(int(self.max_memory_bytes * _WORKING_SHARE), _MAX_WORKING_BYTES)
-        room = self.max_memory_bytes - working
+        working = min(int(max_memory_bytes * _WORKING_SHARE), _MAX_WORKING_BYTES)
+        room = max_memory_bytes - working
         spill_dir = self.spill_dir or tempfile.gettempdir()
+        make = functools.partial(_ConvNode, engine=self, weights=weights)
 
         def allocate(node, in_ram):
             shape = (node.height, node.width, node.channels)
@@ -546,11 +580,11 @@ class TiledGenerator:
             last_reader.release += (producer.store,)
             return True
 
-        stem = _ConvNode(convs.stem, _Input(source), self)
+        stem = make(convs.stem, _Input(source))
         passes = [_Pass(stem)]
         for conv in convs.down:
-            node = passes[-1].node
-            passes.append(_Pass(_ConvNode(conv, _Input(node, node.stats, relu=True), self)))
+            previous = passes[-1].node
+            passes.append(_Pass(make(conv, _Input(previous, previous.stats, relu=True))))
         bottleneck = passes[-1].node
         size = map_bytes(bottleneck)
         outputs = allocate(bottleneck, in_ram=size <= room)
@@ -566,21 +600,21 @@ class TiledGenerator:
         dtype = self.host_dtype
         stream = _Input(_StoredRows(residual, dtype), bottleneck.stats, relu=True)
         for conv_1, conv_2 in convs.res:
-            node = _ConvNode(conv_1, stream, self)
-            passes.append(_Pass(node, store=outputs, writeback=residual))
-            node = _ConvNode(conv_2, _Input(_StoredRows(outputs, dtype), node.stats, True), self)
-            passes.append(_Pass(node, store=outputs))
+            first = make(conv_1, stream)
+            passes.append(_Pass(first, store=outputs, writeback=residual))
+            second = make(conv_2, _Input(_StoredRows(outputs, dtype), first.stats, True))
+            passes.append(_Pass(second, store=outputs))
             stream = _Input(
-                _StoredRows(outputs, dtype), node.stats, skip=_StoredRows(residual, dtype)
+                _StoredRows(outputs, dtype), second.stats, skip=_StoredRows(residual, dtype)
             )
 
-        up = [_Pass(_ConvNode(convs.up[0], stream, self))]
+        up = [_Pass(make(convs.up[0], stream))]
         for conv in convs.up[1:]:
-            node = up[-1].node
-            up.append(_Pass(_ConvNode(conv, _Input(node, node.stats, relu=True), self)))
-        node = up[-1].node
+            previous = up[-1].node
+            up.append(_Pass(make(conv, _Input(previous, previous.stats, relu=True))))
+        previous = up[-1].node
         head = _Pass(
-            _ConvNode(convs.head, _Input(node, node.stats, relu=True), self, tanh=True), sink=sink
+            make(convs.head, _Input(previous, previous.stats, relu=True), tanh=True), sink=sink
         )
         # The head reads the first upsampling's output through the later ones.
         if len(up) > 1 and cache(up[0], up[1], head, resident):
@@ -589,12 +623,12 @@ class TiledGenerator:
 
         for p in passes:
             p.band_rows = self.band_rows or _fitting_rows(p.node, working)
-        self.last_run = TiledRun(
+        self._calls.last_run = TiledRun(
             band_rows=[p.band_rows for p in passes],
             stored_bytes=sum(store.nbytes for store in stores),
             spilled_bytes=sum(store.nbytes for store in stores if store.spilled),
         )
-        logger.debug("tiled plan: %s", self.last_run)
+        logger.debug("tiled plan: %s", self._calls.last_run)
         return passes
 
 
@@ -770,6 +804,47 @@ def _generator_convs(generator):
 # (1 to 12 MP, ngf 32 and 64). 2 or 9 residual blocks differ by about 1 %. Rounded up.
 _WHOLE_IMAGE_BASE_BYTES = int(0.9 * 2**30)
 _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF = {"float32": 13.0, "bf16": 14.5}
+# TensorFlow's own CPU convolution (Eigen's, which TensorFlow runs wherever it does not use oneDNN: on
+# CPUs without AVX-512 VNNI/BF16 or AMX, or with TF_ENABLE_ONEDNN_OPTS=0) is a matrix product whose
+# thread-pool evaluation may pack the whole left-hand side, the im2col of the input, at once: float32
+# values, kernel height x width x input channels per output pixel, padded to a multiple of 16. It does
+# so for some shapes and thread counts only (a 7x7 convolution of 8 channels to 3 asked for exactly that,
+# 25 GiB, at 4096x4096 and for nothing extra at 3584x3584, on 2 threads), so the bound assumes it always.
+_GEMM_VALUE_BYTES = 4
+_GEMM_PACKING = 16
+
+
+def _packed(values):
+    return -(-values // _GEMM_PACKING) * _GEMM_PACKING
+
+
+def convolution_buffer_bytes(
+    kernel_size, in_channels, out_channels, in_pixels, out_pixels, transpose=False
+):
+    """int, the largest buffer one convolution may ask for besides its input and output.
+
+    The im2col of its whole input (see the comment above ``_GEMM_PACKING``): ``4 * kernel_size**2 *
+    in_channels`` bytes (rounded up) per output pixel. A transposed convolution (TensorFlow's
+    ``Conv2DBackpropInput``) multiplies its input by the kernel into columns of
+    ``kernel_size**2 * out_channels`` values per input pixel and then sums them into the output.
+
+    Args:
+        kernel_size: int, the square kernel's side.
+        in_channels: int.
+        out_channels: int.
+        in_pixels: int, batch x height x width of the input.
+        out_pixels: int, batch x height x width of the output.
+        transpose: bool, a transposed convolution.
+    """
+    if transpose:
+        columns = _packed(in_channels) + kernel_size**2 * out_channels
+        return _GEMM_VALUE_BYTES * in_pixels * columns
+    return _GEMM_VALUE_BYTES * out_pixels * _packed(kernel_size**2 * in_channels)
+
+
+def _padded_pixels(height, width):
+    """An upper bound of the pixels of an image padded to the generator's multiple (at least 8)."""
+    return max(height + 3, 8) * max(width + 3, 8)
 
 
 def estimate_runtime_bytes():
@@ -777,12 +852,13 @@ def estimate_runtime_bytes():
     return _WHOLE_IMAGE_BASE_BYTES
 
 
-def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="float32"):
-    """The peak resident memory of translating one image whole (``CompiledGenerator``).
+def estimate_whole_image_resident_bytes(ngf, n_res_blocks, height, width, precision="float32"):
+    """The peak resident memory (RSS) of translating one image whole (``CompiledGenerator``).
 
     A measured model (see ``_WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF``) that errs high, by 1 to 13 % from
-    1 to 12 MP on a CPU; use it to choose between ``CompiledGenerator`` and ``TiledGenerator``.
-    Full-resolution 64-channel maps dominate, so it grows with ``height * width * ngf``.
+    1 to 12 MP on a CPU where TensorFlow runs oneDNN's convolutions. Full-resolution 64-channel maps
+    dominate, so it grows with ``height * width * ngf``. What a run may ask for on other CPUs is
+    ``estimate_whole_image_bytes``.
 
     Args:
         ngf: int, the generator's first-layer filters.
@@ -795,11 +871,57 @@ def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="floa
         int, bytes of the whole process (TensorFlow runtime included).
 
     Example:
-        >>> estimate_whole_image_bytes(64, 9, 3000, 4000) / 2**30  # a 12-MP photo
+        >>> estimate_whole_image_resident_bytes(64, 9, 3000, 4000) / 2**30  # a 12-MP photo
         10.21...
     """
     check_precision(precision)
     del n_res_blocks  # about 1 % from 2 to 9 blocks, within the model's error
-    pixels = max(height + 3, 8) * max(width + 3, 8)  # padded to a multiple of 4, at least 8
     per_pixel = _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF[precision] * ngf
-    return int(_WHOLE_IMAGE_BASE_BYTES + per_pixel * pixels)
+    return int(_WHOLE_IMAGE_BASE_BYTES + per_pixel * _padded_pixels(height, width))
+
+
+def estimate_convolution_buffer_bytes(ngf, height, width):
+    """int, the largest ``convolution_buffer_bytes`` of a ``resnet_generator`` on one whole image.
+
+    The head's (7x7, ``ngf`` channels to 3 at full resolution: ``196 * ngf`` bytes per pixel) for any
+    ``ngf`` from 4 up; the stem's (7x7 from 3 channels: 640 bytes per pixel) below.
+    """
+    pixels = _padded_pixels(height, width)
+    convs = [(7, 3, ngf, pixels, pixels, False)]  # the stem
+    channels, resolution = ngf, pixels
+    for _ in range(GENERATOR_DOWNSAMPLINGS):
+        convs.append((3, channels, 2 * channels, resolution, resolution // 4, False))
+        channels, resolution = 2 * channels, resolution // 4
+    convs.append((3, channels, channels, resolution, resolution, False))  # residual blocks
+    for _ in range(GENERATOR_DOWNSAMPLINGS):
+        convs.append((3, channels, channels // 2, resolution, 4 * resolution, True))
+        channels, resolution = channels // 2, 4 * resolution
+    convs.append((7, channels, 3, resolution, resolution, False))  # the head
+    return max(convolution_buffer_bytes(*conv) for conv in convs)
+
+
+def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="float32"):
+    """The memory that translating one image whole (``CompiledGenerator``) may ask for, on any CPU.
+
+    The measured resident peak (``estimate_whole_image_resident_bytes``) plus the largest buffer a
+    convolution of TensorFlow's own CPU kernels may ask for (``estimate_convolution_buffer_bytes``:
+    about ``196 * ngf`` bytes per pixel, most of it never touched, but refused outright where it exceeds
+    the memory the system can commit). Use it to choose between ``CompiledGenerator`` and
+    ``TiledGenerator``: a run below it fits, whichever convolution kernels the CPU gets.
+
+    Args:
+        ngf: int, the generator's first-layer filters.
+        n_res_blocks: int, its residual blocks.
+        height: int, image height (before padding to a multiple of 4).
+        width: int, image width.
+        precision: str, ``"float32"`` or ``"bf16"`` (a ``mixed_bfloat16`` model).
+
+    Returns:
+        int, bytes of the whole process (TensorFlow runtime included).
+
+    Example:
+        >>> estimate_whole_image_bytes(64, 9, 3000, 4000) / 2**30  # a 12-MP photo
+        150.6...
+    """
+    resident = estimate_whole_image_resident_bytes(ngf, n_res_blocks, height, width, precision)
+    return resident + estimate_convolution_buffer_bytes(ngf, height, width)

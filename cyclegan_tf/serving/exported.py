@@ -7,7 +7,8 @@ layout); ``ExportSource`` reads ``<version><suffix>`` files written by ``cyclega
 (``cyclegan_tf.inference.runtimes``) behind the two signatures a SavedModel has:
 
 * ``serving_default``: ``images`` float32 ``[batch, height, width, 3]`` in [0, 255] → ``images``.
-* ``translate_bytes``: ``image_bytes`` encoded images ``[batch]`` → ``image_bytes`` PNGs.
+* ``translate_bytes``: ``image_bytes`` encoded images ``[batch]`` (turned as their EXIF orientation
+  says) → ``image_bytes`` PNGs.
 
 so the REST API and the web page work the same whatever runs underneath.
 """
@@ -18,6 +19,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from cyclegan_tf import export, io, model_store
+from cyclegan_tf.data.decode import decode_image
 from cyclegan_tf.inference import loading, runtimes
 from cyclegan_tf.serving import registry
 
@@ -92,6 +94,15 @@ class ExportSource:
 class ExportedVersion(registry.ServedVersion):
     """A ``ServedVersion`` whose signatures call a runtime instead of a SavedModel."""
 
+    @property
+    def image_signatures(self):
+        """True: both signatures translate each image of a batch on its own."""
+        return True
+
+    def estimate_image_bytes(self, height, width):
+        """int, what the runtime takes to translate one image whole (it cannot tile)."""
+        return runtimes.estimate_export_bytes(self.loaded, height, width)
+
     def input_specs(self, signature_name):
         """``{input_name: tf.TensorSpec}`` of a signature."""
         key, dtype, shape = _SIGNATURES[signature_name]
@@ -107,7 +118,7 @@ def _signatures(runtime):
         return {"images": tf.constant(runtime.translate_pixels(images.numpy()))}
 
     def translate_one(encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        image = decode_image(encoded)
         translated = runtime.translate_pixels(image.numpy()[None].astype("float32"))[0]
         return tf.io.encode_png(tf.cast(tf.round(translated), tf.uint8))
 

@@ -13,6 +13,7 @@ Reference:
 
 import base64
 import binascii
+import dataclasses
 import io
 import json
 
@@ -21,8 +22,49 @@ import tensorflow as tf
 from PIL import Image
 
 DEFAULT_SIGNATURE = "serving_default"
-# What tf.io.decode_image, used by the exported translate_bytes signature, can read.
-DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
+# What data.decode.decode_image, used by the server and the exported translate_bytes signature, reads.
+DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+DEFAULT_MAX_PIXELS = 4096 * 4096
+DEFAULT_MAX_REQUEST_PIXELS = 4096 * 4096
+DEFAULT_MAX_INSTANCES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one ``:predict`` request may hold; more is refused with 400 before any model run.
+
+    Attributes:
+        max_pixels: int, height x width of one image.
+        max_request_pixels: int, the pixels of all the request's images together.
+        max_instances: int, the instances (examples, images) of one request.
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS
+    max_instances: int = DEFAULT_MAX_INSTANCES
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if int(value) <= 0:
+                raise ValueError(f"{field.name} must be positive. Received: {value}")
+
+
+@dataclasses.dataclass
+class ParsedRequest:
+    """A ``:predict`` request checked against its signature and the limits.
+
+    Attributes:
+        signature_name: str.
+        arrays: dict of input name to NumPy array.
+        sizes: list of ``(height, width)``, the images in the request, in order.
+        row_format: bool, ``"instances"`` (answered as ``"predictions"``) rather than ``"inputs"``.
+    """
+
+    signature_name: str
+    arrays: dict
+    sizes: list
+    row_format: bool
 
 
 class RequestError(Exception):
@@ -150,6 +192,27 @@ def to_array(value, spec, name):
     return array
 
 
+def _check_instances(values, row_format, max_instances):
+    """Refuses a request of more than ``max_instances`` examples before its values are converted."""
+    counts = [len(value) for value in values.values() if isinstance(value, list)]
+    count = len(next(iter(values.values()))) if row_format else max(counts, default=1)
+    if count > max_instances:
+        raise _bad(
+            f"this request holds {count} instances; this server accepts at most {max_instances} per "
+            "request (--max-instances): send them in several requests"
+        )
+
+
+def _check_request_pixels(sizes, max_request_pixels):
+    total = sum(height * width for height, width in sizes)
+    if total > max_request_pixels:
+        raise _bad(
+            f"this request's {len(sizes)} image(s) hold {total} pixels together; this server accepts "
+            f"at most {max_request_pixels} per request (--max-request-pixels): send them in several "
+            "requests"
+        )
+
+
 def check_image_sizes(arrays, max_pixels):
     """Refuses images that cannot be decoded or hold more than ``max_pixels`` pixels.
 
@@ -186,10 +249,10 @@ def _image_size(data, where):
         raise _bad(f"{where} is too large: {error}") from None
     except Exception:  # PIL raises several types for data that is not an image
         raise _bad(
-            f"{where} is not an image ({len(data)} bytes that are not JPEG, PNG, GIF or BMP)"
+            f"{where} is not an image ({len(data)} bytes that are not JPEG, PNG, GIF, BMP or WebP)"
         ) from None
     if image_format not in DECODABLE_FORMATS:
-        raise _bad(f"{where} is a {image_format} image; send JPEG, PNG, GIF or BMP")
+        raise _bad(f"{where} is a {image_format} image; send JPEG, PNG, GIF, BMP or WebP")
     if image_format == "PNG":
         try:
             with Image.open(io.BytesIO(data)) as image:
@@ -222,22 +285,20 @@ def to_json_value(array, name):
     return array.tolist()
 
 
-def predict(served, request, max_pixels, runs):
-    """Runs one ``:predict`` request against a served version.
+def parse_request(served, request, limits):
+    """Checks a parsed ``:predict`` body against a served version's signature and the limits.
 
     Args:
         served: a ``registry.ServedVersion``.
         request: dict, the parsed request body.
-        max_pixels: int, the largest height x width accepted per image.
-        runs: a ``runs.ModelRuns``: the memory budget the model run waits for, and tiling for images
-            too large to run whole. Parsing and encoding happen outside it.
+        limits: a ``Limits``.
 
     Returns:
-        The response dict: ``{"predictions": ...}`` or ``{"outputs": ...}``.
+        A ``ParsedRequest``.
 
     Raises:
-        RequestError: 400 for an unknown signature or inputs that do not fit it, 503 when the server
-            stays busy.
+        RequestError: 400 for an unknown signature, inputs that do not fit it, or a request over the
+            limits.
     """
     signature_name = request.get("signature_name") or DEFAULT_SIGNATURE
     if not isinstance(signature_name, str) or signature_name not in served.signatures:
@@ -252,11 +313,22 @@ def predict(served, request, max_pixels, runs):
             values = _split_row_format(request["instances"], names)
         else:
             values = _split_columnar_format(request["inputs"], names)
+        _check_instances(values, row_format, limits.max_instances)
         arrays = {name: to_array(values[name], specs[name], name) for name in names}
     except RecursionError:
         raise _bad("the input values are nested too deeply") from None
-    sizes = check_image_sizes(arrays, max_pixels)
-    outputs = runs.run(served, signature_name, arrays, sizes)
+    sizes = check_image_sizes(arrays, limits.max_pixels)
+    _check_request_pixels(sizes, limits.max_request_pixels)
+    return ParsedRequest(signature_name, arrays, sizes, row_format)
+
+
+def response_body(outputs, row_format):
+    """TF Serving's response dict for ``{output name: NumPy array}``.
+
+    Returns:
+        ``{"predictions": ...}`` for the row format, ``{"outputs": ...}`` for the columnar one; a
+        single output is given without its name.
+    """
     if row_format:
         if len(outputs) == 1:
             ((name, array),) = outputs.items()
@@ -272,6 +344,29 @@ def predict(served, request, max_pixels, runs):
         ((name, array),) = outputs.items()
         return {"outputs": to_json_value(array, name)}
     return {"outputs": {name: to_json_value(array, name) for name, array in outputs.items()}}
+
+
+def predict(served, request, limits, runs, deadline=None):
+    """Runs one ``:predict`` request against a served version.
+
+    Args:
+        served: a ``registry.ServedVersion``.
+        request: dict, the parsed request body.
+        limits: a ``Limits``.
+        runs: a ``runs.ModelRuns``: the memory budget the model runs wait for, and tiling for images
+            too large to run whole.
+        deadline: a ``runs.Deadline`` or None.
+
+    Returns:
+        The response dict: ``{"predictions": ...}`` or ``{"outputs": ...}``.
+
+    Raises:
+        RequestError: 400 for an unknown signature, inputs that do not fit it or a request over the
+            limits, 503 when the server stays busy, 504 past the deadline.
+    """
+    parsed = parse_request(served, request, limits)
+    outputs = runs.run(served, parsed.signature_name, parsed.arrays, parsed.sizes, deadline)
+    return response_body(outputs, parsed.row_format)
 
 
 def render(response):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -27,6 +28,9 @@ class ServerProcess:
         ready_model: str or None, a model whose status must answer before the server counts as ready;
             None waits for the web page only.
         timeout: float, seconds to wait for the server to come up. Defaults to 120.
+        env: dict or None, environment variables to set for the server (on top of this process's).
+        address_space_bytes: int or None, the server's address-space limit (``RLIMIT_AS``): an
+            allocation beyond it fails, as one beyond the memory a system can commit does.
 
     Attributes:
         url: str, ``http://127.0.0.1:<port>``.
@@ -37,11 +41,21 @@ class ServerProcess:
         200
     """
 
-    def __init__(self, model_base_path, extra_args=(), ready_model=None, timeout=120.0):
+    def __init__(
+        self,
+        model_base_path,
+        extra_args=(),
+        ready_model=None,
+        timeout=120.0,
+        env=None,
+        address_space_bytes=None,
+    ):
         self.model_base_path = model_base_path
         self.extra_args = list(extra_args)
         self.ready_model = ready_model
         self.timeout = timeout
+        self.env = dict(env or {})
+        self.address_space_bytes = address_space_bytes
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process = None
@@ -61,9 +75,13 @@ class ServerProcess:
             str(self.port),
             *self.extra_args,
         ]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **self.env}
         self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=env
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=self._limit if self.address_space_bytes else None,
         )
         try:
             self._wait_ready()
@@ -71,6 +89,10 @@ class ServerProcess:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _limit(self):
+        """Runs in the child before it starts the server."""
+        resource.setrlimit(resource.RLIMIT_AS, (self.address_space_bytes,) * 2)
 
     def _wait_ready(self):
         path = f"/v1/models/{self.ready_model}" if self.ready_model else "/api/models"
@@ -91,6 +113,16 @@ class ServerProcess:
     def alive(self):
         """Whether the child process is still running."""
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self):
+        """int, the server's process id."""
+        return self._process.pid
+
+    @property
+    def returncode(self):
+        """The server's exit status once it has exited (negative: the signal), else None."""
+        return self._process.poll()
 
     def log(self):
         """Everything the server wrote to stdout and stderr so far."""

@@ -1,11 +1,21 @@
 """Finding, loading and hot-swapping the SavedModels under a model base path, as TF Serving does.
 
 ``BASE/<model_name>/<version>/saved_model.pb``: every subfolder of the base path is a model, every
-numeric subfolder of a model is a version, and the highest version is served (TF Serving's default
-"latest 1" version policy). ``refresh`` rescans; ``start_polling`` rescans every
-``poll_seconds`` (TF Serving's ``--file_system_poll_wait_seconds``) so new versions are picked up
-without a restart. Models are loaded once with ``tf.saved_model.load`` and shared by all requests; a
-request that holds a ``ServedVersion`` keeps it usable even while a newer version replaces it.
+numeric subfolder of a model is a version, and the highest version that loads is served (TF Serving's
+default "latest 1" version policy). ``refresh`` rescans; ``start_polling`` rescans every
+``poll_seconds`` (TF Serving's ``--file_system_poll_wait_seconds``) so that versions are picked up
+without a restart:
+
+* a new highest version is loaded, then served; the one it replaces is unloaded;
+* a served version whose folder disappears (a rollback) is unloaded once the next highest version is
+  loaded and serving; until then it keeps answering, so no request fails meanwhile;
+* a version that fails to load (a copy still in progress, a broken file) is retried on every later
+  scan until it loads; the version served before stays in service meanwhile.
+
+``status`` reports each version's state as TF Serving's model status API does: ``LOADING``,
+``AVAILABLE``, ``UNLOADING``, and ``END`` for a version unloaded (error code ``OK``) or one that failed
+to load (its error). Models are loaded once with ``tf.saved_model.load`` and shared by all requests; a
+request that holds a ``ServedVersion`` keeps it usable even while another version replaces it.
 """
 
 import dataclasses
@@ -58,6 +68,23 @@ class ServedVersion:
     def output_specs(self, signature_name):
         """``{output_name: tf.TensorSpec}`` of a signature."""
         return dict(self.signatures[signature_name].structured_outputs)
+
+    def estimate_image_bytes(self, height, width):
+        """Int or None: what translating one image whole takes, where the version knows it.
+
+        None for a SavedModel (its generator, or the default one, is estimated by ``runs``).
+        """
+        del height, width
+        return None
+
+    @property
+    def image_signatures(self):
+        """bool, whether ``serving_default`` and ``translate_bytes`` are this package's.
+
+        Then every image of a batch is translated on its own, so the server may split batches and
+        decode the images itself.
+        """
+        return self.generator is not None
 
 
 def message_to_dict(message):
@@ -129,6 +156,14 @@ class SavedModelSource:
         return load_version(name, version, path)
 
 
+@dataclasses.dataclass
+class _VersionState:
+    """What ``status`` reports of one version: TF Serving's state, and the error of a failed load."""
+
+    state: str
+    error: str = ""
+
+
 class ModelRegistry:
     """The models under a base path, each served at its highest loadable version.
 
@@ -151,21 +186,18 @@ class ModelRegistry:
         self.source = source or SavedModelSource()
         self.poll_seconds = float(poll_seconds)
         self._served = {}
-        self._failed = {}  # (name, version) -> (saved_model.pb mtime, error message)
+        self._states = {}  # name -> {version: _VersionState}
+        self._reported = {}  # (name, version) -> the last load error logged
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
 
     def refresh(self):
-        """Rescans the base path: loads new highest versions, drops models whose folder is gone.
-
-        A version that fails to load is reported in ``status`` and retried only once its
-        ``saved_model.pb`` (or exported file) changes; the previously served version stays in service
-        meanwhile.
+        """Rescans the base path: serves each model's highest version that loads (see the module).
 
         Raises:
-            ValueError: if the base path is not a folder.
+            OptionError: if the base path is not a folder.
         """
         if not io.isdir(self.base_path):
             raise OptionError("base_path", f"no such folder: {self.base_path}")
@@ -177,36 +209,70 @@ class ModelRegistry:
             ]
             for name in names:
                 self._refresh_model(name)
-            with self._lock:
-                for name in set(self._served) - set(names):
-                    logger.info("Unloaded %s: its folder is gone", name)
-                    del self._served[name]
+            for name in set(self._served) - set(names):
+                logger.info("Unloaded %s: its folder is gone", name)
+                self._unload(name)
+
+    def _set_state(self, name, version, state, error=""):
+        with self._lock:
+            self._states.setdefault(name, {})[version] = _VersionState(state, error)
+
+    def _unload(self, name, replacement=None):
+        """Serves ``replacement`` (or nothing) instead of ``name``'s current version, which ends."""
+        with self._lock:
+            current = self._served.pop(name, None)
+            if replacement is not None:
+                self._served[name] = replacement
+            if current is not None:
+                self._states.setdefault(name, {})[current.version] = _VersionState("END")
 
     def _refresh_model(self, name):
         model_dir = io.join(self.base_path, name)
         current = self._served.get(name)
-        for version in reversed(self.source.versions(model_dir)):
-            if current is not None and version <= current.version:
+        present = [
+            version
+            for version in self.source.versions(model_dir)
+            if io.mtime_ns(self.source.marker(self.source.path(model_dir, version))) is not None
+        ]
+        for version in sorted(present, reverse=True):
+            if current is not None and version == current.version:
+                return  # the highest version that loads is the one served
+            served = self._load(name, version, self.source.path(model_dir, version))
+            if served is not None:
+                if current is not None:
+                    with self._lock:
+                        self._states[name][current.version] = _VersionState("UNLOADING")
+                self._unload(name, replacement=served)
+                if current is not None:
+                    logger.info("Unloaded %s version %d", name, current.version)
+                logger.info("Serving %s version %d", name, version)
                 return
-            path = self.source.path(model_dir, version)
-            mtime = io.mtime_ns(self.source.marker(path))
-            if mtime is None:
-                continue  # not complete (yet)
-            failure = self._failed.get((name, version))
-            if failure is not None and failure[0] == mtime:
-                continue
-            try:
-                served = self.source.load(name, version, path)
-            except Exception as error:  # a broken version must not take the server down
-                message = first_line(error)
-                logger.error("Could not load %s version %d: %s", name, version, message)
-                self._failed[(name, version)] = (mtime, message)
-                continue
-            self._failed.pop((name, version), None)
-            with self._lock:
-                self._served[name] = served
-            logger.info("Serving %s version %d from %s", name, version, path)
-            return
+        if current is not None:
+            logger.info("Unloaded %s version %d: no version of it is left", name, current.version)
+            self._unload(name)
+
+    def _load(self, name, version, path):
+        """A ``ServedVersion``, or None if it does not load (retried at the next scan)."""
+        self._set_state(name, version, "LOADING")
+        try:
+            served = self.source.load(name, version, path)
+        except Exception as error:  # a broken version must not take the server down
+            message = first_line(error)
+            self._set_state(name, version, "END", message)
+            if self._reported.get((name, version)) != message:
+                logger.error(
+                    "Could not load %s version %d (retried at every scan): %s",
+                    name,
+                    version,
+                    message,
+                )
+            else:
+                logger.debug("Could not load %s version %d: %s", name, version, message)
+            self._reported[(name, version)] = message
+            return None
+        self._reported.pop((name, version), None)
+        self._set_state(name, version, "AVAILABLE")
+        return served
 
     def start_polling(self):
         """Rescans every ``poll_seconds`` in a daemon thread (no-op when ``poll_seconds <= 0``)."""
@@ -255,21 +321,16 @@ class ModelRegistry:
         """TF Serving's ``GetModelStatusResponse`` for a model, or one version of it.
 
         Returns:
-            ``{"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {...}}]}``;
-            a version that failed to load is listed with state ``END`` and its error.
+            ``{"model_version_status": [{"version": "2", "state": "AVAILABLE", "status": {...}}]}``,
+            highest version first: every version seen since start, ``AVAILABLE`` for the served one,
+            ``LOADING`` while one loads, ``END`` for one unloaded (error code ``OK``) or that failed to
+            load (error code ``UNKNOWN`` and its error).
 
         Raises:
-            ServableNotFoundError: if nothing of that model (or version) is served or failed.
+            ServableNotFoundError: if no version of that model (or that version) was ever seen.
         """
         with self._lock:
-            served = self._served.get(name)
-            failed = {v: message for (n, v), (_, message) in self._failed.items() if n == name}
-        entries = {}
-        if served is not None:
-            entries[served.version] = ("AVAILABLE", "OK", "")
-        for failed_version, message in failed.items():
-            if served is None or failed_version > served.version:
-                entries[failed_version] = ("END", "UNKNOWN", message)
+            entries = dict(self._states.get(name, {}))
         if version is not None:
             entries = {v: entry for v, entry in entries.items() if v == version}
         if not entries:
@@ -280,10 +341,13 @@ class ModelRegistry:
             "model_version_status": [
                 {
                     "version": str(v),
-                    "state": state,
-                    "status": {"error_code": code, "error_message": message},
+                    "state": entry.state,
+                    "status": {
+                        "error_code": "UNKNOWN" if entry.error else "OK",
+                        "error_message": entry.error,
+                    },
                 }
-                for v, (state, code, message) in sorted(entries.items(), reverse=True)
+                for v, entry in sorted(entries.items(), reverse=True)
             ]
         }
 

@@ -2,8 +2,8 @@
 
 Each configuration runs in its own process under ``/usr/bin/time -v`` (peak RSS) and, where the
 machine allows it, in a cgroup with a memory limit, so that a whole-image run that does not fit dies
-alone. A whole-image run that ``estimate_whole_image_bytes`` puts above that limit is not started and is
-reported as out of memory.
+alone. A whole-image run whose resident peak ``estimate_whole_image_resident_bytes`` puts above that
+limit is not started and is reported as out of memory (a cgroup counts resident pages only).
 """
 
 import dataclasses
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from cyclegan_tf import inference
-from cyclegan_tf.inference import estimate_whole_image_bytes
+from cyclegan_tf.inference.tiled import estimate_whole_image_resident_bytes
 from cyclegan_tf.models import resnet_generator
 
 _CGROUP_ROOT = "/sys/fs/cgroup/memory"
@@ -223,7 +223,7 @@ def measure_in_subprocess(
     measurement = Measurement(command=command, load_before=_loadavg())
     if mode == "whole":
         side = (megapixels * 1e6) ** 0.5
-        estimate = estimate_whole_image_bytes(ngf, n_res_blocks, side, side, precision)
+        estimate = estimate_whole_image_resident_bytes(ngf, n_res_blocks, side, side, precision)
         if estimate > memory_limit_bytes:
             measurement.outcome = (
                 f"out of memory (estimated {estimate / 2**30:.1f} GiB > limit "

@@ -137,3 +137,116 @@ def test_small_budget_translates_in_tiles_with_the_same_result(
     with pytest.raises(SystemExit):
         translate_cli.main([*argv, str(tmp_path / "x"), "--max-memory-gb", "0"])
     assert "--max-memory-gb: must be a positive number" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_keras(tmp_path_factory):
+    """A tiny generator .keras file (ngf 4, 1 block): fast to load and to run."""
+    import keras
+
+    from cyclegan_tf.models import resnet_generator
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "netG_A2B.keras"
+    resnet_generator(ngf=4, n_res_blocks=1).save(path)
+    return str(path)
+
+
+def test_every_image_of_a_folder_gets_its_own_output(tiny_keras, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _write_image(folder / "gray.png", (10, 12))
+    _write_image(folder / "gray.jpg", (14, 16))
+    _write_image(folder / "leaf.webp", (9, 11))
+    _write_image(folder / "scan.tiff", (8, 8))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden").write_text("")
+    output = tmp_path / "out"
+    code = translate_cli.main(
+        ["--model", tiny_keras, "--input", str(folder), "--output", str(output)]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert sorted(os.listdir(output)) == ["gray_jpg.png", "gray_png.png", "leaf.png"]
+    assert Image.open(output / "gray_jpg.png").size == (16, 14)
+    assert Image.open(output / "leaf.png").size == (11, 9)
+    skipped = [line for line in captured.err.splitlines() if "skipped" in line]
+    assert len(skipped) == 2 and "scan.tiff" in skipped[1] and "(.tiff;" in skipped[1]
+    assert "Wrote 3 image(s)" in captured.out and "2 other file(s) skipped" in captured.out
+
+
+def test_two_inputs_for_one_output_name_are_refused_before_any_work(tiny_keras, tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        _write_image(tmp_path / folder / "x.png", (6, 6))
+    output = tmp_path / "out"
+    argv = ["--model", tiny_keras, "--output", str(output)]
+    with pytest.raises(SystemExit) as exit_info:
+        translate_cli.main([*argv, "--input", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--input:" in err and "would both be written to x.png" in err
+    assert not output.exists()
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_work(tiny_keras, inputs, tmp_path, capsys):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"mine")
+    with pytest.raises(SystemExit) as exit_info:
+        translate_cli.main(
+            ["--model", tiny_keras, "--input", str(inputs / "wide.png"), "--output", str(target)]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"cyclegan-translate: error: --output: {target} is a file; give a folder for the outputs"
+    )
+    assert target.read_bytes() == b"mine"
+
+
+def test_a_portrait_phone_photo_comes_out_upright(tiny_keras, tmp_path):
+    from tests.conftest import jpeg_with_orientation
+
+    stored = np.random.default_rng(1).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    photo = tmp_path / "IMG_0001.JPG"
+    photo.write_bytes(jpeg_with_orientation(stored, 6))  # landscape pixels, "rotate 90 clockwise"
+    output = tmp_path / "out"
+    assert (
+        translate_cli.main(["--model", tiny_keras, "--input", str(photo), "--output", str(output)])
+        == 0
+    )
+    assert Image.open(output / "IMG_0001.png").size == (24, 40)  # as a viewer shows it: portrait
+
+
+def test_a_large_black_png_is_translated_within_an_address_space_limit(tiny_keras, tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    # TensorFlow's own CPU convolutions (a CPU without AVX-512 VNNI/BF16 or AMX) on 16 threads ask
+    # for the im2col of a whole convolution at once: 3.3 GB for this image's last convolution, which
+    # the limit refuses. This run peaks at 2.6 GiB of address space; without the bound it needed 7.5.
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros((2048, 2048, 3), np.uint8)).save(black)
+    limit = 4 * 2**30
+    env = {
+        **os.environ,
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "TF_NUM_INTRAOP_THREADS": "16",
+        "MALLOC_ARENA_MAX": "2",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    command = [sys.executable, "-m", "cyclegan_tf.cli.translate", "--model", tiny_keras]
+    command += ["--input", str(black), "--output", str(tmp_path / "out")]
+    result = subprocess.run(
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(tmp_path / "out" / "black.png").size == (2048, 2048)

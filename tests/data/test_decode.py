@@ -4,9 +4,10 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
+from PIL import Image, ImageOps
 
 from cyclegan_tf.data import decode
+from tests.conftest import jpeg_with_orientation
 
 
 def _assert_close(actual, expected, tolerance):
@@ -70,7 +71,7 @@ def test_list_image_files_is_sorted_flat_and_case_insensitive(tmp_path):
     (tmp_path / "sub.png").mkdir()
     (tmp_path / "sub.png" / "g.png").write_bytes(b"x")
     names = [p.rsplit("/", 1)[1] for p in decode.list_image_files(str(tmp_path))]
-    assert names == ["a.jpeg", "b.PNG", "c.Jpg", "d.gif", "e.bmp"]
+    assert names == ["a.jpeg", "b.PNG", "c.Jpg", "d.gif", "e.bmp", "f.webp"]
 
 
 def test_image_to_uint8_maps_unit_range_to_bytes():
@@ -128,6 +129,52 @@ def test_header_problem_flags_empty_foreign_and_truncated_files(image_files):
     cut = contents[: len(contents) // 2]
     assert decode.header_problem(b"", b"", 0) == "empty file"
     assert decode.header_problem(b"<html><body>", b"</html>", 500) == (
-        "not a JPEG, PNG, BMP or GIF file"
+        "not a JPEG, PNG, BMP, GIF or WebP file"
     )
     assert decode.header_problem(cut[:16], cut[-16:], len(cut)) == decode.SUSPECT
+
+
+def _assert_same_photo(actual, expected):
+    """Equal up to the JPEG decoders' rounding (PIL's and TensorFlow's IDCT differ by a few levels)."""
+    assert actual.shape == expected.shape
+    error = np.abs(actual.astype(int) - expected.astype(int))
+    assert error.max() <= 16 and error.mean() < 3
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_exif_orientation_is_applied_as_viewers_show_it(tmp_path, orientation):
+    y, x = np.mgrid[0:24, 0:40]
+    pixels = np.stack([x * 6, y * 10, np.full_like(x, 90)], -1).astype(np.uint8)
+    pixels[:6, :8] = 255  # a bright corner, so that every turn and mirror shows
+    contents = jpeg_with_orientation(pixels, orientation)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(contents))).convert("RGB"))
+    eager = decode.decode_image(contents).numpy()
+    _assert_same_photo(eager, expected)
+    in_graph = next(iter(tf.data.Dataset.from_tensors(contents).map(decode.decode_image)))
+    np.testing.assert_array_equal(in_graph.numpy(), eager)
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(contents)
+    np.testing.assert_array_equal(decode.read_image_file(str(path)), eager)
+    assert int(decode.exif_orientation(contents)) == orientation
+
+
+def test_either_exif_byte_order_and_files_without_orientation():
+    pixels = np.zeros((24, 40, 3), np.uint8)
+    for orientation in (3, 6, 8):
+        swapped = jpeg_with_orientation(pixels, orientation, swap_byte_order=True)
+        assert int(decode.exif_orientation(swapped)) == orientation
+    assert decode.decode_image(swapped).shape == (40, 24, 3)
+    plain = tf.io.encode_jpeg(pixels).numpy()
+    for contents in (plain, tf.io.encode_png(pixels).numpy(), b"\xff\xd8\xff\xe1\xff\xff", b""):
+        assert int(decode.exif_orientation(contents)) == 1
+
+
+def test_decode_resized_resizes_the_upright_photo():
+    pixels = _photo(300, 400)
+    contents = jpeg_with_orientation(pixels, 6)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(contents))).convert("RGB"))
+    resized = decode.decode_to_shape(
+        contents, lambda shape: tf.stack([shape[0] // 4, shape[1] // 4])
+    )
+    assert resized.shape == (100, 75, 3)
+    _assert_same_photo(resized.numpy(), decode.resize_like_pil(upright, [100, 75]).numpy())

@@ -277,7 +277,8 @@ def test_registry_serves_both_signatures_of_an_onnx_export(served_exports, gener
     assert served.path.endswith("1.onnx")
     pixels = np.random.default_rng(6).integers(0, 256, (1, 9, 7, 3)).astype("float32")
     expected = inference.translate_pixels(generator, pixels).numpy()
-    response = predict.predict(served, {"inputs": {"images": pixels.tolist()}}, 64 * 64, runs)
+    limits = predict.Limits(max_pixels=64 * 64)
+    response = predict.predict(served, {"inputs": {"images": pixels.tolist()}}, limits, runs)
     assert np.abs(np.array(response["outputs"]) - expected).max() <= FLOAT32_TOLERANCE
     buffer = bytes_io.BytesIO()
     Image.fromarray(pixels[0].astype(np.uint8)).save(buffer, format="PNG")
@@ -285,7 +286,7 @@ def test_registry_serves_both_signatures_of_an_onnx_export(served_exports, gener
         "signature_name": "translate_bytes",
         "instances": [{"b64": base64.b64encode(buffer.getvalue()).decode()}],
     }
-    (prediction,) = predict.predict(served, request, 64 * 64, runs)["predictions"]
+    (prediction,) = predict.predict(served, request, limits, runs)["predictions"]
     png = Image.open(bytes_io.BytesIO(base64.b64decode(prediction["b64"])))
     assert png.size == (7, 9)
     assert np.abs(np.asarray(png, np.float32) - np.round(expected[0])).max() <= 1.0
@@ -318,6 +319,14 @@ def test_translate_cli_runs_an_export(served_exports, generator, tmp_path, capsy
         )
     assert "error: --precision: bf16 applies to .keras generators" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "o")
+    # An export runs whole images only: one that would not fit the budget is refused, not run.
+    Image.fromarray(np.zeros((300, 300, 3), np.uint8)).save(tmp_path / "large.png")
+    argv = ["--model", onnx_file, "--input", str(tmp_path / "large.png"), "--output"]
+    assert translate_cli.main([*argv, str(tmp_path / "o"), "--max-memory-gb", "1"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "a 300x300 image needs about 1.1 GiB in onnxruntime" in err and "--max-memory-gb 1" in err
+    )
 
 
 def test_runtime_benchmark_names_and_rows():

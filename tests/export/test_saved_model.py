@@ -10,6 +10,7 @@ import pytest
 from cyclegan_tf import export, inference
 from cyclegan_tf.cli import export as export_cli
 from cyclegan_tf.models import resnet_generator
+from tests.conftest import jpeg_with_orientation
 from tests.export.test_formats import require_extra
 
 
@@ -66,6 +67,10 @@ def test_signatures_run_without_this_package_on_odd_sizes(exported, tmp_path):
     generator, _, path = exported
     reference_input = np.random.default_rng(0).uniform(0, 255, (1, 37, 53, 3)).astype("float32")
     np.save(tmp_path / "input.npy", reference_input)
+    portrait = (
+        tmp_path / "portrait.jpg"
+    )  # a phone's portrait photo: landscape pixels, orientation 6
+    portrait.write_bytes(jpeg_with_orientation(np.zeros((24, 40, 3), np.uint8), 6))
     script = textwrap.dedent(
         f"""
         import io, json, sys
@@ -81,6 +86,7 @@ def test_signatures_run_without_this_package_on_odd_sizes(exported, tmp_path):
             buffer = io.BytesIO()
             Image.fromarray(np.full(size + (3,), 200, np.uint8)).save(buffer, "PNG")
             encoded.append(buffer.getvalue())
+        encoded.append(open({str(portrait)!r}, "rb").read())
         pngs = loaded.signatures["translate_bytes"](image_bytes=tf.constant(encoded))["image_bytes"]
         sizes = [Image.open(io.BytesIO(png)).size for png in pngs.numpy()]
         print(json.dumps({{"tiny": list(tiny.shape), "sizes": sizes,
@@ -97,7 +103,12 @@ def test_signatures_run_without_this_package_on_odd_sizes(exported, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"tiny": [2, 1, 1, 3], "sizes": [[53, 37], [1, 1]], "imported": False}
+    # The portrait comes out upright (24 wide, 40 high), as a photo viewer shows it.
+    assert report == {
+        "tiny": [2, 1, 1, 3],
+        "sizes": [[53, 37], [1, 1], [24, 40]],
+        "imported": False,
+    }
     outputs = np.load(tmp_path / "output.npy")
     from cyclegan_tf import inference
 

@@ -9,6 +9,7 @@ from cyclegan_tf.errors import OptionError
 from cyclegan_tf.inference import KerasTranslator, TiledGenerator, estimate_whole_image_bytes
 from cyclegan_tf.inference.band_store import BandStore
 from cyclegan_tf.inference.file_translation import translate_array
+from cyclegan_tf.inference.tiled import estimate_whole_image_resident_bytes
 from cyclegan_tf.models import resnet_generator
 
 # The contract: 1/255 of the pixel range, i.e. 2/255 in [-1, 1] units. Measured: about 1e-4 (the
@@ -185,7 +186,7 @@ def test_store_serves_old_rows_after_in_place_writes(tmp_path):
         store.close()
 
 
-def test_estimate_is_just_above_the_measured_whole_image_peaks():
+def test_resident_estimate_is_just_above_the_measured_whole_image_peaks():
     # Peak RSS (GiB) measured with scripts/measure_tiled.py, ngf 64, 9 blocks.
     for (height, width, precision), measured in {
         (866, 1155, "float32"): 1.53,
@@ -194,7 +195,7 @@ def test_estimate_is_just_above_the_measured_whole_image_peaks():
         (3000, 4000, "float32"): 9.86,
         (3000, 4000, "bf16"): 11.05,
     }.items():
-        estimate = estimate_whole_image_bytes(64, 9, height, width, precision) / 2**30
+        estimate = estimate_whole_image_resident_bytes(64, 9, height, width, precision) / 2**30
         assert measured <= estimate <= 1.15 * measured
 
 
@@ -227,3 +228,58 @@ def test_only_our_resnet_exports_are_rebuilt_as_generators(generator, tmp_path):
     assert rebuilt is not None and len(rebuilt.weights) == len(generator.weights)
     for mine, theirs in zip(rebuilt.weights, generator.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_whole_image_estimate_covers_the_convolution_buffer():
+    # TensorFlow's own CPU convolution asked for 26,843,602,944 bytes for the head of an ngf-8
+    # generator on a 4096x4096 image (the im2col of its input), which the system refused: the process
+    # aborted, while the resident estimate said 2.6 GB.
+    assert estimate_whole_image_bytes(8, 2, 4096, 4096) > 26_843_602_944
+    translator = KerasTranslator(resnet_generator(ngf=8, n_res_blocks=2))  # the default 4 GiB
+    assert translator.tiles(4096, 4096)
+    assert not translator.tiles(512, 512)
+
+
+def test_bands_bound_the_convolution_buffer_too(generator):
+    budget = 2**26
+    tiled = TiledGenerator(generator, max_memory_bytes=budget)
+    width = 2000
+    tiled.translate(_image(120, width))
+    head_rows = tiled.last_run.band_rows[-1]
+    # The head's im2col: 7 x 7 x ngf values (padded to 16) per output pixel, within the bands' quarter.
+    head_buffer = head_rows * width * 4 * 208
+    assert 1 < head_rows and head_buffer <= budget // 4
+
+
+def test_threads_sharing_a_translator_get_the_results_they_get_alone(generator):
+    import threading
+
+    # 1 GiB: what the tiled maps get depends on each image's size (the budget less its arrays).
+    translator = KerasTranslator(generator, max_memory_gb=1.0)
+    rng = np.random.default_rng(5)
+    images = [
+        rng.integers(0, 256, shape + (3,)).astype(np.uint8)
+        for shape in [(600, 1100), (40, 1100), (301, 1003)]
+    ]
+    alone = []
+    for image in images:
+        alone.append((translator.translate_tiled(image), translator.last_tiled_run))
+    assert len({str(run.band_rows) for _, run in alone}) == 3
+    results = {}
+
+    def work(index, rounds=2):
+        for round_ in range(rounds):
+            image_index = (index + round_) % len(images)
+            output = translator.translate_tiled(images[image_index])
+            results[index, round_] = (image_index, output, translator.last_tiled_run)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8
+    for image_index, output, run in results.values():
+        expected_output, expected_run = alone[image_index]
+        assert run == expected_run
+        np.testing.assert_array_equal(output, expected_output)

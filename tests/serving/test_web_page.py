@@ -152,6 +152,23 @@ def test_upload_shows_original_and_translation_with_download(page, server, tmp_p
     assert page.get_attribute("#download", "download") == "apple-orange2apple.png"
 
 
+def test_a_portrait_phone_photo_is_translated_upright(page, tmp_path):
+    from tests.conftest import jpeg_with_orientation
+
+    stored = np.random.default_rng(2).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    photo = tmp_path / "portrait.jpg"
+    photo.write_bytes(jpeg_with_orientation(stored, 6))  # landscape pixels, "rotate 90 clockwise"
+    upload(page, photo)
+    page.wait_for_function(
+        "() => { const img = document.getElementById('translated');"
+        " return img.complete && img.naturalWidth > 0; }"
+    )
+    for image in ("#original", "#translated"):  # the browser turns the original as well
+        size = page.eval_on_selector(image, "img => [img.naturalWidth, img.naturalHeight]")
+        assert size == [24, 40], image
+    assert downloaded_png(page).size == (24, 40)
+
+
 def test_a_large_image_fits_its_column_and_shows_the_elapsed_time(page, tmp_path):
     page.evaluate(
         "() => { window.sawBusy = false; const busy = document.getElementById('busy');"

@@ -35,7 +35,7 @@ async function loadModels() {
   limits.maxRequestBytes = body.max_request_bytes;
   limits.maxPixels = body.max_pixels;
   $("limits").textContent =
-    `JPEG, PNG, GIF or BMP; up to ${megabytes((body.max_request_bytes * 3) / 4)} ` +
+    `JPEG, PNG, GIF, BMP or WebP; up to ${megabytes((body.max_request_bytes * 3) / 4)} ` +
     `and ${body.max_pixels.toLocaleString("en")} pixels.`;
   const select = $("model");
   select.replaceChildren();
