@@ -163,5 +163,5 @@ class FidCallback(keras.callbacks.Callback):
     def _save_best(self, epoch, result):
         model_store.save_model(getattr(self.model, self.generator_attribute), self.keep_best_path)
         info = {"epoch": epoch + 1, "fid": result.fid, "kid": result.kid}
-        io.write_text(self.best_info_path, json.dumps(info))
+        io.write_text(self.best_info_path, json.dumps(info), durable=True)
         logger.info("Epoch %d: best FID so far, saved %s", epoch + 1, self.keep_best_path)
