@@ -30,13 +30,14 @@ class PrebuiltModelMixin:
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
 
-def in_multi_worker_mode():
-    """Whether the current strategy is ``MultiWorkerMirroredStrategy`` over more than one worker.
+def in_multi_worker_mode(strategy=None):
+    """Whether a strategy is ``MultiWorkerMirroredStrategy`` over more than one worker.
 
-    Uses the strategy's public ``cluster_resolver`` rather than the private
+    ``strategy`` defaults to the current one (a callback runs outside the model's scope: it passes
+    ``model.distribute_strategy``). Uses the strategy's public ``cluster_resolver`` rather than the private
     ``extended._in_multi_worker_mode()``.
     """
-    strategy = tf.distribute.get_strategy()
+    strategy = strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
     resolver = strategy.cluster_resolver

@@ -32,7 +32,7 @@ from cyclegan_tf import io
 TINY_OPTIONS = (
     *("--image-size", "32", "--load-size", "36", "--ngf", "4", "--ndf", "4"),
     *("--n-res-blocks", "1", "--n-disc-layers", "2", "--batch-size", "2", "--pool-size", "4"),
-    *("--epochs", "2", "--steps-per-epoch", "3", "--backup-every", "1", "--export-every", "1"),
+    *("--epochs", "2", "--steps-per-epoch", "2", "--backup-every", "1", "--export-every", "1"),
     *("--sample-every", "2", "--name", "apple2orange"),
 )
 NETWORK_FILES = ("netG_A2B.keras", "netG_B2A.keras", "netD_A.keras", "netD_B.keras")

@@ -301,7 +301,7 @@ def any_worker(strategy, flag):
 
     An all-reduce across the workers: every worker must call it at the same point.
     """
-    if not _keras_compat.in_multi_worker_mode():
+    if not _keras_compat.in_multi_worker_mode(strategy):
         return bool(flag)
     value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
     return float(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)) > 0

@@ -421,9 +421,9 @@ def _stop_between(stop, what):
 def finish(model, config, run, exporter, tf_config=None, stop=None):
     """The end of a run, in durable steps; run again, it does what is missing.
 
-    After the last epoch's backup: the networks (``models/``), both exports (versions planned in
-    ``exports.json``, so a repeated end completes them rather than adding new ones), the report, then
-    ``finished.json``, and only then the backups are deleted. The workers of a multi-worker run meet
+    After the last epoch's backup (the networks in ``models/`` were written before it): both exports
+    (versions planned in ``exports.json``, so a repeated end completes them rather than adding new
+    ones), the report, then ``finished.json``, and only then the backups are deleted. The workers of a multi-worker run meet
     at a barrier before the chief marks the run finished, so no worker leaves while another still
     needs it.
 
@@ -431,9 +431,11 @@ def finish(model, config, run, exporter, tf_config=None, stop=None):
         ``{model_name: export folder}``.
     """
     stop = None if tf_config is not None else stop
-    saver = run_callbacks.SaveNetworks(run.models)
-    saver.set_model(model)
-    saver.save()
+    if not all(io.exists(run.network(attribute)) for attribute in NETWORK_FILES):
+        # Each epoch's end writes them before its backup: only a lost file is written here.
+        saver = run_callbacks.SaveNetworks(run.models)
+        saver.set_model(model)
+        saver.save()
     _stop_between(stop, "the exports")
     exporter.set_model(model)
     exported = exporter.export(epochs_done=config.epochs)

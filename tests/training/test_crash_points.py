@@ -17,20 +17,8 @@ import pytest
 from cyclegan_tf import io
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.tools import crash_sweep
-from tests.conftest import built_once
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def crash_reference(tmp_path_factory, synthetic_dir):
-    """The uninterrupted run of ``crash_sweep.tiny_argv`` and its ``Outcome``."""
-
-    def build(folder):
-        assert train_cli.main(crash_sweep.tiny_argv(synthetic_dir, folder)) == 0
-
-    root = built_once(tmp_path_factory, "crash_reference", build)
-    return root, crash_sweep.outcome(root)
 
 
 def train_here(argv, monkeypatch, fault=None):

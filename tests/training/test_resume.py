@@ -2,7 +2,7 @@
 
 ``kill -9`` right after a backup, then SIGTERM and Ctrl-C sent from outside while it trains: each
 rerun continues exactly, and the run ends bit for bit as the uninterrupted one
-(``test_crash_points.crash_reference``): networks, CSV rows, progress lines, exports, report.
+(``conftest.crash_reference``): networks, CSV rows, progress lines, exports, report.
 """
 
 import glob
@@ -15,7 +15,6 @@ import time
 import pytest
 
 from cyclegan_tf.tools import crash_sweep
-from tests.training.test_crash_points import crash_reference  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.slow
 

@@ -2,6 +2,7 @@ import csv
 import io as bytes_io
 import json
 import os
+import re
 import shutil
 import signal
 
@@ -14,6 +15,7 @@ from PIL import Image
 from cyclegan_tf import inference, model_store
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.models.cyclegan import CycleGAN
+from cyclegan_tf.tools import crash_sweep
 from cyclegan_tf.training import callbacks, run_folder, trainer
 from cyclegan_tf.training.config import TrainConfig
 from cyclegan_tf.training.run_folder import RunFolder
@@ -281,10 +283,9 @@ def _interrupt_the_third_backup_write(monkeypatch, signals):
 
 
 def test_ctrl_c_twice_while_a_backup_is_written_resumes_with_no_manual_step(
-    tmp_path, tiny_args, monkeypatch, capsys
+    tmp_path, synthetic_dir, crash_reference, monkeypatch, capsys
 ):
-    run, exports = str(tmp_path / "run"), str(tmp_path / "exports")
-    argv = [*tiny_args(run, exports), "--backup-every", "1", "--sample-every", "0"]
+    argv = crash_sweep.tiny_argv(synthetic_dir, str(tmp_path))
     with monkeypatch.context() as patch:
         written = _interrupt_the_third_backup_write(patch, signals=2)
         with pytest.raises(SystemExit) as stopped:
@@ -294,22 +295,8 @@ def test_ctrl_c_twice_while_a_backup_is_written_resumes_with_no_manual_step(
         "cyclegan-train: stopped at once; run the same command to resume from the last backup"
     )
     assert train_cli.main(argv) == 0  # no file to copy by hand
-    assert [row["epoch"] for row in _read_csv(os.path.join(run, "logs", "training.csv"))] == [
-        "0",
-        "1",
-    ]
-    resumed = TrainConfig.from_json(os.path.join(run, "config.json"))
-    reference = str(tmp_path / "reference")
-    assert (
-        train_cli.main([*argv, "--output-dir", reference, "--export-dir", str(tmp_path / "x")]) == 0
-    )
-    for filename in run_folder.NETWORK_FILES.values():
-        for mine, theirs in zip(
-            _network_weights(os.path.join(run, "models", filename)),
-            _network_weights(os.path.join(reference, "models", filename)),
-        ):
-            np.testing.assert_array_equal(mine, theirs)
-    assert resumed.epochs == 2
+    _, reference = crash_reference
+    assert crash_sweep.differences(reference, crash_sweep.outcome(str(tmp_path))) == []
 
 
 def test_validation_fid_and_best_generator_during_training(tiny_run):
@@ -432,7 +419,7 @@ def _prepared_run(tmp_path, tiny_args):
         (
             {"backup/latest.weights.h5": b"\x89HDF\r\n\x1a\n truncated"},
             "no usable backup in {run}/backup: {run}/backup/latest.weights.h5 could not be loaded "
-            "(Unable to synchronously open file (truncated file",
+            "(Unable to synchronously open file (",
         ),
         (
             {"backup/latest.weights.h5": b"x", "backup/training_metadata.json": b"\x00garbage"},
@@ -462,19 +449,20 @@ def test_damaged_run_files_are_named_in_one_line(tmp_path, tiny_args, capsys, da
 
 def test_a_diverged_run_says_what_it_kept(tmp_path, tiny_args, capsys):
     run = str(tmp_path / "run")
-    # A cycle weight so large that the generators' loss overflows at the first step.
+    # A cycle weight so large that the losses overflow within the first steps.
     argv = [*tiny_args(run, str(tmp_path / "exports")), "--lambda-cycle", "3e38"]
     with pytest.raises(SystemExit) as exit_info:
         train_cli.main(argv)
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (
-        "cyclegan-train: error: g_loss became inf at step 1 (epoch 1, batch 1); training stopped "
-        "before anything was saved from that step; kept: backup/state-000001.weights.h5 (the start "
-        "of epoch 1), from which the same command resumes (and would likely diverge again: a "
-        "lower lr, or other data)"
-    )
-    assert not os.listdir(os.path.join(run, "models"))
+    assert re.fullmatch(
+        r"cyclegan-train: error: [dg]_loss became (nan|inf) at step \d \(epoch 1, batch \d\); "
+        r"training stopped before anything was saved from that step; kept: "
+        r"backup/state-000001\.weights\.h5 \(the start of epoch 1\), from which the same command "
+        r"resumes \(and would likely diverge again: a lower lr, or other data\)",
+        err[-1],
+    ), err[-1]
+    assert not os.listdir(os.path.join(run, "models"))  # nothing after epoch 1, so nothing said
 
 
 def test_a_second_training_in_the_same_folder_fails_at_once_naming_the_first(
