@@ -326,6 +326,7 @@ def evaluation_callbacks(config, run):
             InceptionFeatures(config.inception_weights or "imagenet"),
             every=config.fid_every,
             keep_best_path=keep_best,
+            epochs=config.epochs,
         )
     ]
 
