@@ -217,6 +217,15 @@ def temporary_sibling(path):
     return join(dirname(path) or ".", f".{basename(path)}.tmp-{os.getpid()}-{time.monotonic_ns()}")
 
 
+def endings(path):
+    """Every ending of a file's name: ``".weights.h5"`` for ``state.weights.h5``, not only ``".h5"``.
+
+    A temporary file keeps them all: Keras tells its weights files from legacy HDF5 files by them.
+    """
+    name = basename(path).lstrip(".")
+    return "." + name.split(".", 1)[1] if "." in name else ""
+
+
 def is_temporary(name):
     """Whether a file or folder name is one of ``temporary_sibling``'s (what a killed write leaves)."""
     return bool(_TEMPORARY.match(name))
@@ -324,9 +333,7 @@ def atomic_output(path, durable=False):
     folder = dirname(path)
     if folder:
         makedirs(folder)
-    # Every ending of the name (``.weights.h5``, not only ``.h5``): some writers check it.
-    name = basename(path).lstrip(".")
-    suffix = "." + name.split(".", 1)[1] if "." in name else ""
+    suffix = endings(path)
     if durable:
         crash_point("before", path)
     if can_rename(path):
@@ -441,7 +448,7 @@ def local_copy(path):
         return
     import tempfile
 
-    handle, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1])
+    handle, tmp = tempfile.mkstemp(suffix=endings(path))
     os.close(handle)
     try:
         tf.io.gfile.copy(path, tmp, overwrite=True)

@@ -170,3 +170,12 @@ def test_an_object_store_lock_has_a_heartbeat_and_goes_stale(monkeypatch):
     io.write_text(path, json.dumps(gone))
     with io.exclusive_lock(path):
         pass
+
+
+def test_temporary_files_keep_every_ending_of_the_name(root):
+    # Keras reads "x.weights.h5" as its weights format and "x.h5" as a legacy HDF5 model.
+    path = io.join(root, "state-000001.weights.h5")
+    assert io.endings(path) == ".weights.h5" and io.endings(io.join(root, "README")) == ""
+    io.write_bytes(path, b"weights")
+    with io.local_copy(path) as local:
+        assert local.endswith(".weights.h5")

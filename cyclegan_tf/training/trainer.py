@@ -245,7 +245,6 @@ def default_callbacks(
         )
     callbacks += evaluation_callbacks(config, run)  # adds fid/kid to the logs the CSV row holds
     exporter = exporter or make_exporter(config, run)
-    exporter.export_at_end = False
     return [
         *callbacks,
         run_callbacks.TrainingLog(
@@ -273,9 +272,16 @@ def default_callbacks(
 
 
 def make_exporter(config, run):
-    """The run's ``ExportGenerators``: every ``export_every`` epochs, planned in ``RUN/exports.json``."""
+    """The run's ``ExportGenerators``: every ``export_every`` epochs, planned in ``RUN/exports.json``.
+
+    It does not export when a ``fit`` ends: ``finish`` does, once, at the end of the training.
+    """
     return run_callbacks.ExportGenerators(
-        config.export_dir, config.name, config.export_every, ledger=run.exports
+        config.export_dir,
+        config.name,
+        config.export_every,
+        export_at_end=False,
+        ledger=run.exports,
     )
 
 
@@ -424,9 +430,9 @@ def finish(model, config, run, exporter, tf_config=None, stop=None):
 
     After the last epoch's backup (the networks in ``models/`` were written before it): both exports
     (versions planned in ``exports.json``, so a repeated end completes them rather than adding new
-    ones), the report, then ``finished.json``, and only then the backups are deleted. The workers of a multi-worker run meet
-    at a barrier before the chief marks the run finished, so no worker leaves while another still
-    needs it.
+    ones), the report, then ``finished.json``, and only then the backups are deleted. The workers of
+    a multi-worker run meet at a barrier before the chief marks the run finished, so no worker leaves
+    while another still needs it.
 
     Returns:
         ``{model_name: export folder}``.
