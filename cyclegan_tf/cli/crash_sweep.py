@@ -31,6 +31,10 @@ def build_parser():
     parser.add_argument(
         "--points", type=int, help="Crash points to try, evenly spread (default: all of them)."
     )
+    parser.add_argument(
+        "--match",
+        help="Only the crash points whose WHEN:NAME:N matches this glob (e.g. 'before:1:*').",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="Seconds per training process.")
     return parser
 
@@ -56,6 +60,7 @@ def main(argv=None):
             kills=args.kills,
             seed=args.seed,
             points=args.points,
+            match=args.match,
             timeout=args.timeout,
             report=lambda line: print(line, flush=True),
         )

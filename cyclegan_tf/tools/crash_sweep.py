@@ -14,6 +14,7 @@ temporary file left.
 """
 
 import dataclasses
+import fnmatch
 import json
 import os
 import random
@@ -282,7 +283,7 @@ def trial(argv, root, reference, fault=None, delay=None, signals=(), timeout=600
     return Trial(name, first.returncode, codes, problems, time.monotonic() - start)
 
 
-def sweep(data_dir, workdir, kills=20, seed=0, points=None, timeout=600, report=print):
+def sweep(data_dir, workdir, kills=20, seed=0, points=None, match=None, timeout=600, report=print):
     """Kills a tiny training at every crash point and at ``kills`` random moments.
 
     Args:
@@ -291,6 +292,8 @@ def sweep(data_dir, workdir, kills=20, seed=0, points=None, timeout=600, report=
         kills: int, random moments, each with SIGKILL, SIGINT or two SIGINTs (chosen by ``seed``).
         seed: int, the seed of the moments and signals.
         points: int or None, how many of the crash points to try (evenly spread); None: all.
+        match: str or None, a glob: only the crash points whose ``WHEN:NAME:N`` matches it
+            (``"before:1:*"``).
         timeout: float, seconds per process.
         report: callable taking one line, for progress.
 
@@ -310,6 +313,10 @@ def sweep(data_dir, workdir, kills=20, seed=0, points=None, timeout=600, report=
         raise RuntimeError(f"the uninterrupted run failed: {result.stderr[-2000:]}")
     reference = outcome(reference_root)
     report(f"uninterrupted run: {duration:.1f} s, {len(crash_points)} crash points")
+    if match is not None:
+        crash_points = [
+            p for p in crash_points if fnmatch.fnmatchcase(":".join(map(str, p)), match)
+        ]
     if points is not None and points < len(crash_points):
         step = len(crash_points) / points
         crash_points = [crash_points[int(index * step)] for index in range(points)]

@@ -495,6 +495,7 @@ class ExportGenerators(keras.callbacks.Callback):
             for name, version in plans[key].items():
                 path = io.join(self.export_dir, name, str(version))
                 if not io.exists(path):
+                    _remove_staging(io.join(self.export_dir, name), version)
                     export_generator(generators[name], self.export_dir, name, version)
                 self.exported[name] = path
         else:
@@ -514,6 +515,19 @@ class ExportGenerators(keras.callbacks.Callback):
             )
         self._up_to_date = True
         return self.exported
+
+
+def _remove_staging(model_dir, version):
+    """Deletes what an export of ``version`` that was cut short left (its hidden staging copy).
+
+    The version is this run's (planned in its ledger), so no other export writes it.
+    """
+    if not io.isdir(model_dir):
+        return
+    for name in io.listdir(model_dir):
+        if io.is_temporary(name) and name.startswith(f".{version}.tmp-"):
+            path = io.join(model_dir, name)
+            io.rmtree(path) if io.isdir(path) else io.remove(path)
 
 
 class SampleGrid(keras.callbacks.Callback):

@@ -1,5 +1,9 @@
 """The crash-point harness's fast subset: one tiny run stopped at the moments that matter, resumed each time.
 
+Two Ctrl-Cs while a backup's weights file is being written, a damaged backup, a kill right after an
+epoch's CSV row, a kill between the two exports of an epoch, a full disk, one Ctrl-C; the end of a run
+stopped in its last steps is tested in ``test_trainer.py`` (a kill in the final export).
+
 Every stop is one of the crash harness's (``cyclegan_tf.tools.crash_sweep``, ``io.FAULT_ENV``), in this
 process: ``raise`` ends the command at a crash point as a kill would (no code of the run runs after it,
 but ``finally`` blocks do, so a killed write's temporary file is removed here; the real kills of
@@ -11,6 +15,7 @@ in its own process.
 import glob
 import logging
 import os
+import signal
 
 import pytest
 
@@ -42,6 +47,32 @@ def _last_line(capsys):
     return lines[-1] if lines else ""
 
 
+def _interrupt_the_third_backup_write(monkeypatch, signals):
+    """Sends ``signals`` Ctrl-Cs to this process in the middle of the third backup's HDF5 file."""
+    import h5py
+
+    from cyclegan_tf.models.cyclegan import CycleGAN
+
+    saves, written = [], []
+    save_weights, create_dataset = CycleGAN.save_weights, h5py.Group.create_dataset
+
+    def counting_save(self, *args, **kwargs):
+        saves.append(1)
+        return save_weights(self, *args, **kwargs)
+
+    def interrupting_create(self, *args, **kwargs):
+        if len(saves) == 3:
+            written.append(1)
+            if len(written) == 150:  # of about 350 datasets
+                for _ in range(signals):
+                    signal.raise_signal(signal.SIGINT)
+        return create_dataset(self, *args, **kwargs)
+
+    monkeypatch.setattr(CycleGAN, "save_weights", counting_save)
+    monkeypatch.setattr(h5py.Group, "create_dataset", interrupting_create)
+    return written
+
+
 def test_a_run_stopped_at_every_kind_of_moment_ends_as_an_uninterrupted_one(
     tmp_path, synthetic_dir, crash_reference, monkeypatch, capsys, caplog
 ):
@@ -49,11 +80,17 @@ def test_a_run_stopped_at_every_kind_of_moment_ends_as_an_uninterrupted_one(
     argv = crash_sweep.tiny_argv(synthetic_dir, str(tmp_path))
     backup = tmp_path / "run" / "backup"
 
-    # Killed right after its first mid-epoch backup is complete (the first is the initial one).
-    assert train_here(argv, monkeypatch, "after:state-*.json:2:raise") == "crashed"
-    # The newest backup's weights are damaged on the disk: the rerun says so and resumes from the
-    # one before; it is killed right after epoch 1's CSV row, before that epoch's backup.
-    newest = sorted(glob.glob(str(backup / "state-*.weights.h5")))[-1]
+    # Ctrl-C twice while the third backup's weights file (the one at epoch 1's end) is being
+    # written: the run stops at once, and the rerun needs no manual step.
+    with monkeypatch.context() as patch:
+        written = _interrupt_the_third_backup_write(patch, signals=2)
+        assert train_here(argv, monkeypatch) == 130 and len(written) == 150
+    assert _last_line(capsys) == (
+        "cyclegan-train: stopped at once; run the same command to resume from the last backup"
+    )
+    # The newest complete backup's weights are then damaged on the disk: the rerun says so and
+    # resumes from the one before; it is killed right after epoch 1's CSV row, before its backup.
+    newest = sorted(glob.glob(str(backup / "state-*.json")))[-1].replace(".json", ".weights.h5")
     with open(newest, "r+b") as f:  # one byte flipped in the middle of the file
         f.seek(os.path.getsize(newest) // 2)
         byte = f.read(1)
@@ -76,8 +113,6 @@ def test_a_run_stopped_at_every_kind_of_moment_ends_as_an_uninterrupted_one(
     assert _last_line(capsys) == (
         "cyclegan-train: interrupted at epoch 2, step 1; run the same command to resume"
     )
-    # Killed after the report, before finished.json: the rerun writes what is missing.
-    assert train_here(argv, monkeypatch, "after:report.html:1:raise") == "crashed"
     assert train_here(argv, monkeypatch) == 0
 
     _, reference = crash_reference

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import signal
 
 import keras
 import numpy as np
@@ -15,7 +14,6 @@ from PIL import Image
 from cyclegan_tf import inference, model_store
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.models.cyclegan import CycleGAN
-from cyclegan_tf.tools import crash_sweep
 from cyclegan_tf.training import callbacks, run_folder, trainer
 from cyclegan_tf.training.config import TrainConfig
 from cyclegan_tf.training.run_folder import RunFolder
@@ -256,47 +254,6 @@ def test_a_run_killed_at_an_epochs_end_or_in_its_final_export_resumes_exactly(
     assert os.path.exists(os.path.join(run, "report.html"))
     assert os.path.exists(os.path.join(run, "finished.json"))
     assert not os.path.exists(os.path.join(run, "backup"))
-
-
-def _interrupt_the_third_backup_write(monkeypatch, signals):
-    """Sends ``signals`` Ctrl-Cs to this process in the middle of the third backup's HDF5 file."""
-    import h5py
-
-    saves, written = [], []
-    save_weights, create_dataset = CycleGAN.save_weights, h5py.Group.create_dataset
-
-    def counting_save(self, *args, **kwargs):
-        saves.append(1)
-        return save_weights(self, *args, **kwargs)
-
-    def interrupting_create(self, *args, **kwargs):
-        if len(saves) == 3:
-            written.append(1)
-            if len(written) == 150:  # of about 390 datasets
-                for _ in range(signals):
-                    signal.raise_signal(signal.SIGINT)
-        return create_dataset(self, *args, **kwargs)
-
-    monkeypatch.setattr(CycleGAN, "save_weights", counting_save)
-    monkeypatch.setattr(h5py.Group, "create_dataset", interrupting_create)
-    return written
-
-
-def test_ctrl_c_twice_while_a_backup_is_written_resumes_with_no_manual_step(
-    tmp_path, synthetic_dir, crash_reference, monkeypatch, capsys
-):
-    argv = crash_sweep.tiny_argv(synthetic_dir, str(tmp_path))
-    with monkeypatch.context() as patch:
-        written = _interrupt_the_third_backup_write(patch, signals=2)
-        with pytest.raises(SystemExit) as stopped:
-            train_cli.main(argv)
-    assert stopped.value.code == 130 and len(written) == 150
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "cyclegan-train: stopped at once; run the same command to resume from the last backup"
-    )
-    assert train_cli.main(argv) == 0  # no file to copy by hand
-    _, reference = crash_reference
-    assert crash_sweep.differences(reference, crash_sweep.outcome(str(tmp_path))) == []
 
 
 def test_validation_fid_and_best_generator_during_training(tiny_run):
