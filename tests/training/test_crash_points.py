@@ -1,8 +1,8 @@
 """The crash-point harness's fast subset: one tiny run stopped at the moments that matter, resumed each time.
 
-Two Ctrl-Cs while a backup's weights file is being written, a damaged backup, a kill right after an
-epoch's CSV row, a kill between the two exports of an epoch, a full disk, one Ctrl-C; the end of a run
-stopped in its last steps is tested in ``test_trainer.py`` (a kill in the final export).
+A kill after a backup, a damaged backup, two Ctrl-Cs while a backup's weights file is being written, a
+kill right after an epoch's CSV row, a kill between the two exports of an epoch, a full disk, one
+Ctrl-C as the training ends; a kill in the final export is tested in ``test_trainer.py``.
 
 Every stop is one of the crash harness's (``cyclegan_tf.tools.crash_sweep``, ``io.FAULT_ENV``), in this
 process: ``raise`` ends the command at a crash point as a kill would (no code of the run runs after it,
@@ -12,7 +12,6 @@ the uninterrupted one did. ``scripts/crash_sweep.py`` tries every crash point an
 in its own process.
 """
 
-import glob
 import logging
 import os
 import signal
@@ -78,40 +77,44 @@ def test_a_run_stopped_at_every_kind_of_moment_ends_as_an_uninterrupted_one(
 ):
     caplog.set_level(logging.INFO)
     argv = crash_sweep.tiny_argv(synthetic_dir, str(tmp_path))
-    backup = tmp_path / "run" / "backup"
+    backup, exports = tmp_path / "run" / "backup", tmp_path / "exports"
 
-    # Ctrl-C twice while the third backup's weights file (the one at epoch 1's end) is being
-    # written: the run stops at once, and the rerun needs no manual step.
-    with monkeypatch.context() as patch:
-        written = _interrupt_the_third_backup_write(patch, signals=2)
-        assert train_here(argv, monkeypatch) == 130 and len(written) == 150
-    assert _last_line(capsys) == (
-        "cyclegan-train: stopped at once; run the same command to resume from the last backup"
-    )
-    # The newest complete backup's weights are then damaged on the disk: the rerun says so and
-    # resumes from the one before; it is killed right after epoch 1's CSV row, before its backup.
-    newest = sorted(glob.glob(str(backup / "state-*.json")))[-1].replace(".json", ".weights.h5")
+    # Killed right after its first mid-epoch backup is complete (the first is the initial one).
+    assert train_here(argv, monkeypatch, "after:state-*.json:2:raise") == "crashed"
+    # That backup's weights are then damaged on the disk: the rerun says so and resumes from the
+    # one before. Ctrl-C twice while its third backup's weights file is being written: it stops at
+    # once, and the next rerun needs no manual step.
+    newest = str(backup / "state-000002.weights.h5")
     with open(newest, "r+b") as f:  # one byte flipped in the middle of the file
         f.seek(os.path.getsize(newest) // 2)
         byte = f.read(1)
         f.seek(-1, os.SEEK_CUR)
         f.write(bytes([byte[0] ^ 0xFF]))
-    assert train_here(argv, monkeypatch, "after:training.csv:1:raise") == "crashed"
+    with monkeypatch.context() as patch:
+        written = _interrupt_the_third_backup_write(patch, signals=2)
+        assert train_here(argv, monkeypatch) == 130 and len(written) == 150
     assert f"{newest} is damaged (its checksum differs from the one written)" in caplog.text
     assert "Resuming from backup/state-000001.weights.h5 (the start of epoch 1)" in caplog.text
-    # Killed between the two exports after epoch 1: the rerun completes the pair, same version.
-    assert train_here(argv, monkeypatch, "after:1:1:raise") == "crashed"
-    assert sorted(os.listdir(tmp_path / "exports")) == ["apple2orange"]
-    # The disk is full when epoch 1's backup is written: one line, and the rerun resumes.
+    assert _last_line(capsys) == (
+        "cyclegan-train: stopped at once; run the same command to resume from the last backup"
+    )
+    # Killed right after epoch 2's CSV row, before that epoch's backup.
+    assert train_here(argv, monkeypatch, "after:training.csv:1:raise") == "crashed"
+    # Killed between the two exports after epoch 2: the rerun completes the pair, same version.
+    assert train_here(argv, monkeypatch, "after:2:1:raise") == "crashed"
+    assert sorted(os.listdir(exports / "apple2orange")) == ["1", "2"]
+    assert os.listdir(exports / "orange2apple") == ["1"]
+    # The disk is full when epoch 2's backup is written: one line, and the rerun resumes.
     assert train_here(argv, monkeypatch, "before:state-*.weights.h5:1:enospc") == 2
     assert _last_line(capsys) == (
         "cyclegan-train: error: [Errno 28] No space left on device (injected: "
         "before:state-*.weights.h5:1:enospc)"
     )
-    # One Ctrl-C right after a backup: the step under way ends, is backed up, and the run stops.
-    assert train_here(argv, monkeypatch, "after:state-*.json:2:sigint") == 130
+    # One Ctrl-C right after the last epoch's backup: the run stops before its exports.
+    assert train_here(argv, monkeypatch, "after:state-*.json:1:sigint") == 130
     assert _last_line(capsys) == (
-        "cyclegan-train: interrupted at epoch 2, step 1; run the same command to resume"
+        "cyclegan-train: interrupted at the end of training, before the exports; run the same "
+        "command to resume"
     )
     assert train_here(argv, monkeypatch) == 0
 
