@@ -30,6 +30,7 @@ import fnmatch
 import os
 import posixpath
 import re
+import shutil
 import time
 
 import tensorflow as tf
@@ -171,6 +172,19 @@ def makedirs(path):
     tf.io.gfile.makedirs(path)
 
 
+def free_bytes(path):
+    """Bytes free on the local filesystem of ``path`` (or of its nearest existing parent).
+
+    None for other filesystems: object stores have no such limit.
+    """
+    if not is_local(path):
+        return None
+    folder = os.path.abspath(_local(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return shutil.disk_usage(folder).free
+
+
 def size(path):
     """The size of a file in bytes."""
     return tf.io.gfile.stat(path).length
@@ -279,7 +293,8 @@ def write_bytes(path, data, durable=False):
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(data)
     elif durable and is_local(path):
-        _write_local_durably(path, data)
+        with _naming(path):
+            _write_local_durably(path, data)
     else:
         tmp = temporary_sibling(path)
         try:
@@ -290,6 +305,17 @@ def write_bytes(path, data, durable=False):
             remove(tmp)
     if durable:
         crash_point("after", path)
+
+
+@contextlib.contextmanager
+def _naming(path):
+    """Adds ``path`` to an ``OSError`` that names no file (a full disk: ``[Errno 28] ...: 'path'``)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), path) from error
 
 
 def _write_local_durably(path, data):
@@ -339,9 +365,10 @@ def atomic_output(path, durable=False):
     if can_rename(path):
         tmp = f"{temporary_sibling(path)}{suffix}"
         try:
-            yield tmp
-            if durable and is_local(path):
-                _fsync_path(tmp)
+            with _naming(path):
+                yield tmp
+                if durable and is_local(path):
+                    _fsync_path(tmp)
             tf.io.gfile.rename(tmp, path, overwrite=True)
         finally:
             remove(tmp)

@@ -179,3 +179,23 @@ def test_temporary_files_keep_every_ending_of_the_name(root):
     io.write_bytes(path, b"weights")
     with io.local_copy(path) as local:
         assert local.endswith(".weights.h5")
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    path = str(tmp_path / "training.csv")
+    io.write_text(path, "old", durable=True)
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        io.write_text(path, "new", durable=True)
+    assert str(info.value) == f"[Errno 28] No space left on device: '{path}'"
+    with pytest.raises(OSError, match=r"No space left on device: '.*state\.weights\.h5'"):
+        with io.atomic_output(str(tmp_path / "state.weights.h5"), durable=True) as tmp:
+            io.write_bytes(tmp, b"weights")
+    monkeypatch.undo()
+    assert io.read_text(path) == "old" and os.listdir(tmp_path) == ["training.csv"]

@@ -25,6 +25,7 @@ checksum, so loading them is their check.
 """
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -264,6 +265,8 @@ class BackupStore:
         for old in complete[1:]:  # keeps the newest complete one until this one is complete
             self._delete(old)
         self.remove_temporary()
+        if complete:
+            self._check_space(complete[0].manifest.get("bytes"))
         used = [int(m.group(1)) for name in io.listdir(self.folder) if (m := _STATE.match(name))]
         sequence = max(used, default=0) + 1
         weights = self._path(sequence, ".weights.h5")
@@ -283,6 +286,22 @@ class BackupStore:
         manifest_path = self._path(sequence, ".json")
         io.write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True), durable=True)
         return Backup(weights, manifest, sequence, manifest_path)
+
+    def _check_space(self, expected):
+        """Raises ENOSPC before a backup that would not fit (the last one's size, plus 5 %).
+
+        HDF5 that runs out of space in the middle of a file can end the process with a
+        segmentation fault (seen on a full tmpfs) instead of raising: the previous backup is safe
+        either way, but the user would get no message.
+        """
+        free = io.free_bytes(self.folder)
+        if expected is None or free is None or free >= expected * 1.05:
+            return
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device for a backup in {self.folder}: {free / 2**20:.1f} MiB free, "
+            f"about {expected / 2**20:.1f} MiB needed",
+        )
 
     def discard_newer(self, backup):
         """Deletes the backups newer than ``backup`` (damaged, or beyond where all workers agree)."""

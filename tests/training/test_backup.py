@@ -123,3 +123,14 @@ def test_an_empty_folder_is_a_new_run_and_delete_removes_everything(tmp_path):
     assert store.exists()
     store.delete()
     assert not os.path.exists(tmp_path / "backup")
+
+
+def test_a_backup_that_would_not_fit_is_refused_before_it_starts(tmp_path, monkeypatch):
+    store = BackupStore(str(tmp_path / "backup"))
+    first = _write(store, b"state" * 1000, 0, 0)
+    monkeypatch.setattr(io, "free_bytes", lambda path: 4000)  # 5000 bytes are needed
+    with pytest.raises(
+        OSError, match=r"No space left on device for a backup in .*: 0\.0 MiB free, "
+    ):
+        _write(store, b"state" * 1000, 0, 1)
+    assert [backup.weights for backup in store.usable()[0]] == [first.weights]
