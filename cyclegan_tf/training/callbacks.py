@@ -240,8 +240,8 @@ class ResumableBackup(_keras_compat.BackupAndRestore):
 
     ``batch`` in a manifest is the 0-based index of the last step of epoch ``epoch`` included, and -1
     for a backup at the start of ``epoch``: a resumed run trains exactly the remaining steps of an
-    interrupted epoch (``RunFolder.resume``), and its epoch's losses continue from the backed-up
-    trackers.
+    interrupted epoch (``trainer.TrainingSegment``), and its epoch's losses continue from the
+    backed-up trackers.
 
     With ``stop`` (an ``interruption.StopSignals``), a Ctrl-C or SIGTERM stops training after the
     current step: this callback backs that step up and raises ``TrainingInterrupted``. In a
@@ -286,6 +286,7 @@ class ResumableBackup(_keras_compat.BackupAndRestore):
         self.last_backup = None
         self._offset = first_batch
         self._saved_after = None
+        self._first_epoch = None
 
     def _load_model(self):
         if self.restore:
@@ -295,9 +296,12 @@ class ResumableBackup(_keras_compat.BackupAndRestore):
         super().on_train_begin(logs)
         self._last_batch_seen = self.first_batch - 1
         self._offset = self.first_batch
+        self._first_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
+        if self._first_epoch is None:
+            self._first_epoch = epoch
         resumed = self.resumed
         if (
             resumed is not None
@@ -306,10 +310,12 @@ class ResumableBackup(_keras_compat.BackupAndRestore):
         ):
             # fit reset the trackers just before this epoch; the resumed epoch continues its means.
             _set_tracker_state(self.model, resumed.manifest.get("trackers", {}))
-        self._stop_if_asked(f"the start of epoch {epoch + 1}", backup=False)
+        first = self.first_batch if epoch == self._first_epoch else 0
+        where = f"epoch {epoch + 1}, step {first}" if first else f"the start of epoch {epoch + 1}"
+        self._stop_if_asked(where, backup=False)
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 >= (self.params or {}).get("steps", math.inf):
+        if batch + 1 >= ((self.params or {}).get("steps") or math.inf):
             # An epoch's last step: its backup (and a stop) wait for the epoch's end, so that a
             # resumed run never skips what an epoch's end writes (CSV row, networks, exports).
             return
