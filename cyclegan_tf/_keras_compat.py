@@ -8,6 +8,7 @@ Seen on Keras 3.15.1 with TensorFlow 2.21.0.
 
 import keras
 import tensorflow as tf
+from tensorflow.python.eager import context as tf_context
 
 
 class PrebuiltModelMixin:
@@ -29,13 +30,14 @@ class PrebuiltModelMixin:
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
 
-def in_multi_worker_mode():
-    """Whether the current strategy is ``MultiWorkerMirroredStrategy`` over more than one worker.
+def in_multi_worker_mode(strategy=None):
+    """Whether a strategy is ``MultiWorkerMirroredStrategy`` over more than one worker.
 
-    Uses the strategy's public ``cluster_resolver`` rather than the private
+    ``strategy`` defaults to the current one (a callback runs outside the model's scope: it passes
+    ``model.distribute_strategy``). Uses the strategy's public ``cluster_resolver`` rather than the private
     ``extended._in_multi_worker_mode()``.
     """
-    strategy = tf.distribute.get_strategy()
+    strategy = strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
     resolver = strategy.cluster_resolver
@@ -94,16 +96,29 @@ def jit_replica_function(function):
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``keras.callbacks.BackupAndRestore`` that records the right epoch in a resumed run's backups.
+    """``keras.callbacks.BackupAndRestore`` that records the right epoch and leaves the start to ``fit``.
 
-    Limitation: the callback counts epochs only in ``on_epoch_end``, starting from 0, so after a resume
-    at epoch ``e`` every backup written within that first epoch (``save_freq`` in steps) records epoch
-    0; a second interruption then restarts the run from the beginning. The epoch is taken from
-    ``on_epoch_begin`` instead.
+    Limitation 1: the callback counts epochs only in ``on_epoch_end``, starting from 0, so after a
+    resume at epoch ``e`` every backup written within that first epoch (``save_freq`` in steps)
+    records epoch 0; a second interruption then restarts the run from the beginning. The epoch is
+    taken from ``on_epoch_begin`` instead.
+
+    Limitation 2: ``fit`` starts at ``self._initial_epoch or initial_epoch``
+    (``keras/src/backend/tensorflow/trainer.py``), and the callback's restore sets
+    ``model._initial_epoch`` to the epoch in its metadata. Whenever that epoch is not 0 it overrides
+    the ``initial_epoch`` the caller passed: a backup taken after the last step of epoch ``e`` (before
+    that epoch's end) records epoch ``e``, and ``fit`` trains epoch ``e`` again although the caller,
+    who knows the epoch is complete, asked for ``e + 1``. (Epoch 0 escapes only because ``0 or x`` is
+    ``x``.) Here the restore leaves ``model._initial_epoch`` unset: ``fit`` starts at its
+    ``initial_epoch``, which the caller reads from the backup it restores.
 
     Seen: Keras 3.15.1. Test: ``test_keras_compat.py`` resumes Keras' own callback and checks the
-    epoch it records.
+    epoch it records, and the epochs that ``fit`` trains after a backup at an epoch's last step.
     """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.model._initial_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -131,28 +146,59 @@ def replace_layer_class(model, predicate, new_class):
             layer.__class__ = new_class
 
 
+def _coordination_context():
+    # tf.distribute has no public barrier or key-value store for the workers of a
+    # MultiWorkerMirroredStrategy; its coordination service offers both through the eager context.
+    return tf_context.context()
+
+
+def cluster_barrier(name, timeout_seconds):
+    """Blocks until every worker of the multi-worker cluster has reached the barrier ``name``.
+
+    Limitation: TensorFlow has no public barrier for the workers of ``MultiWorkerMirroredStrategy``;
+    its coordination service (``tensorflow.python.eager.context``) has one, ``wait_at_barrier``.
+
+    Seen: TensorFlow 2.21.0. Test: ``test_keras_compat.py`` checks that the context still has it;
+    ``tests/training/test_multi_worker.py`` uses it.
+
+    Args:
+        name: str, the barrier's name, the same on every worker and used once per cluster.
+        timeout_seconds: float, how long to wait for the others.
+    """
+    _coordination_context().wait_at_barrier(name, int(timeout_seconds * 1000))
+
+
+def cluster_exchange(key, value, tasks, timeout_seconds):
+    """Publishes ``value`` under ``key/<this task>`` and returns every task's value.
+
+    Limitation: as for ``cluster_barrier``: the coordination service's key-value store
+    (``set_config_key_value``/``get_config_key_value``) has no public API.
+
+    Args:
+        key: str, the exchange's name, the same on every worker and used once per cluster.
+        value: str, this worker's value.
+        tasks: list of str, every task's name (``"worker/0"``...), this one's first.
+        timeout_seconds: float, how long to wait for each other task's value.
+
+    Returns:
+        dict of task name to its value.
+    """
+    context = _coordination_context()
+    context.set_config_key_value(f"{key}/{tasks[0]}", value)
+    return {
+        task: context.get_config_key_value(f"{key}/{task}", int(timeout_seconds * 1000))
+        for task in tasks
+    }
+
+
 __all__ = [
     "BackupAndRestore",
     "PrebuiltModelMixin",
+    "cluster_barrier",
+    "cluster_exchange",
     "in_multi_worker_mode",
     "jit_replica_function",
     "multi_worker_logs",
     "per_replica_jit",
     "replace_layer_class",
 ]
-
-
-class CSVLogger(keras.callbacks.CSVLogger):
-    """``keras.callbacks.CSVLogger`` that also ends training when its file is not on a local disk.
-
-    Limitation: ``CSVLogger.on_train_end`` checks ``self.csv_file.closed``, an attribute of Python
-    files that ``tf.io.gfile.GFile`` lacks, so a run whose CSV lives on ``gs://`` or ``ram://`` fails
-    with ``AttributeError: 'GFile' object has no attribute 'closed'`` after its last epoch.
-
-    Seen: Keras 3.15.1, TensorFlow 2.21.0. Test: ``test_keras_compat.py``.
-    """
-
-    def on_train_end(self, logs=None):
-        if self.csv_file is not None and not getattr(self.csv_file, "closed", False):
-            self.csv_file.close()
-        self.writer = None

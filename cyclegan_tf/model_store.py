@@ -234,7 +234,7 @@ def publish(write, target, last_file=None, local_writer=False):
 
     A server polling the base path never sees half a version: the export is written to a hidden
     temporary sibling and then moved into place with ``io.move`` (renamed, or on object stores copied
-    with ``last_file`` last).
+    with ``last_file`` last). The move is durable: once this returns, the version survives a power cut.
 
     Args:
         write: callable taking the temporary path to write, a file or a folder name that ends like
@@ -254,12 +254,12 @@ def publish(write, target, last_file=None, local_writer=False):
         with tempfile.TemporaryDirectory() as folder:
             tmp = os.path.join(folder, f"export{ending}")
             write(tmp)
-            io.move(tmp, target, last_file)
+            io.move(tmp, target, last_file, durable=True)
     else:
         tmp = io.temporary_sibling(target) + ending
         try:
             write(tmp)
-            io.move(tmp, target, last_file)
+            io.move(tmp, target, last_file, durable=True)
         finally:
             io.rmtree(tmp) if io.isdir(tmp) else io.remove(tmp)
     logger.info("Exported %s", target)
@@ -288,11 +288,12 @@ def save_model(model, path):
     """Saves a Keras model as a ``.keras`` file so that ``path`` is always a complete file.
 
     A process killed mid-write leaves at most a stray hidden temporary file; ``path`` is either the
-    previous complete file or the new complete file (see ``cyclegan_tf.io.atomic_output``).
+    previous complete file or the new complete file, and the new one is on the disk once this returns
+    (see ``cyclegan_tf.io.atomic_output``).
 
     Args:
         model: a ``keras.Model``.
         path: str, the ``.keras`` file (local, ``gs://`` or ``ram://``).
     """
-    with io.atomic_output(path) as tmp:
+    with io.atomic_output(path, durable=True) as tmp:
         model.save(tmp)

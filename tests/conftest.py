@@ -254,6 +254,24 @@ def jpeg_with_orientation(pixels, orientation, swap_byte_order=False):
     return contents[:start] + bytes(block)
 
 
+@pytest.fixture(scope="session")
+def crash_reference(tmp_path_factory, synthetic_dir):
+    """The uninterrupted run of the crash harness's tiny command, and what it left.
+
+    Returns:
+        ``(root, outcome)``: the run is ``root/run``, its exports ``root/exports``; ``outcome`` a
+        ``cyclegan_tf.tools.crash_sweep.Outcome`` to compare an interrupted and resumed run with.
+    """
+    from cyclegan_tf.cli import train as train_cli
+    from cyclegan_tf.tools import crash_sweep
+
+    def build(folder):
+        assert train_cli.main(crash_sweep.tiny_argv(synthetic_dir, folder)) == 0
+
+    root = built_once(tmp_path_factory, "crash_reference", build)
+    return root, crash_sweep.outcome(root)
+
+
 def free_ports(count):
     """``count`` TCP ports on 127.0.0.1 that were free a moment ago."""
     import socket

@@ -1,6 +1,11 @@
-"""``cyclegan-train`` / ``scripts/train.py``: train a CycleGAN."""
+"""``cyclegan-train`` / ``scripts/train.py``: train a CycleGAN.
+
+Exit codes: 0 done; 2 bad options or files (one line naming them); 1 training diverged; 130/143 stopped
+by Ctrl-C/SIGTERM (the same command resumes).
+"""
 
 import argparse
+import sys
 
 from cyclegan_tf import options
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
@@ -27,9 +32,24 @@ def main(argv=None):
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf.training import trainer
+        from cyclegan_tf.training.callbacks import TrainingDiverged
+        from cyclegan_tf.training.interruption import TrainingInterrupted
 
         config = config.resolved()
-        model, _ = trainer.train(config)
+        try:
+            trainer.train(config)
+        except TrainingInterrupted as stopped:
+            print(f"{PROG}: {stopped.message}", file=sys.stderr)
+            raise SystemExit(stopped.exit_code) from None
+        except KeyboardInterrupt:
+            print(
+                f"{PROG}: stopped at once; run the same command to resume from the last backup",
+                file=sys.stderr,
+            )
+            raise SystemExit(130) from None
+        except TrainingDiverged as diverged:
+            print(f"{PROG}: error: {diverged.message}", file=sys.stderr)
+            raise SystemExit(1) from None
     print(f"Run folder: {config.output_dir} (models/, logs/, images/)")
     return 0
 

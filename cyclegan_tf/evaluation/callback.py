@@ -41,6 +41,10 @@ class FidCallback(keras.callbacks.Callback):
         kid_subsets: int, KID subsets. Defaults to 100.
         kid_subset_size: int, images per KID subset. Defaults to 1000.
         batch_size: int, source images translated together when they share a size. Defaults to 8.
+        epochs: int or None, the epochs of the whole training, for a training of several ``fit``
+            calls whose CSV keeps its columns (the trainer's): its first and last epochs and every
+            ``every``-th are scored, whichever ``fit`` trains them, so a resumed run scores the
+            epochs an uninterrupted one does. None: the first and last epoch of each ``fit``.
 
     Example:
         ```python
@@ -64,6 +68,7 @@ class FidCallback(keras.callbacks.Callback):
         kid_subsets=100,
         kid_subset_size=1000,
         batch_size=8,
+        epochs=None,
     ):
         super().__init__()
         if every < 1:
@@ -85,6 +90,7 @@ class FidCallback(keras.callbacks.Callback):
         self.kid_subsets = kid_subsets
         self.kid_subset_size = kid_subset_size
         self.batch_size = batch_size
+        self.epochs = epochs
         self.best_fid = math.inf
         self._target_features = None
         self._first_epoch = None
@@ -111,6 +117,8 @@ class FidCallback(keras.callbacks.Callback):
         return self.inception(self.target, progress=False)
 
     def _due(self, epoch):
+        if self.epochs is not None:
+            return epoch == 0 or (epoch + 1) % self.every == 0 or epoch + 1 == self.epochs
         if self._first_epoch is None:
             self._first_epoch = epoch
             return True
@@ -163,5 +171,5 @@ class FidCallback(keras.callbacks.Callback):
     def _save_best(self, epoch, result):
         model_store.save_model(getattr(self.model, self.generator_attribute), self.keep_best_path)
         info = {"epoch": epoch + 1, "fid": result.fid, "kid": result.kid}
-        io.write_text(self.best_info_path, json.dumps(info))
+        io.write_text(self.best_info_path, json.dumps(info), durable=True)
         logger.info("Epoch %d: best FID so far, saved %s", epoch + 1, self.keep_best_path)

@@ -15,7 +15,9 @@ Example:
 import importlib
 
 from cyclegan_tf import _deprecated
+from cyclegan_tf.training.backup import BackupStore, BackupUnusable
 from cyclegan_tf.training.callbacks import (
+    EpochCsvLog,
     ExportGenerators,
     ResumableBackup,
     SampleGrid,
@@ -26,11 +28,15 @@ from cyclegan_tf.training.callbacks import (
     TrainingLog,
 )
 from cyclegan_tf.training.config import TrainConfig
+from cyclegan_tf.training.interruption import StopSignals, TrainingInterrupted
 from cyclegan_tf.training.report import write_report
 from cyclegan_tf.training.run_folder import RunFolder
 from cyclegan_tf.training.trainer import train
 
 __all__ = [
+    "BackupStore",
+    "BackupUnusable",
+    "EpochCsvLog",
     "ExportGenerators",
     "ResumableBackup",
     "RunFolder",
@@ -38,8 +44,10 @@ __all__ = [
     "SaveNetworks",
     "StepLossScalars",
     "StopOnNonFiniteLoss",
+    "StopSignals",
     "TrainConfig",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "TrainingLog",
     "train",
     "write_report",

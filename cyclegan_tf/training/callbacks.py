@@ -1,16 +1,23 @@
 """Keras callbacks of a training run; each works in a user's own ``model.fit(callbacks=[...])``."""
 
+import collections
+import csv
 import datetime
 import io as bytes_io
+import json
 import logging
 import math
+import signal
 import time
 
 import keras
 import numpy as np
 
 from cyclegan_tf import _deprecated, _keras_compat, io, model_store, pixels
-from cyclegan_tf.export import export_pair
+from cyclegan_tf.export import export_generator, export_pair
+from cyclegan_tf.training import distribute
+from cyclegan_tf.training.backup import BackupStore
+from cyclegan_tf.training.interruption import TrainingInterrupted
 from cyclegan_tf.training.run_folder import LATEST_GRID_FILE, NETWORK_FILES, epoch_grid_file
 
 logger = logging.getLogger(__name__)
@@ -20,24 +27,28 @@ class SaveNetworks(keras.callbacks.Callback):
     """Writes the four networks as ``.keras`` files (``netG_A2B``, ``netG_B2A``, ``netD_A``, ``netD_B``).
 
     Each file is a standalone functional model that ``keras.models.load_model`` opens (after
-    ``import cyclegan_tf``); writes are atomic.
+    ``import cyclegan_tf``); writes are atomic and durable (``model_store.save_model``).
 
     Args:
         directory: str, the ``models/`` folder of the run.
         every_epochs: int, save every N epochs (and always after the last). Defaults to 1.
+        save_at_end: bool, save when ``fit`` ends; False when the caller saves at the end of the
+            whole training (the trainer's ``finish``). Defaults to True.
     """
 
-    def __init__(self, directory, every_epochs=1):
+    def __init__(self, directory, every_epochs=1, save_at_end=True):
         super().__init__()
         self.directory = directory
         self.every_epochs = every_epochs
+        self.save_at_end = save_at_end
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_epochs == 0:
             self.save()
 
     def on_train_end(self, logs=None):
-        self.save()
+        if self.save_at_end:
+            self.save()
 
     def save(self):
         """Writes the four files now."""
@@ -59,13 +70,16 @@ class TrainingLog(keras.callbacks.Callback):
         every: int, write a line every N batches and at each epoch end. Defaults to 100.
         first_batch: int, batches of the first epoch done before this ``fit`` (a run resumed
             mid-epoch), so that lines number batches within the whole epoch. Defaults to 0.
+        epochs: int or None, the epochs of the whole training, when a ``fit`` covers only part of
+            them (its ``epochs`` otherwise). Defaults to None.
     """
 
-    def __init__(self, path, every=100, first_batch=0):
+    def __init__(self, path, every=100, first_batch=0, epochs=None):
         super().__init__()
         self.path = path
         self.every = every
         self.first_batch = first_batch
+        self.epochs = epochs
         self._offset = first_batch
         self._epoch = 0
         self._start = None
@@ -96,7 +110,7 @@ class TrainingLog(keras.callbacks.Callback):
 
     def _write(self, batch, logs):
         logs = logs or {}
-        epochs = self.params.get("epochs") or 0
+        epochs = self.epochs or self.params.get("epochs") or 0
         steps = self._steps()
         line = (
             f"[Epoch {self._epoch + 1}/{epochs}] [Batch {batch}/{steps}] "
@@ -109,7 +123,7 @@ class TrainingLog(keras.callbacks.Callback):
             f.write(line + "\n")
 
     def _eta(self, batch):
-        epochs = self.params.get("epochs") or 0
+        epochs = self.epochs or self.params.get("epochs") or 0
         steps = self.params.get("steps") or 0
         remaining = (epochs - self._epoch - 1) * steps + (steps - batch)
         if not self._done:
@@ -175,7 +189,15 @@ class StepLossScalars(keras.callbacks.Callback):
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised by ``StopOnNonFiniteLoss`` when a loss becomes NaN or infinite."""
+    """Raised by ``StopOnNonFiniteLoss`` when a loss becomes NaN or infinite.
+
+    Attributes:
+        message: str, one line: which loss, when, and (from the trainer) what was kept.
+    """
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -204,42 +226,102 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 step = int(self.model.optimizer.iterations.numpy())
                 raise TrainingDiverged(
                     f"{key} became {float(value)} at step {step} (epoch {self._epoch + 1}, batch "
-                    f"{batch + 1}); training stopped, models/ and backup/ keep the last good state"
+                    f"{batch + 1}); training stopped before anything was saved from that step"
                 )
 
 
 class ResumableBackup(_keras_compat.BackupAndRestore):
-    """Backs up the training state every ``save_freq`` steps and at every epoch end, recording where.
+    """Backs up the training state every ``save_freq`` steps and at every epoch end, durably.
 
-    The backup is Keras' (``latest.weights.h5`` and ``training_metadata.json``, read back by
-    ``BackupAndRestore``), with one convention on top: ``batch`` in the metadata is the 0-based index
-    of the last step of epoch ``epoch`` included, and -1 for a backup at the start of ``epoch``. A
-    resumed run can then train exactly the remaining steps of an interrupted epoch
-    (``RunFolder.backup_position``).
+    Each backup is a new, numbered one in ``backup_dir`` (``backup.BackupStore``): the model's state
+    (networks, optimizers, image pools), then a manifest with where training was, the weights file's
+    size and checksum and the loss trackers of the epoch so far. A backup counts only once all of it
+    is on the disk, and the previous one stays until then, so a run killed at any instant resumes.
+
+    ``batch`` in a manifest is the 0-based index of the last step of epoch ``epoch`` included, and -1
+    for a backup at the start of ``epoch``: a resumed run trains exactly the remaining steps of an
+    interrupted epoch (``trainer.TrainingSegment``), and its epoch's losses continue from the
+    backed-up trackers.
+
+    With ``stop`` (an ``interruption.StopSignals``), a Ctrl-C or SIGTERM stops training after the
+    current step: this callback backs that step up and raises ``TrainingInterrupted``. In a
+    multi-worker run, every worker stops after the same step.
+
+    In a user's own ``fit``, the newest usable backup is loaded when training starts; ``fit`` then
+    starts at its ``initial_epoch`` argument (``_keras_compat.BackupAndRestore``), which
+    ``resume_position(backup_dir)`` gives.
 
     Args:
         backup_dir: str, the backup folder.
         save_freq: ``"epoch"`` or int, steps between backups within an epoch.
         first_batch: int, steps of the first epoch done before this ``fit`` (a run resumed mid-epoch).
             Defaults to 0.
-        delete_checkpoint: bool, delete the backup when ``fit`` ends; a ``fit`` that covers only part
-            of a training keeps it. Defaults to True.
+        delete_checkpoint: bool, delete the backups when ``fit`` ends. The trainer keeps them (False)
+            until the networks, exports and report are written. Defaults to True.
+        restore: bool, load the newest usable backup when ``fit`` starts; False when the caller has
+            loaded one (``resumed``). Defaults to True.
+        resumed: ``backup.Backup`` or None, the backup the caller loaded into the model.
+        stop: ``interruption.StopSignals`` or None, whose requests stop training after a step.
+        record: dict or None, kept in every manifest (the trainer keeps the run's options there).
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", first_batch=0, delete_checkpoint=True):
-        super().__init__(
-            backup_dir, save_freq, double_checkpoint=True, delete_checkpoint=delete_checkpoint
-        )
+    def __init__(
+        self,
+        backup_dir,
+        save_freq="epoch",
+        first_batch=0,
+        delete_checkpoint=True,
+        restore=True,
+        resumed=None,
+        stop=None,
+        record=None,
+    ):
+        super().__init__(backup_dir, save_freq, delete_checkpoint=delete_checkpoint)
+        self.store = BackupStore(backup_dir)
         self.first_batch = first_batch
+        self.restore = restore
+        self.resumed = resumed
+        self.stop = stop
+        self.record = dict(record or {})
+        self.last_backup = None
         self._offset = first_batch
+        self._saved_after = None
+        self._first_epoch = None
+
+    def _load_model(self):
+        if self.restore:
+            self.resumed = self.store.restore(self.model)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._last_batch_seen = self.first_batch - 1
         self._offset = self.first_batch
+        self._first_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+        resumed = self.resumed
+        if (
+            resumed is not None
+            and resumed.position == (epoch, self.first_batch)
+            and resumed.batch >= 0
+        ):
+            # fit reset the trackers just before this epoch; the resumed epoch continues its means.
+            _set_tracker_state(self.model, resumed.manifest.get("trackers", {}))
+        first = self.first_batch if epoch == self._first_epoch else 0
+        where = f"epoch {epoch + 1}, step {first}" if first else f"the start of epoch {epoch + 1}"
+        self._stop_if_asked(where, backup=False)
 
     def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 >= ((self.params or {}).get("steps") or math.inf):
+            # An epoch's last step: its backup (and a stop) wait for the epoch's end, so that a
+            # resumed run never skips what an epoch's end writes (CSV row, networks, exports).
+            return
         super().on_train_batch_end(self._offset + batch, logs)
+        where = f"epoch {self._current_epoch + 1}, step {self._offset + batch + 1}"
+        self._stop_if_asked(where, backup=True)
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -248,6 +330,108 @@ class ResumableBackup(_keras_compat.BackupAndRestore):
         self._offset = 0
         self._save_model()
 
+    def _save_model(self):
+        position = (self._current_epoch, self._last_batch_seen)
+        if self._saved_after == position:
+            return
+        record = {
+            **self.record,
+            "step": int(self.model.optimizer.iterations.numpy()),
+            "trackers": _tracker_state(self.model),
+        }
+        self.last_backup = self.store.write(
+            self.model.save_weights, self._current_epoch, self._last_batch_seen, record
+        )
+        self._saved_after = position
+
+    def _stop_if_asked(self, where, backup):
+        if self.stop is None:
+            return
+        asked = self.stop.requested is not None
+        if not distribute.any_worker(self.model.distribute_strategy, asked):
+            return
+        if backup:
+            self._save_model()
+        if not asked:
+            where += " (another worker was asked to stop)"
+        raise TrainingInterrupted(self.stop.requested or signal.SIGTERM, where)
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:
+            self.store.delete()
+
+    @staticmethod
+    def resume_position(backup_dir):
+        """``(epoch, steps done)`` of the newest usable backup in ``backup_dir``; ``(0, 0)`` if none."""
+        usable, _ = BackupStore(backup_dir).usable()
+        return usable[0].position if usable else (0, 0)
+
+
+def _tracker_state(model):
+    """``{metric name: [variable values]}`` of a model's metrics (the epoch's running means)."""
+    return {
+        metric.name: [float(np.asarray(variable)) for variable in metric.variables]
+        for metric in model.metrics
+    }
+
+
+def _set_tracker_state(model, state):
+    for metric in model.metrics:
+        values = state.get(metric.name)
+        if values is not None and len(values) == len(metric.variables):
+            for variable, value in zip(metric.variables, values):
+                variable.assign(value)
+
+
+class EpochCsvLog(keras.callbacks.Callback):
+    """One row per epoch in a CSV file, in the format of ``keras.callbacks.CSVLogger``, durably.
+
+    The file is written anew after every epoch (``io.write_text`` with ``durable=True``), so the row
+    of an epoch is on the disk before that epoch's backup, on any filesystem. A file that exists is
+    continued with its own columns, so the rows of a resumed run line up with the earlier ones.
+
+    Args:
+        path: str, the CSV file.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self._text = ""
+        self._keys = None
+
+    def on_train_begin(self, logs=None):
+        self._text = io.read_text(self.path) if io.isfile(self.path) else ""
+        header = next(csv.reader(self._text.splitlines()), None)
+        self._keys = header[1:] if header and header[0] == "epoch" else None
+        if self._keys is None:
+            self._text = ""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        buffer = bytes_io.StringIO()
+        if self._keys is None:
+            self._keys = sorted(logs)
+            if not any(key.startswith("val_") for key in self._keys):
+                self._keys += [f"val_{key}" for key in self._keys]
+            csv.writer(buffer).writerow(["epoch", *self._keys])
+        row = collections.OrderedDict(epoch=epoch)
+        row.update((key, _csv_value(logs.get(key, "NA"))) for key in self._keys)
+        csv.DictWriter(buffer, fieldnames=["epoch", *self._keys]).writerow(row)
+        self._text += buffer.getvalue()
+        io.write_text(self.path, self._text, durable=True)
+
+
+def _csv_value(value):
+    """A log value as ``keras.callbacks.CSVLogger`` writes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value
+    if np.ndim(value) > 0:
+        return f'"[{", ".join(map(str, np.ravel(value)))}]"'
+    return value
+
 
 class ExportGenerators(keras.callbacks.Callback):
     """Exports both generators as SavedModels for TF Serving at the end of training.
@@ -255,20 +439,27 @@ class ExportGenerators(keras.callbacks.Callback):
     Each export is a new version of both models. The end of training does not export again when the
     last epoch has just been exported.
 
+    With ``ledger`` (a JSON file; the trainer's is ``RUN/exports.json``) each export is planned
+    before it is written: the version numbers of the export after epoch N are recorded there first,
+    durably. A run that stopped during an export, or before the backup that follows it, and is
+    resumed then completes that export under the same version numbers instead of adding new ones.
+
     Args:
         export_dir: str, the base path (``saved_models``).
         run_name: str, the run's name; see ``cyclegan_tf.export.model_names``.
         every_epochs: int or None, also export every N epochs.
         export_at_end: bool, export when ``fit`` ends; False for a ``fit`` that covers only part of
             a training. Defaults to True.
+        ledger: str or None, the file of planned exports.
     """
 
-    def __init__(self, export_dir, run_name, every_epochs=None, export_at_end=True):
+    def __init__(self, export_dir, run_name, every_epochs=None, export_at_end=True, ledger=None):
         super().__init__()
         self.export_dir = export_dir
         self.run_name = run_name
         self.every_epochs = every_epochs
         self.export_at_end = export_at_end
+        self.ledger = ledger
         self.exported = {}
         self._up_to_date = False
 
@@ -277,19 +468,72 @@ class ExportGenerators(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
-            self.export()
+            self.export(epochs_done=epoch + 1)
 
     def on_train_end(self, logs=None):
         if self.export_at_end and not self._up_to_date:
-            self.export()
+            self.export(epochs_done=(self.params or {}).get("epochs"))
 
-    def export(self):
-        """Writes a new version of each generator now; returns ``{model_name: folder}``."""
-        self.exported = export_pair(
-            self.model.generator_ab, self.model.generator_ba, self.export_dir, self.run_name
+    def _planned(self):
+        if not self.ledger or not io.isfile(self.ledger):
+            return {}
+        return json.loads(io.read_text(self.ledger))
+
+    def export(self, epochs_done=None):
+        """Writes a version of each generator now (unless the one after ``epochs_done`` exists).
+
+        Args:
+            epochs_done: int or None, the epochs trained; the key of the export in the ledger.
+
+        Returns:
+            ``{model_name: folder}``.
+        """
+        key = None if epochs_done is None else str(epochs_done)
+        plans = self._planned()
+        generators = dict(
+            zip(
+                model_store.model_names(self.run_name),
+                (self.model.generator_ab, self.model.generator_ba),
+            )
         )
+        if key in plans:
+            self.exported = {}
+            for name, version in plans[key].items():
+                path = io.join(self.export_dir, name, str(version))
+                if not io.exists(path):
+                    _remove_staging(io.join(self.export_dir, name), version)
+                    export_generator(generators[name], self.export_dir, name, version)
+                self.exported[name] = path
+        else:
+            folders = [io.join(self.export_dir, name) for name in generators]
+            version = model_store.default_version(folders)
+            if self.ledger and key is not None:
+                plans[key] = {name: version for name in generators}
+                io.write_text(
+                    self.ledger, json.dumps(plans, indent=1, sort_keys=True), durable=True
+                )
+            self.exported = export_pair(
+                self.model.generator_ab,
+                self.model.generator_ba,
+                self.export_dir,
+                self.run_name,
+                version=version,
+            )
         self._up_to_date = True
         return self.exported
+
+
+def _remove_staging(model_dir, version):
+    """Deletes what an export of ``version`` that was cut short left (its hidden staging copy).
+
+    The version is this run's (planned in its ledger), so no other export writes it.
+    """
+    if not io.isdir(model_dir):
+        return
+    for name in io.listdir(model_dir):
+        if io.is_temporary(name) and name.startswith(f".{version}.tmp-"):
+            path = io.join(model_dir, name)
+            io.rmtree(path) if io.isdir(path) else io.remove(path)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -364,7 +608,7 @@ class SampleGrid(keras.callbacks.Callback):
         """Renders the grid to ``path`` (atomically) and returns the PNG bytes."""
         columns = [np.asarray(c) for c in self._translate(self.images_a, self.images_b)]
         png = render_grid(columns, self.COLUMNS, f"epoch {self._epoch + 1}, step {step}")
-        io.write_bytes(path, png)
+        io.write_bytes(path, png, durable=True)
         return png
 
 

@@ -6,9 +6,11 @@ keeps the resolved options as ``config.json`` so a run can be resumed, compared 
 
 import dataclasses
 import json
+import math
 
-from cyclegan_tf import _deprecated, io, options
+from cyclegan_tf import _deprecated, io, options, pixels
 from cyclegan_tf.data.preprocess import PREPROCESS_MODES, VARIABLE_SIZE_MODES
+from cyclegan_tf.errors import OptionError
 from cyclegan_tf.options import option
 from cyclegan_tf.training import distribute
 
@@ -143,7 +145,7 @@ class TrainConfig:
         """Returns a copy with the derived defaults filled in (name, output_dir, decay_epochs).
 
         Raises:
-            ValueError: if an option is out of range; the message names it and its value.
+            OptionError: if an option is out of range; it names the option and its value.
         """
         config = dataclasses.replace(self)
         if config.name is None:
@@ -161,66 +163,56 @@ class TrainConfig:
         """Checks ranges and combinations.
 
         Raises:
-            ValueError: naming the first option out of range and its value.
+            OptionError: naming the first option (its Python name) out of range and its value.
         """
-        positive = (
-            "image_size",
+        pixels.check_size_multiple("image_size", self.image_size)
+        for key in (
             "load_size",
             "batch_size",
             "epochs",
             "ngf",
             "ndf",
             "n_disc_layers",
-        )
-        for key in positive:
-            if getattr(self, key) <= 0:
-                raise ValueError(f"--{_flag(key)} must be positive. Received: {getattr(self, key)}")
-        non_negative = (
-            "n_res_blocks",
-            "pool_size",
-            "lambda_cycle",
-            "lambda_identity",
-            "sample_every",
-        )
-        for key in non_negative:
-            if getattr(self, key) < 0:
-                raise ValueError(f"--{_flag(key)} must be >= 0. Received: {getattr(self, key)}")
-        if self.image_size % 4:
-            raise ValueError(f"--image-size must be a multiple of 4. Received: {self.image_size}")
+        ):
+            _check_integer(key, getattr(self, key), minimum=1)
+        for key in ("n_res_blocks", "pool_size", "sample_every", "seed"):
+            _check_integer(key, getattr(self, key), minimum=0)
+        for key in ("steps_per_epoch", "backup_every", "export_every", "eval_every", "fid_every"):
+            if getattr(self, key) is not None:
+                _check_integer(key, getattr(self, key), minimum=1)
+        _check_number("lr", self.lr, "> 0", lambda value: value > 0)
+        _check_number("beta1", self.beta1, "in [0, 1)", lambda value: 0 <= value < 1)
+        for key in ("lambda_cycle", "lambda_identity"):
+            _check_number(key, getattr(self, key), ">= 0", lambda value: value >= 0)
+        _check_number("cluster_timeout", self.cluster_timeout, "> 0", lambda value: value > 0)
         if self.preprocess in VARIABLE_SIZE_MODES and self.batch_size != 1:
-            raise ValueError(
-                f"--preprocess {self.preprocess} keeps each image's own size: it needs "
-                f"--batch-size 1. Received: batch_size={self.batch_size}"
+            raise OptionError(
+                "batch_size",
+                f"preprocess={self.preprocess!r} keeps each image's own size: it needs "
+                f"batch_size=1. Received: batch_size={self.batch_size}",
             )
         if self.preprocess not in ("crop", "none") and self.load_size < self.image_size:
-            raise ValueError(
-                "--load-size must be >= --image-size. "
-                f"Received: load_size={self.load_size}, image_size={self.image_size}"
+            raise OptionError(
+                "load_size",
+                f"must be >= image_size ({self.image_size}). Received: load_size={self.load_size}",
             )
-        if self.decay_epochs is not None and not 0 <= self.decay_epochs <= self.epochs:
-            raise ValueError(
-                f"--decay-epochs must be between 0 and --epochs ({self.epochs}). "
-                f"Received: {self.decay_epochs}"
-            )
-        for key in ("steps_per_epoch", "backup_every", "export_every", "eval_every", "fid_every"):
-            value = getattr(self, key)
-            if value is not None and value <= 0:
-                raise ValueError(f"--{_flag(key)} must be positive. Received: {value}")
+        if self.decay_epochs is not None:
+            _check_integer("decay_epochs", self.decay_epochs, minimum=0)
+            if self.decay_epochs > self.epochs:
+                raise OptionError(
+                    "decay_epochs",
+                    f"must be between 0 and epochs ({self.epochs}). "
+                    f"Received: decay_epochs={self.decay_epochs}",
+                )
         if self.keep_best and not self.fid_every:
-            raise ValueError(
-                "--keep-best needs --fid-every N (the best generator is chosen by FID)."
-            )
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be positive. Received: {self.lr}")
-        if self.cluster_timeout <= 0:
-            raise ValueError(
-                f"--cluster-timeout must be positive. Received: {self.cluster_timeout}"
+            raise OptionError(
+                "keep_best", "needs fid_every=N (the best generator is chosen by FID)"
             )
         for key, field in self.fields().items():
             choices = field.metadata["choices"]
             value = getattr(self, key)
             if choices and value is not None and value not in choices:
-                raise ValueError(f"--{_flag(key)} must be one of {choices}. Received: {value!r}")
+                raise OptionError(key, f"must be one of {choices}. Received: {key}={value!r}")
 
     def model_options(self):
         """The ``CycleGAN`` constructor arguments of this run."""
@@ -261,8 +253,12 @@ class TrainConfig:
         }
 
     def to_json(self, path):
-        """Writes the options to ``path`` as JSON (atomically)."""
-        io.write_text(path, json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
+        """Writes the options to ``path`` as JSON (atomically and durably)."""
+        io.write_text(
+            path,
+            json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n",
+            durable=True,
+        )
 
     @classmethod
     def from_json(cls, path):
@@ -295,16 +291,20 @@ class TrainConfig:
         return options.from_args(cls, namespace)
 
 
-def _flag(key):
-    return key.replace("_", "-")
+def _check_integer(key, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(key, f"must be an integer. Received: {key}={value!r}")
+    if value < minimum:
+        bound = "positive" if minimum == 1 else f">= {minimum}"
+        raise OptionError(key, f"must be {bound}. Received: {key}={value}")
 
 
-def _parser_type(annotation):
-    text = str(annotation)
-    for name, kind in (("int", int), ("float", float)):
-        if text.startswith(name) or annotation is kind:
-            return kind
-    return str
+def _check_number(key, value, bound, within):
+    """Raises ``OptionError`` unless ``value`` is a finite number for which ``within`` holds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OptionError(key, f"must be a number. Received: {key}={value!r}")
+    if not math.isfinite(value) or not within(value):
+        raise OptionError(key, f"must be a finite number {bound}. Received: {key}={value}")
 
 
 def _folder_name(path):

@@ -10,9 +10,12 @@ Multi-worker start-up fails fast and says why: a worker checks that it can liste
 waits (``cluster_timeout`` seconds at most) until every other worker answers on its port, before
 TensorFlow connects them. TensorFlow's own wait happens inside a call that holds the Python lock and
 replaces the SIGTERM handler with a preemption notifier that only logs, so once it has started neither a
-timeout nor SIGTERM can stop it; the wait before it can be stopped by both. After start-up SIGTERM stops
-the process again (``SigtermExit``). A worker that dies during training is reported by TensorFlow's
-coordination service within about 10 s on the others (a heartbeat timeout).
+timeout nor SIGTERM can stop it; the wait before it can be stopped by both. After start-up the trainer
+installs its own SIGTERM handler again (``interruption.StopSignals``): every worker stops after the same
+step (``any_worker``), backs up and exits with 143. A worker that dies during training is reported by
+TensorFlow's coordination service within about 10 s on the others (a heartbeat timeout). Restarted, the
+workers resume from the newest backup they all have (``agree_on_position``), and none leaves before all
+are done (``final_barrier``).
 
 ``batch_size`` is always the global batch; it is split evenly over the replicas.
 
@@ -24,14 +27,13 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 
 import keras
 import tensorflow as tf
 
+from cyclegan_tf import _keras_compat
 from cyclegan_tf.errors import OptionError
 
 logger = logging.getLogger(__name__)
@@ -42,8 +44,6 @@ MIXED_PRECISIONS = tuple(key for key in PRECISION_POLICIES if key is not None)
 _WORKER_JOBS = ("chief", "worker")
 # How long a worker waits for the others to answer before it gives up (``cluster_timeout``).
 DEFAULT_CLUSTER_TIMEOUT = 300.0
-# After SIGTERM, how long the main thread may take to stop before the process is ended outright.
-SIGTERM_GRACE = 10.0
 
 
 class ClusterError(ValueError):
@@ -286,83 +286,75 @@ def wait_for_workers(tf_config, timeout=DEFAULT_CLUSTER_TIMEOUT, poll_interval=0
         ) from None
 
 
-class SigtermExit:
-    """Makes SIGTERM stop the process again once a multi-worker strategy exists.
+def task_names(tf_config):
+    """Every task of ``TF_CONFIG`` as ``"worker/1"``, this worker's first."""
+    own = f"{tf_config['task']['type']}/{tf_config['task']['index']}"
+    others = [
+        f"{job}/{index}"
+        for job in _WORKER_JOBS
+        for index in range(len(tf_config["cluster"].get(job, [])))
+        if f"{job}/{index}" != own
+    ]
+    return [own, *others]
 
-    TensorFlow's coordination service installs a SIGTERM handler that only logs a preemption notice,
-    so a worker would otherwise ignore SIGTERM. Once installed, SIGTERM raises ``SystemExit(143)`` in
-    the main thread; if the process is still alive ``grace`` seconds later (the main thread stuck in
-    TensorFlow, such as a collective waiting for a dead peer, where Python cannot run the handler), a
-    watcher thread ends it with status 143. The watcher hears the signal through Python's wakeup fd,
-    which the C-level handler writes even while the main thread is busy.
+
+def any_worker(strategy, flag):
+    """Whether ``flag`` is true on any worker of a multi-worker run (else ``flag`` itself).
+
+    An all-reduce across the workers: every worker must call it at the same point.
+    """
+    if not _keras_compat.in_multi_worker_mode(strategy):
+        return bool(flag)
+    value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
+    return float(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)) > 0
+
+
+def agree_on_position(tf_config, name, positions, timeout):
+    """The newest position every worker of a multi-worker run can resume from.
+
+    Each worker publishes the positions its usable backups hold; all pick the newest one they share,
+    so that they train the same steps after a restart even when a kill stopped one of them before its
+    newest backup was complete.
 
     Args:
-        grace: float, seconds the main thread gets to stop. Defaults to ``SIGTERM_GRACE``.
-        exit_process: callable taking the exit status; ``os._exit`` by default.
+        tf_config: dict, the parsed ``TF_CONFIG``.
+        name: str, a name for the exchange, unique in this cluster's life.
+        positions: list of ``(epoch, steps)``, this worker's.
+        timeout: float, seconds to wait for the others.
 
-    Example:
-        >>> guard = SigtermExit().install()  # doctest: +SKIP
-        >>> guard.close()  # restores the previous handler  # doctest: +SKIP
+    Returns:
+        ``(epoch, steps)``, or None if no worker has a backup.
+
+    Raises:
+        ClusterError: if some workers have backups but they share no position.
     """
-
-    def __init__(self, grace=SIGTERM_GRACE, exit_process=os._exit):
-        self.grace = grace
-        self._exit_process = exit_process
-        self._closed = threading.Event()
-        self._previous = None
-
-    def _on_sigterm(self, signum, frame):
-        del frame
-        logger.error("Received SIGTERM: stopping (a resumed run starts from the last backup).")
-        raise SystemExit(128 + signum)
-
-    def _watch(self, read_end):
-        while not self._closed.is_set():
-            try:
-                received = read_end.recv(64)
-            except OSError:
-                return
-            if not received:
-                return
-            if signal.SIGTERM in received:
-                if self._closed.wait(self.grace):
-                    return
-                logger.error("Still running %g s after SIGTERM: exiting now.", self.grace)
-                logging.shutdown()
-                self._exit_process(128 + signal.SIGTERM)
-                return
-
-    def install(self):
-        """Installs the handler and starts the watcher (main thread only; elsewhere a no-op).
-
-        Returns:
-            self.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            logger.debug("Not in the main thread: SIGTERM keeps its current handler.")
-            return self
-        self._read_end, self._write_end = socket.socketpair()
-        self._write_end.setblocking(False)
-        self._previous = (
-            signal.signal(signal.SIGTERM, self._on_sigterm),
-            signal.set_wakeup_fd(self._write_end.fileno(), warn_on_full_buffer=False),
+    tasks = task_names(tf_config)
+    answers = _keras_compat.cluster_exchange(name, json.dumps(positions), tasks, timeout)
+    held = {
+        task: {tuple(position) for position in json.loads(answer)}
+        for task, answer in answers.items()
+    }
+    shared = set.intersection(*held.values())
+    if shared:
+        return max(shared)
+    if any(held.values()):
+        listing = "; ".join(f"{task}: {sorted(found) or 'none'}" for task, found in held.items())
+        raise ClusterError(
+            "the workers have no backup position in common ((epoch, steps) per worker: "
+            f"{listing}); restart all workers of the same run, with their backup folders"
         )
-        threading.Thread(
-            target=self._watch, args=(self._read_end,), name="sigterm-watcher", daemon=True
-        ).start()
-        return self
+    return None
 
-    def close(self):
-        """Restores the previous SIGTERM handler and wakeup fd, and stops the watcher."""
-        if self._previous is None:
-            return
-        handler, wakeup_fd = self._previous
-        self._previous = None
-        signal.signal(signal.SIGTERM, handler)
-        signal.set_wakeup_fd(wakeup_fd)
-        self._closed.set()
-        self._write_end.close()
-        self._read_end.close()
+
+def final_barrier(tf_config, timeout):
+    """Waits until every worker of a multi-worker run is done with its collectives.
+
+    TensorFlow's collectives pull data from the peers: a worker that leaves right after its part of
+    the last all-reduce can close its connection before a slower peer has fetched its share, and that
+    peer fails with ``Collective ops is aborted by: Socket closed``. No worker leaves before all are here.
+    """
+    if tf_config is not None:
+        _keras_compat.cluster_barrier("cyclegan_tf/train-end", timeout)
 
 
 def _multi_worker_strategy(tf_config, cluster_timeout):
@@ -374,7 +366,6 @@ def _multi_worker_strategy(tf_config, cluster_timeout):
             f"{_task_name(tf_config['task'])} could not start TensorFlow's server on "
             f"{_own_address(tf_config)}: {error.message.splitlines()[0]}"
         ) from None
-    SigtermExit().install()  # After the strategy: TensorFlow has replaced the handler by then.
     return strategy
 
 

@@ -276,7 +276,7 @@ def render(run_dir, export_paths=None):
 
 
 def write_report(run_dir, export_paths=None):
-    """Writes ``RUN/report.html`` (atomically) and returns its path.
+    """Writes ``RUN/report.html`` (atomically and durably) and returns its path.
 
     Args:
         run_dir: str, the run folder (``config.json``, ``logs/training.csv``, ``images/``).
@@ -296,5 +296,5 @@ def write_report(run_dir, export_paths=None):
         raise ValueError(
             f"{run_dir} is not a run folder (it has none of config.json, logs/training.csv, images/)"
         )
-    io.write_text(run.report, render(run_dir, export_paths))
+    io.write_text(run.report, render(run_dir, export_paths), durable=True)
     return run.report

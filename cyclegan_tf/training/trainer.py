@@ -1,4 +1,11 @@
-"""One trainer: a ``TrainConfig`` in, a trained ``CycleGAN`` and a run folder out (see ``run_folder``)."""
+"""One trainer: a ``TrainConfig`` in, a trained ``CycleGAN`` and a run folder out (see ``run_folder``).
+
+A run survives any interruption (``docs/reliability.md``): it holds its folder's lock, backs up from
+its first step on (``backup.BackupStore``), stops gracefully on Ctrl-C or SIGTERM
+(``interruption.StopSignals``), and resumes exactly from its newest usable backup. Its end is a
+sequence of durable steps (networks, exports, report, ``finished.json``, then the backups deleted),
+and a run stopped between two of them finishes the rest when the same command runs again.
+"""
 
 import contextlib
 import dataclasses
@@ -6,16 +13,19 @@ import logging
 import shutil
 import sys
 import tempfile
+import time
 
 import keras
 
-from cyclegan_tf import _keras_compat, data, io
+from cyclegan_tf import data, io
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.evaluation import FidCallback, InceptionFeatures
 from cyclegan_tf.models.cyclegan import CycleGAN, default_optimizer
 from cyclegan_tf.models.schedules import LinearDecayAfter
 from cyclegan_tf.training import callbacks as run_callbacks
 from cyclegan_tf.training import distribute
+from cyclegan_tf.training.backup import BackupStore
+from cyclegan_tf.training.interruption import StopSignals, TrainingInterrupted
 from cyclegan_tf.training.report import write_report
 from cyclegan_tf.training.run_folder import NETWORK_FILES, RunFolder
 
@@ -96,7 +106,9 @@ class TrainingSegment:
     def plan(cls, position, steps_per_epoch, epochs):
         """The segments that train from ``position`` (``(epoch, steps done)``) to ``epochs``."""
         epoch, done = position
-        if done >= steps_per_epoch:  # backed up after an epoch's last step, before its end
+        # Backed up after an epoch's last step, before its end (backups of earlier versions only:
+        # ResumableBackup leaves that step to the epoch-end backup).
+        if done >= steps_per_epoch:
             epoch, done = epoch + 1, 0
         bounds = [(epoch, epoch + 1, done)] if done else []
         if not bounds or epoch + 1 < epochs:
@@ -190,23 +202,35 @@ def load_network_weights(model, init_from):
     logger.info("Initialised %d network(s) from %s.", found, models_dir)
 
 
-def default_callbacks(config, run, sample_images=None, backup_dir=None, segment=None):
+def default_callbacks(
+    config,
+    run,
+    sample_images=None,
+    backup_dir=None,
+    segment=None,
+    stop=None,
+    resumed=None,
+    exporter=None,
+):
     """The callbacks of a run, in an order that matters.
 
-    The loss guard comes first so that nothing is saved from a diverged step; the CSV row of an epoch is
-    written before its backup, so an interruption repeats at most that epoch's row.
+    The loss guard comes first so that nothing is saved from a diverged step. At an epoch's end the
+    CSV row, the networks and a due export are written before the epoch's backup, which comes last:
+    a run killed before that backup trains the epoch's last steps again and rewrites them (the logs
+    are cut back to the backup first, and an export keeps its planned version), so nothing appears
+    twice. The end of a training (networks, exports, report) is ``finish``'s, not a callback's.
 
     Args:
         config: the resolved ``TrainConfig``.
         run: the ``RunFolder``.
         sample_images: ``(images_a, images_b)`` of the sample grids, or None.
         backup_dir: str or None, the backup folder (the run's ``backup/`` by default).
-        segment: the ``TrainingSegment`` of this ``fit``, or None for a whole training: a segment
-            that does not end the training keeps the backup and leaves the final export and
-            report to the last one.
+        segment: the ``TrainingSegment`` of this ``fit``, or None for a whole training.
+        stop: ``interruption.StopSignals`` or None: Ctrl-C and SIGTERM stop after a step.
+        resumed: ``backup.Backup`` or None, the backup the model was restored from.
+        exporter: an ``ExportGenerators`` or None (one is made).
     """
     first_batch = segment.first_batch if segment else 0
-    ends_training = segment.is_last if segment else True
     callbacks = [run_callbacks.StopOnNonFiniteLoss()]
     if sample_images is not None:
         callbacks.append(
@@ -218,27 +242,50 @@ def default_callbacks(config, run, sample_images=None, backup_dir=None, segment=
             )
         )
     callbacks += evaluation_callbacks(config, run)  # adds fid/kid to the logs the CSV row holds
-    callbacks += [
+    exporter = exporter or make_exporter(config, run)
+    return [
+        *callbacks,
         run_callbacks.TrainingLog(
-            run.text_log, every=config.sample_every or 100, first_batch=first_batch
+            run.text_log,
+            every=config.sample_every or 100,
+            first_batch=first_batch,
+            epochs=config.epochs,
         ),
         run_callbacks.StepLossScalars(run.step_logs),
-        _keras_compat.CSVLogger(run.csv, append=True),
+        run_callbacks.EpochCsvLog(run.csv),
         keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
-        run_callbacks.SaveNetworks(run.models),
+        run_callbacks.SaveNetworks(run.models, save_at_end=False),
+        exporter,
         run_callbacks.ResumableBackup(
             backup_dir or run.backup,
             save_freq=config.backup_every or "epoch",
             first_batch=first_batch,
-            delete_checkpoint=ends_training,
+            delete_checkpoint=False,
+            restore=False,
+            resumed=resumed,
+            stop=stop,
+            record=backup_record(config),
         ),
     ]
-    exporter = run_callbacks.ExportGenerators(
-        config.export_dir, config.name, config.export_every, export_at_end=ends_training
+
+
+def make_exporter(config, run):
+    """The run's ``ExportGenerators``: every ``export_every`` epochs, planned in ``RUN/exports.json``.
+
+    It does not export when a ``fit`` ends: ``finish`` does, once, at the end of the training.
+    """
+    return run_callbacks.ExportGenerators(
+        config.export_dir,
+        config.name,
+        config.export_every,
+        export_at_end=False,
+        ledger=run.exports,
     )
-    if not ends_training:
-        return [*callbacks, exporter]
-    return [*callbacks, exporter, WriteReport(run.root, exporter)]
+
+
+def backup_record(config):
+    """What every backup's manifest keeps besides the state: the options, to mend ``config.json``."""
+    return {"config": dataclasses.asdict(config)}
 
 
 def log_parameter_counts(model):
@@ -283,6 +330,7 @@ def evaluation_callbacks(config, run):
             InceptionFeatures(config.inception_weights or "imagenet"),
             every=config.fid_every,
             keep_best_path=keep_best,
+            epochs=config.epochs,
         )
     ]
 
@@ -293,26 +341,6 @@ def validation_data(config):
         return None
     test_a, test_b = load_test_domains(config, "eval_every")
     return data.make_eval_dataset(test_a, test_b, config.image_size, batch_size=config.batch_size)
-
-
-class WriteReport(keras.callbacks.Callback):
-    """Writes ``RUN/report.html`` (config, loss curves, sample grids, exports) when training ends.
-
-    Args:
-        run_dir: str, the run folder.
-        exporter: an ``ExportGenerators`` callback placed before this one, whose exports the report
-            lists; None lets the report find them from ``config.json``.
-    """
-
-    def __init__(self, run_dir, exporter=None):
-        super().__init__()
-        self.run_dir = run_dir
-        self.exporter = exporter
-
-    def on_train_end(self, logs=None):
-
-        exported = list(self.exporter.exported.values()) if self.exporter is not None else []
-        logger.info("Report: %s", write_report(self.run_dir, exported or None))
 
 
 @contextlib.contextmanager
@@ -353,16 +381,117 @@ def _joined(history, more):
     return history
 
 
+def restore(model, store, tf_config=None, timeout=distribute.DEFAULT_CLUSTER_TIMEOUT):
+    """Loads the newest usable backup of ``store`` into ``model`` (every worker: the same position).
+
+    A backup whose files do not match its manifest is passed over with a line saying which and why
+    (``BackupStore.load``); the backups newer than the one loaded are deleted.
+
+    Args:
+        model: the built, compiled ``CycleGAN``.
+        store: the ``BackupStore`` of this worker.
+        tf_config: dict or None, ``TF_CONFIG`` of a multi-worker run.
+        timeout: float, seconds to wait for the other workers.
+
+    Returns:
+        The ``backup.Backup`` loaded, or None for a new run.
+
+    Raises:
+        BackupUnusable: if there are backups but none can be used.
+    """
+    usable, problems = store.usable()
+    if tf_config is not None:
+        position = distribute.agree_on_position(
+            tf_config, "cyclegan_tf/resume", [list(b.position) for b in usable], timeout
+        )
+        usable = [backup for backup in usable if backup.position == position][:1]
+        if position is None and not problems:
+            return None
+    elif not usable and not problems:
+        return None
+    backup = store.load(model, usable, problems)
+    store.discard_newer(backup)
+    return backup
+
+
+def _stop_between(stop, what):
+    """Raises ``TrainingInterrupted`` if a stop was asked while the run was finishing.
+
+    ``stop`` is None for the workers of a multi-worker run, which finish together.
+    """
+    if stop is not None and stop.requested is not None:
+        raise TrainingInterrupted(stop.requested, f"the end of training, before {what}")
+
+
+def finish(model, config, run, exporter, tf_config=None, stop=None):
+    """The end of a run, in durable steps; run again, it does what is missing.
+
+    After the last epoch's backup (the networks in ``models/`` were written before it): both exports
+    (versions planned in ``exports.json``, so a repeated end completes them rather than adding new
+    ones), the report, then ``finished.json``, and only then the backups are deleted. The workers of
+    a multi-worker run meet at a barrier before the chief marks the run finished, so no worker leaves
+    while another still needs it.
+
+    Returns:
+        ``{model_name: export folder}``.
+    """
+    stop = None if tf_config is not None else stop
+    if not all(io.exists(run.network(attribute)) for attribute in NETWORK_FILES):
+        # Each epoch's end writes them before its backup: only a lost file is written here.
+        saver = run_callbacks.SaveNetworks(run.models)
+        saver.set_model(model)
+        saver.save()
+    _stop_between(stop, "the exports")
+    exporter.set_model(model)
+    exported = exporter.export(epochs_done=config.epochs)
+    _stop_between(stop, "the report")
+    logger.info("Report: %s", write_report(run.root, list(exported.values()) or None))
+    distribute.final_barrier(tf_config, config.cluster_timeout)
+    if distribute.is_chief(tf_config):
+        _stop_between(stop, "marking it finished")
+        run.mark_finished(
+            {
+                "epochs": config.epochs,
+                "exports": exported,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+        run.delete_backups()
+    return exported
+
+
+def _kept_state(run, store):
+    """What a diverged run keeps, for its error message."""
+    backups, _ = store.backups()
+    epochs = run.logged_epochs()
+    kept = [
+        f"{backups[0].describe()}, from which the same command resumes (and would likely diverge "
+        "again: a lower lr, or other data)"
+        if backups
+        else "no backup"
+    ]
+    if epochs and run.has_models():
+        kept.append(f"models/ after epoch {max(epochs) + 1}")
+    return "kept: " + "; ".join(kept)
+
+
 def train(config):
     """Trains a CycleGAN as the config says and writes its run folder.
 
-    Running the same command again after an interruption resumes from the last backup.
+    Running the same command again after an interruption resumes from the last backup. The first
+    Ctrl-C or SIGTERM stops after the current step with a backup (``TrainingInterrupted``); a second
+    one stops at once.
 
     Args:
         config: a ``TrainConfig`` (resolved here).
 
     Returns:
         ``(model, history)``.
+
+    Raises:
+        TrainingInterrupted: after a Ctrl-C or SIGTERM, once the backup is written.
+        TrainingDiverged: when a loss becomes NaN or infinite; the message says what was kept.
+        OptionError: for options that cannot work, a finished run, a folder in use.
     """
     config = config.resolved()
     strategy, tf_config = distribute.make_strategy(
@@ -370,47 +499,90 @@ def train(config):
     )
     distribute.check_batch_size(config.batch_size, strategy)
     logger.info("Training on %s.", distribute.describe(strategy))
-    with distribute.precision(config.mixed_precision):
+    chief = distribute.is_chief(tf_config)
+    shared_run = RunFolder(config.output_dir)
+    # After the strategy: a multi-worker strategy replaces the SIGTERM handler when it starts.
+    with (
+        distribute.precision(config.mixed_precision),
+        StopSignals() as stop,
+        contextlib.ExitStack() as held,
+    ):
+        lock = shared_run.lock(None if chief else tf_config["task"])
+        if io.isdir(shared_run.root):
+            held.enter_context(lock)  # a second training in the folder fails at once
+        if not chief:
+            shared_run.check_not_finished()  # as the chief does in prepare()
         with worker_outputs(config, tf_config) as (config, backup_dir):
             domains = load_training_domains(config)
+            if not io.isdir(shared_run.root):
+                held.enter_context(lock)
             run = RunFolder(config.output_dir)
-            position = run.prepare(config)
-            if backup_dir is not None:
-                # A non-chief worker's run folder is new each time; its resume state is its backup's.
-                run.backup = backup_dir
-                position = run.backup_position()
+            run.prepare(config)
+            store = BackupStore(backup_dir or run.backup)
             keras.utils.set_random_seed(config.seed)
             steps_per_epoch = data.epoch_steps(*domains, config.batch_size, config.steps_per_epoch)
             with strategy.scope():
                 model = build_model(config, steps_per_epoch)
             log_parameter_counts(model)
-            if config.init_from and position == (0, 0):
-                load_network_weights(model, config.init_from)
-            sample_images = load_sample_images(config)
-            history = None
-            for segment in TrainingSegment.plan(position, steps_per_epoch, config.epochs):
-                dataset = _training_data(
-                    strategy,
-                    tf_config is not None,
-                    config,
-                    segment.start_step(steps_per_epoch),
-                    domains,
-                    run.data_cache,
+            resumed = restore(model, store, tf_config, config.cluster_timeout)
+            if resumed is None:
+                if config.init_from:
+                    load_network_weights(model, config.init_from)
+                # The backup every run has until it finishes: a folder with a config but no
+                # backup is then one that never trained, or one whose backup was lost.
+                store.write(model.save_weights, 0, -1, backup_record(config))
+                position = (0, 0)
+            else:
+                position = resumed.position
+                epoch, steps = position
+                logger.info(
+                    "Resuming %s at epoch %d%s (from %s).",
+                    shared_run.root,
+                    epoch + 1,
+                    f", after its step {steps}" if steps else "",
+                    resumed.describe(),
                 )
-                with data.explained_stream_errors():
-                    segment_history = model.fit(
-                        dataset,
-                        initial_epoch=segment.first_epoch,
-                        epochs=segment.end_epoch,
-                        steps_per_epoch=steps_per_epoch - segment.first_batch,
-                        callbacks=default_callbacks(
-                            config, run, sample_images, run.backup, segment
-                        ),
-                        validation_data=validation_data(config),
-                        validation_freq=config.eval_every or 1,
-                        shuffle=False,
-                        verbose=1 if sys.stdout.isatty() else 2,
+                run.trim_logs(position)
+            sample_images = load_sample_images(config)
+            exporter = make_exporter(config, run)
+            history = None
+            try:
+                for segment in TrainingSegment.plan(position, steps_per_epoch, config.epochs):
+                    dataset = _training_data(
+                        strategy,
+                        tf_config is not None,
+                        config,
+                        segment.start_step(steps_per_epoch),
+                        domains,
+                        run.data_cache,
                     )
-                history = _joined(history, segment_history)
-                del dataset  # a memory cache of the next segment's data replaces this one's
+                    callbacks = default_callbacks(
+                        config,
+                        run,
+                        sample_images,
+                        store.folder,
+                        segment,
+                        stop=stop,
+                        resumed=resumed,
+                        exporter=exporter,
+                    )
+                    with data.explained_stream_errors():
+                        segment_history = model.fit(
+                            dataset,
+                            initial_epoch=segment.first_epoch,
+                            epochs=segment.end_epoch,
+                            steps_per_epoch=steps_per_epoch - segment.first_batch,
+                            callbacks=callbacks,
+                            validation_data=validation_data(config),
+                            validation_freq=config.eval_every or 1,
+                            shuffle=False,
+                            verbose=1 if sys.stdout.isatty() else 2,
+                        )
+                    history = _joined(history, segment_history)
+                    del dataset  # a memory cache of the next segment's data replaces this one's
+            except run_callbacks.TrainingDiverged as error:
+                raise run_callbacks.TrainingDiverged(
+                    f"{error.message}; {_kept_state(run, store)}"
+                ) from None
+            finish(model, config, run, exporter, tf_config, stop)
     return model, history

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from cyclegan_tf import options
+from cyclegan_tf.errors import OptionError
 from cyclegan_tf.training.config import TrainConfig
 from tests.conftest import REPO_ROOT
 
@@ -77,20 +78,34 @@ def test_differences_name_changed_options():
 
 
 @pytest.mark.parametrize(
-    "overrides,message",
+    "overrides,option,message",
     [
-        ({"decay_epochs": 300}, "--decay-epochs must be between 0 and --epochs"),
-        ({"gan_mode": "hinge"}, "--gan-mode must be one of"),
-        ({"export_every": 0}, "--export-every must be positive"),
-        ({"lambda_cycle": -1.0}, "--lambda-cycle must be >= 0"),
-        ({"preprocess": "zoom"}, "--preprocess must be one of"),
-        ({"preprocess": "scale_width", "batch_size": 2}, "scale_width .*needs --batch-size 1"),
-        ({"preprocess": "scale_width_and_crop", "load_size": 128}, "--load-size must be >="),
+        ({"decay_epochs": 300}, "decay_epochs", "must be between 0 and epochs (200)"),
+        ({"gan_mode": "hinge"}, "gan_mode", "must be one of"),
+        ({"export_every": 0}, "export_every", "must be positive"),
+        ({"lambda_cycle": -1.0}, "lambda_cycle", "must be a finite number >= 0"),
+        ({"preprocess": "zoom"}, "preprocess", "must be one of"),
+        ({"preprocess": "scale_width", "batch_size": 2}, "batch_size", "needs batch_size=1"),
+        ({"preprocess": "scale_width_and_crop", "load_size": 128}, "load_size", "must be >="),
+        ({"lr": float("nan")}, "lr", "must be a finite number > 0. Received: lr=nan"),
+        ({"lr": float("inf")}, "lr", "must be a finite number > 0. Received: lr=inf"),
+        ({"lr": 0.0}, "lr", "must be a finite number > 0"),
+        ({"lambda_cycle": float("nan")}, "lambda_cycle", "must be a finite number >= 0"),
+        ({"lambda_identity": float("inf")}, "lambda_identity", "must be a finite number >= 0"),
+        ({"beta1": 5.0}, "beta1", "must be a finite number in [0, 1). Received: beta1=5.0"),
+        ({"beta1": 1.0}, "beta1", "in [0, 1)"),
+        ({"beta1": -0.1}, "beta1", "in [0, 1)"),
+        ({"cluster_timeout": float("nan")}, "cluster_timeout", "must be a finite number > 0"),
+        ({"image_size": 30}, "image_size", "must be a multiple of 4"),
+        ({"ngf": 0}, "ngf", "must be positive"),
+        ({"seed": -1}, "seed", "must be >= 0"),
+        ({"steps_per_epoch": 2.5}, "steps_per_epoch", "must be an integer"),
     ],
 )
-def test_out_of_range_options_are_named(overrides, message):
-    with pytest.raises(ValueError, match=message):
+def test_out_of_range_options_are_named(overrides, option, message):
+    with pytest.raises(OptionError) as info:
         TrainConfig(**overrides).resolved()
+    assert info.value.option == option and message in info.value.message, info.value
 
 
 def test_readme_documents_every_training_flag():

@@ -12,7 +12,6 @@ import json
 import logging
 import multiprocessing
 import os
-import signal
 import socket
 import time
 
@@ -338,31 +337,3 @@ def test_workers_meet_at_the_leader_and_free_their_ports():
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("", port))
-
-
-def test_sigterm_raises_system_exit_and_the_watcher_ends_a_stuck_process():
-    exits = []
-    guard = distribute.SigtermExit(grace=0.2, exit_process=exits.append).install()
-    try:
-        with pytest.raises(SystemExit) as info:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # interrupted by the handler
-        assert info.value.code == 143
-        deadline = time.monotonic() + 5
-        while not exits and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert exits == [143]  # as if the main thread had not stopped
-    finally:
-        guard.close()
-    assert signal.getsignal(signal.SIGTERM) is not guard._on_sigterm
-
-
-def test_closing_the_guard_before_the_grace_ends_stops_the_watcher():
-    exits = []
-    guard = distribute.SigtermExit(grace=0.5, exit_process=exits.append).install()
-    with pytest.raises(SystemExit):
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)
-    guard.close()
-    time.sleep(1)
-    assert exits == []

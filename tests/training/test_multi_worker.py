@@ -9,26 +9,35 @@ import time
 import numpy as np
 import pytest
 
-from cyclegan_tf import options
+from cyclegan_tf import io, options
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.training import trainer
 from cyclegan_tf.training.config import TrainConfig
+from cyclegan_tf.training.interruption import TrainingInterrupted
 from tests.conftest import free_ports
 
 WORKERS = 2
 
 
-def _worker(tf_config, argv, weights_path):
-    """One worker: the training command with ``--multi-worker``; saves its final weights."""
+def _worker(tf_config, argv, weights_path, fault=None):
+    """One worker: the training command with ``--multi-worker``; saves its final weights.
+
+    ``fault``: an ``io.FAULT_ENV`` value for this worker (a kill at a crash point).
+    """
     os.environ["TF_CONFIG"] = json.dumps(tf_config)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if fault:
+        os.environ[io.FAULT_ENV] = fault
     config = options.from_args(TrainConfig, train_cli.build_parser().parse_args(argv))
-    model, _ = trainer.train(config)
+    try:
+        model, _ = trainer.train(config)
+    except TrainingInterrupted as stopped:
+        raise SystemExit(stopped.exit_code) from None
     np.savez(weights_path, *model.generator_ab.get_weights())
 
 
-def _start_workers(target, inputs, tmp_path, ports):
-    """Starts ``target(tf_config, inputs, weights_path)`` in one process per port."""
+def _start_workers(target, inputs, tmp_path, ports, faults=None):
+    """Starts ``target(tf_config, inputs, weights_path[, fault])`` in one process per port."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     context = multiprocessing.get_context("spawn")
     workers = [
@@ -38,6 +47,7 @@ def _start_workers(target, inputs, tmp_path, ports):
                 {"cluster": cluster, "task": {"type": "worker", "index": index}},
                 inputs,
                 str(tmp_path / f"weights_{index}.npz"),
+                *([faults[index]] if faults and index in faults else []),
             ),
         )
         for index in range(len(ports))
@@ -157,36 +167,29 @@ def test_two_workers_with_a_global_batch_of_4_update_like_one_process_on_the_4(t
 
 
 @pytest.mark.slow
-def test_a_killed_worker_and_its_peer_restart_and_resume_from_the_last_backup(tmp_path, tiny_args):
+def test_a_killed_worker_and_its_peer_restart_resume_exactly_and_both_exit_0(tmp_path, tiny_args):
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
-    epochs = 3
     argv = [
         *tiny_args(run, export_dir),
-        "--epochs",
-        str(epochs),
-        "--steps-per-epoch",
-        "2",
-        "--backup-every",
-        "1",
-        "--multi-worker",
-        "--cluster-timeout",
-        "60",
+        *("--epochs", "2", "--steps-per-epoch", "2", "--backup-every", "1", "--sample-every", "0"),
+        *("--multi-worker", "--cluster-timeout", "60"),
     ]
     ports = free_ports(WORKERS)
-    workers = _start_workers(_worker, argv, tmp_path, ports)
-    deadline = time.monotonic() + 240
-    while not _csv_epochs(run) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    workers[1].kill()  # kill -9, mid-training: the chief is in its second epoch
+    # kill -9 of worker 1 as it is about to complete its backup at the end of epoch 1, which the
+    # chief (worker 0) may have completed already: the workers' newest backups then differ.
+    fault = {1: "before:state-*.json:3:kill"}
+    codes = _join(_start_workers(_worker, argv, tmp_path, ports, fault), timeout=300)
     # The survivor fails once TensorFlow notices its peer is gone; a cluster would restart it too.
-    codes = _join(workers, timeout=60)
     assert codes[1] == -9 and codes[0] != 0, codes
-    killed_after = _csv_epochs(run)
-    assert 1 <= len(killed_after) < epochs, killed_after
     assert os.path.isdir(os.path.join(run, "backup"))
     assert os.path.isdir(os.path.join(run, ".backup-worker-1"))
 
-    # The same command again on both workers, on the same ports.
+    # The same command again; worker 1 receives SIGTERM (a preemption) right after its first
+    # backup there: both workers stop after the same step, with a backup, and exit 143.
+    fault = {1: "after:state-*.json:1:sigterm"}
+    assert _join(_start_workers(_worker, argv, tmp_path, ports, fault)) == [143, 143]
+
+    # And again: both finish and exit 0.
     assert _join(_start_workers(_worker, argv, tmp_path, ports)) == [0, 0]
 
     # Both workers end in sync; the chief (worker 0) wrote the run folder and the export.
@@ -201,10 +204,8 @@ def test_a_killed_worker_and_its_peer_restart_and_resume_from_the_last_backup(tm
     saved = keras.models.load_model(os.path.join(run, "models", "netG_A2B.keras"), compile=False)
     for expected, actual in zip(saved.get_weights(), (weights[1][n] for n in weights[1].files)):
         np.testing.assert_array_equal(actual, expected)
-    epochs_logged = _csv_epochs(run)
-    assert epochs_logged[: len(killed_after)] == killed_after
-    assert sorted(set(epochs_logged)) == list(range(epochs))
-    assert len(epochs_logged) - len(set(epochs_logged)) <= 1  # at most the interrupted epoch again
+    assert _csv_epochs(run) == [0, 1]  # each epoch once: the workers resumed from the same step
+    assert os.path.exists(os.path.join(run, "finished.json"))
     assert not os.path.exists(os.path.join(run, "backup"))
     assert not [name for name in os.listdir(run) if name.startswith(".backup")]
     assert os.listdir(os.path.join(export_dir, "apple2orange")) == ["1"]

@@ -2,6 +2,8 @@ import csv
 import io as bytes_io
 import json
 import os
+import re
+import shutil
 
 import keras
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_tf import inference, options
+from cyclegan_tf import inference, model_store, options
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.models.cyclegan import CycleGAN
 from cyclegan_tf.training import callbacks, run_folder, trainer
@@ -75,10 +77,14 @@ def test_resume_with_another_architecture_is_refused(tmp_path, tiny_args, capsys
 
 def test_bad_options_fail_with_one_line(tmp_path, synthetic_dir, capsys):
     cases = {
-        ("--image-size", "30"): "--image-size must be a multiple of 4",
-        ("--load-size", "16", "--image-size", "32"): "--load-size must be >= --image-size",
-        ("--batch-size", "0"): "--batch-size must be positive",
-        ("--keep-best",): "--keep-best needs --fid-every",
+        ("--image-size", "30"): "error: --image-size: must be a multiple of 4",
+        ("--load-size", "16", "--image-size", "32"): "error: --load-size: must be >= image_size",
+        ("--batch-size", "0"): "error: --batch-size: must be positive",
+        ("--keep-best",): "error: --keep-best: needs fid_every=N",
+        ("--lr", "nan"): "error: --lr: must be a finite number > 0. Received: lr=nan",
+        ("--lr", "inf"): "error: --lr: must be a finite number > 0. Received: lr=inf",
+        ("--lambda-cycle", "nan"): "error: --lambda-cycle: must be a finite number >= 0",
+        ("--beta1", "5"): "error: --beta1: must be a finite number in [0, 1). Received: beta1=5.0",
         ("--data-dir", str(tmp_path / "missing")): str(tmp_path / "missing"),
     }
     for extra, message in cases.items():
@@ -184,30 +190,70 @@ class _Crash(keras.callbacks.Callback):
             raise KeyboardInterrupt  # after that epoch's backup, like a Ctrl-C
 
 
-def test_resume_restores_optimizer_state_and_pools(tmp_path, tiny_args, monkeypatch):
+class _Killed(BaseException):
+    """A kill inside this process: nothing of the run handles it."""
+
+
+class _KillAtEpochEnd(keras.callbacks.Callback):
+    """Put first: dies at an epoch's end after its last step, before anything of that end is saved."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Killed
+
+
+def test_a_run_killed_at_an_epochs_end_or_in_its_final_export_resumes_exactly(
+    tmp_path, tiny_args, monkeypatch, capsys
+):
     run, exports = str(tmp_path / "run"), str(tmp_path / "exports")
-    argv = [*tiny_args(run, exports), "--epochs", "4", "--pool-size", "50"]
+    argv = [*tiny_args(run, exports), "--epochs", "3", "--pool-size", "50", "--backup-every", "1"]
     config = options.from_args(TrainConfig, train_cli.build_parser().parse_args(argv))
     make_callbacks = trainer.default_callbacks
-    monkeypatch.setattr(
-        trainer, "default_callbacks", lambda *a, **k: [*make_callbacks(*a, **k), _Crash()]
+    with monkeypatch.context() as patch:  # killed after epoch 2's last step (and its backups)
+        patch.setattr(
+            trainer,
+            "default_callbacks",
+            lambda *a, **k: [_KillAtEpochEnd(1), *make_callbacks(*a, **k)],
+        )
+        with pytest.raises(_Killed):
+            trainer.train(config)
+
+    # The same folder without its backup/ (lost, say): the run cannot continue, and says why.
+    lost = str(tmp_path / "lost")
+    shutil.copytree(run, lost)
+    shutil.rmtree(os.path.join(lost, "backup"))
+    with pytest.raises(SystemExit) as refused:
+        train_cli.main([*argv, "--output-dir", lost])
+    assert refused.value.code == 2
+    assert (
+        f"--output-dir: {lost} holds an unfinished run (1 of 3 epochs logged) whose backup/ is gone"
+        in (capsys.readouterr().err)
     )
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train(config)
-    monkeypatch.setattr(trainer, "default_callbacks", make_callbacks)
-    assert [row["epoch"] for row in _read_csv(os.path.join(run, "logs", "training.csv"))] == [
-        "0",
-        "1",
-    ]
+
+    publish = model_store.publish
+    with monkeypatch.context() as patch:  # killed while the first SavedModel is written
+        patch.setattr(model_store, "publish", lambda *a, **k: (_ for _ in ()).throw(_Killed()))
+        with pytest.raises(_Killed):
+            trainer.train(config)
+    assert model_store.publish is publish and not os.path.exists(exports)
 
     model, history = trainer.train(config)
-    assert history.epoch == [2, 3]
-    assert int(model.generator_optimizer.iterations.numpy()) == 4 * 3
-    assert int(model.discriminator_optimizer.iterations.numpy()) == 4 * 3
-    # 4 epochs x 3 steps x 2 images: restored after the interruption, not refilled from empty.
-    assert int(model.pool_a.count.numpy()) == 24
+    assert history.epoch == []  # the epochs were done: only the end was missing
     rows = _read_csv(os.path.join(run, "logs", "training.csv"))
-    assert [row["epoch"] for row in rows] == ["0", "1", "2", "3"]
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]  # each epoch once
+    assert int(model.generator_optimizer.iterations.numpy()) == 3 * 3
+    assert int(model.discriminator_optimizer.iterations.numpy()) == 3 * 3
+    # 3 epochs x 3 steps x 2 images: the pools came back from the backups, not refilled from empty.
+    assert int(model.pool_a.count.numpy()) == 18
+    for name in ("apple2orange", "orange2apple"):
+        assert os.listdir(os.path.join(exports, name)) == ["1"]
+    assert os.path.exists(os.path.join(run, "report.html"))
+    assert os.path.exists(os.path.join(run, "finished.json"))
+    assert not os.path.exists(os.path.join(run, "backup"))
 
 
 def test_validation_fid_and_best_generator_during_training(tiny_run):
@@ -304,3 +350,111 @@ def test_sample_grid_shrinks_large_images_by_averaging_blocks():
     assert mosaic.shape == (7, 10 + 1 + 10, 3)  # shrunk 3x, to 7 x 10
     assert set(np.unique(mosaic[:6, :10])) == {85, 170}  # blocks of 3 columns: 1/3 or 2/3 white
     np.testing.assert_array_equal(mosaic[:, 10], 255)
+
+
+def _prepared_run(tmp_path, tiny_args):
+    """A run folder as a first epoch of ``tiny_args`` would leave it: config.json and backup/."""
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    argv = tiny_args(str(run), str(tmp_path / "exports"))
+    TrainConfig.from_args(train_cli.build_parser().parse_args(argv)).resolved().to_json(
+        str(run / "config.json")
+    )
+    (run / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": -1}')
+    return run, argv
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            {"backup/latest.weights.h5": b""},
+            "no usable backup in {run}/backup: {run}/backup/latest.weights.h5 is empty. Restore "
+            "the files from a copy to resume, or move {run}/backup away to start this run again "
+            "from its first epoch",
+        ),
+        (
+            {"backup/latest.weights.h5": b"\x89HDF\r\n\x1a\n truncated"},
+            "no usable backup in {run}/backup: {run}/backup/latest.weights.h5 could not be loaded "
+            "(Unable to synchronously open file (",
+        ),
+        (
+            {"backup/latest.weights.h5": b"x", "backup/training_metadata.json": b"\x00garbage"},
+            "no usable backup in {run}/backup: {run}/backup/training_metadata.json is damaged "
+            "(Expecting value: line 1 column 1 (char 0))",
+        ),
+        (
+            {"config.json": b"{not json", "backup/latest.weights.h5": b"x"},
+            "--output-dir: {run}/config.json is damaged (Expecting property name enclosed in double "
+            "quotes: line 1 column 2 (char 1)): it holds the options of the run in {run}; restore "
+            "it, or use another output folder",
+        ),
+    ],
+    ids=["empty-first-backup", "truncated-backup", "garbage-metadata", "invalid-config"],
+)
+def test_damaged_run_files_are_named_in_one_line(tmp_path, tiny_args, capsys, damage, message):
+    run, argv = _prepared_run(tmp_path, tiny_args)
+    for name, contents in damage.items():
+        (run / name).write_bytes(contents)
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"cyclegan-train: error: {message.format(run=run)}"), err[-1]
+    assert (run / "backup").is_dir() and not (run / "models" / "netG_A2B.keras").exists()
+
+
+def test_a_diverged_run_says_what_it_kept(tmp_path, tiny_args, capsys):
+    run = str(tmp_path / "run")
+    # A cycle weight so large that the losses overflow within the first steps.
+    argv = [*tiny_args(run, str(tmp_path / "exports")), "--lambda-cycle", "3e38"]
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(argv)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert re.fullmatch(
+        r"cyclegan-train: error: [dg]_loss became (nan|inf) at step \d \(epoch 1, batch \d\); "
+        r"training stopped before anything was saved from that step; kept: "
+        r"backup/state-000001\.weights\.h5 \(the start of epoch 1\), from which the same command "
+        r"resumes \(and would likely diverge again: a lower lr, or other data\)",
+        err[-1],
+    ), err[-1]
+    assert not os.listdir(os.path.join(run, "models"))  # nothing after epoch 1, so nothing said
+
+
+def test_a_second_training_in_the_same_folder_fails_at_once_naming_the_first(
+    tmp_path, tiny_args, capsys
+):
+    import subprocess
+    import sys
+    import time
+
+    run = str(tmp_path / "run")
+    argv = [*tiny_args(run, str(tmp_path / "exports")), "--epochs", "50"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cyclegan_tf.cli.train", *argv],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not os.path.exists(os.path.join(run, "config.json")):
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        with pytest.raises(SystemExit) as exit_info:
+            train_cli.main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(
+            f"cyclegan-train: error: --output-dir: {run} is in use by another training: pid "
+            f"{first.pid} on "
+        )
+        assert "(train.py --data-dir " in err[0] and err[0].endswith(f"(lock: {run}/.lock)")
+    finally:
+        first.kill()
+        first.wait()
+    from cyclegan_tf import io
+
+    with io.exclusive_lock(os.path.join(run, ".lock")):  # a kill -9 released it
+        pass

@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.crash_sweep import main
+
+raise SystemExit(main())
