@@ -6,17 +6,11 @@ import logging
 import re
 
 from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.inference.tiled import PRECISIONS
+from cyclegan_tf.model_store import FORMATS, QUANTIZE_MODES
+from cyclegan_tf.serving import limits
 
 PROG = "cyclegan-serve"
-# Kept here (not imported from serving) so that --help needs no TensorFlow.
-DEFAULT_MAX_CONCURRENT_RUNS = 2
-DEFAULT_MAX_MEMORY_GB = 6.0
-DEFAULT_WAIT_SECONDS = 10.0
-DEFAULT_MAX_INSTANCES = 64
-DEFAULT_REST_API_TIMEOUT_IN_MS = 600_000
-DEFAULT_BODY_TIMEOUT_SECONDS = 60.0
-DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
-DEFAULT_MAX_CONNECTIONS = 256
 _SERVE_MISSING = (
     "serving needs FastAPI and uvicorn; install the extra: pip install 'cyclegan_tf[serve]'"
 )
@@ -71,32 +65,33 @@ def build_parser():
     parser.add_argument(
         "--max-request-mb",
         type=positive_float,
-        default=32.0,
+        default=limits.MAX_REQUEST_BYTES / 2**20,
         help="Largest request body in MiB; larger ones get 413 (default: %(default)g).",
     )
     parser.add_argument(
         "--max-pixels",
         type=pixel_count,
-        default=4096 * 4096,
-        help="Largest image, as WIDTHxHEIGHT or a pixel count; larger ones get 400 (default: 4096x4096).",
+        default=limits.MAX_PIXELS,
+        help="Largest image, as WIDTHxHEIGHT or a pixel count; larger ones get 400 "
+        "(default: %(default)s, 4096x4096).",
     )
     parser.add_argument(
         "--max-request-pixels",
         type=pixel_count,
-        default=4096 * 4096,
+        default=limits.MAX_REQUEST_PIXELS,
         help="Most pixels of all the images of one request together; more get 400 "
-        "(default: 4096x4096).",
+        "(default: %(default)s, 4096x4096).",
     )
     parser.add_argument(
         "--max-instances",
         type=positive_int,
-        default=DEFAULT_MAX_INSTANCES,
+        default=limits.MAX_INSTANCES,
         help="Most instances (images) in one request; more get 400 (default: %(default)s).",
     )
     parser.add_argument(
         "--rest-api-timeout-in-ms",
         type=positive_int,
-        default=DEFAULT_REST_API_TIMEOUT_IN_MS,
+        default=int(limits.REQUEST_TIMEOUT_SECONDS * 1000),
         help="How long a request may take once its headers arrived; later it is stopped with 504 "
         "(TF Serving's flag; default: %(default)s, 10 minutes: a large image translated in tiles "
         "takes minutes on a small CPU).",
@@ -104,20 +99,20 @@ def build_parser():
     parser.add_argument(
         "--body-timeout-seconds",
         type=positive_float,
-        default=DEFAULT_BODY_TIMEOUT_SECONDS,
+        default=limits.BODY_TIMEOUT_SECONDS,
         help="How long a request's body may take to arrive; later it gets 408 (default: %(default)g).",
     )
     parser.add_argument(
         "--header-timeout-seconds",
         type=positive_float,
-        default=DEFAULT_HEADER_TIMEOUT_SECONDS,
+        default=limits.HEADER_TIMEOUT_SECONDS,
         help="How long a connection may take to send a request's headers; later it is closed "
         "with 408 (default: %(default)g).",
     )
     parser.add_argument(
         "--max-connections",
         type=positive_int,
-        default=DEFAULT_MAX_CONNECTIONS,
+        default=limits.MAX_CONNECTIONS,
         help="Connections served at once; more get 503 (default: %(default)s).",
     )
     parser.add_argument(
@@ -129,14 +124,14 @@ def build_parser():
     parser.add_argument(
         "--max-concurrent-runs",
         type=int,
-        default=DEFAULT_MAX_CONCURRENT_RUNS,
+        default=limits.MAX_CONCURRENT_RUNS,
         help="How many model runs may overlap; requests beyond wait their turn "
         "(default: %(default)s).",
     )
     parser.add_argument(
         "--max-memory-gb",
         type=positive_float,
-        default=DEFAULT_MAX_MEMORY_GB,
+        default=limits.MAX_MEMORY_GB,
         help="Memory (GiB) the requests in flight may hold together (model runs, JSON parsing and "
         "writing); images too large for a run's share are translated in tiles "
         "(default: %(default)g).",
@@ -144,13 +139,13 @@ def build_parser():
     parser.add_argument(
         "--max-wait-seconds",
         type=float,
-        default=DEFAULT_WAIT_SECONDS,
+        default=limits.WAIT_SECONDS,
         help="How long a request waits for room in the budget before it gets 503 "
         "(default: %(default)g).",
     )
     parser.add_argument(
         "--precision",
-        choices=("float32", "bf16"),
+        choices=PRECISIONS,
         default="float32",
         help="bf16: translate on the tiled engine with bfloat16 convolutions, float32 in and out "
         "(SavedModels exported by cyclegan_tf), or with OpenVINO's bf16 inference precision "
@@ -159,7 +154,7 @@ def build_parser():
     parser.add_argument(
         "--format",
         default="saved_model",
-        choices=("saved_model", "onnx", "openvino", "litert"),
+        choices=tuple(FORMATS),
         help="What to serve of each version: the SavedModel <version>/, or the export written by "
         "cyclegan-export --format (<version>.onnx, .openvino/, .tflite), run by its own runtime "
         "behind the same API (default: %(default)s).",
@@ -167,7 +162,7 @@ def build_parser():
     parser.add_argument(
         "--quantize",
         default="none",
-        choices=("none", "fp16", "int8"),
+        choices=QUANTIZE_MODES,
         help="With --format: serve that variant (<version>.int8.onnx ...) (default: %(default)s).",
     )
     parser.add_argument(

@@ -13,10 +13,12 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from cyclegan_tf.serving import limits
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
-DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_HEADER_TIMEOUT_SECONDS = limits.HEADER_TIMEOUT_SECONDS
+DEFAULT_MAX_CONNECTIONS = limits.MAX_CONNECTIONS
 _KEEP_ALIVE_SECONDS = 5
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"

@@ -21,12 +21,14 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from cyclegan_tf.serving import limits
+
 DEFAULT_SIGNATURE = "serving_default"
 # What data.decode.decode_image, used by the server and the exported translate_bytes signature, reads.
 DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
-DEFAULT_MAX_PIXELS = 4096 * 4096
-DEFAULT_MAX_REQUEST_PIXELS = 4096 * 4096
-DEFAULT_MAX_INSTANCES = 64
+DEFAULT_MAX_PIXELS = limits.MAX_PIXELS
+DEFAULT_MAX_REQUEST_PIXELS = limits.MAX_REQUEST_PIXELS
+DEFAULT_MAX_INSTANCES = limits.MAX_INSTANCES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from cyclegan_tf.serving import limits
 from cyclegan_tf.serving import predict as predict_lib
 from cyclegan_tf.serving import runs as runs_lib
 from cyclegan_tf.serving.registry import ServableNotFoundError
@@ -34,10 +35,10 @@ from cyclegan_tf.serving.registry import ServableNotFoundError
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
-DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
-DEFAULT_MAX_PIXELS = predict_lib.DEFAULT_MAX_PIXELS
-DEFAULT_REQUEST_TIMEOUT_SECONDS = 600.0
-DEFAULT_BODY_TIMEOUT_SECONDS = 60.0
+DEFAULT_MAX_REQUEST_BYTES = limits.MAX_REQUEST_BYTES
+DEFAULT_MAX_PIXELS = limits.MAX_PIXELS
+DEFAULT_REQUEST_TIMEOUT_SECONDS = limits.REQUEST_TIMEOUT_SECONDS
+DEFAULT_BODY_TIMEOUT_SECONDS = limits.BODY_TIMEOUT_SECONDS
 # Past the limit, the rest of a body is read and dropped (up to this much more) so that the client,
 # still sending, receives the 413 instead of a reset connection.
 _DRAIN_BYTES = 64 * 1024 * 1024

@@ -30,11 +30,12 @@ from cyclegan_tf.inference.tiled import (
     check_precision,
     estimate_runtime_bytes,
 )
+from cyclegan_tf.serving import limits
 from cyclegan_tf.serving.predict import RequestError
 
-DEFAULT_MAX_MEMORY_GB = 6.0
-DEFAULT_MAX_CONCURRENT_RUNS = 2
-DEFAULT_WAIT_SECONDS = 10.0
+DEFAULT_MAX_MEMORY_GB = limits.MAX_MEMORY_GB
+DEFAULT_MAX_CONCURRENT_RUNS = limits.MAX_CONCURRENT_RUNS
+DEFAULT_WAIT_SECONDS = limits.WAIT_SECONDS
 _SIGNATURE_INPUTS = {"serving_default": "images", "translate_bytes": "image_bytes"}
 # At most this many padded pixels per whole-image run of a batch (a 1024 x 1024 image).
 CHUNK_PIXELS = 2**20

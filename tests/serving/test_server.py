@@ -519,12 +519,32 @@ def test_memory_budget_waits_then_refuses_with_503():
     assert budget.used_bytes == 0 and budget.runs == 0
 
 
-def test_cli_defaults_match_the_library():
-    from cyclegan_tf.serving import runs
+def test_serve_help_needs_neither_fastapi_nor_uvicorn():
+    """``cyclegan-serve --help`` and its defaults come from ``serving.limits``, not the server."""
+    script = (
+        "import sys\n"
+        "sys.modules.update(fastapi=None, uvicorn=None, starlette=None)\n"
+        "from cyclegan_tf.cli import serve\n"
+        "serve.build_parser().print_help()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = " ".join(result.stdout.split())
+    assert "--max-connections" in text and "(default: 256)" in text
 
-    assert serve_cli.DEFAULT_MAX_CONCURRENT_RUNS == runs.DEFAULT_MAX_CONCURRENT_RUNS
-    assert serve_cli.DEFAULT_MAX_MEMORY_GB == runs.DEFAULT_MAX_MEMORY_GB
-    assert serve_cli.DEFAULT_WAIT_SECONDS == runs.DEFAULT_WAIT_SECONDS
+
+def test_cli_defaults_are_the_servers():
+    from cyclegan_tf.serving import connections, predict, rest, runs
+
+    args = serve_cli.build_parser().parse_args([])
+    assert args.max_concurrent_runs == runs.DEFAULT_MAX_CONCURRENT_RUNS
+    assert args.max_memory_gb == runs.DEFAULT_MAX_MEMORY_GB
+    assert args.max_instances == predict.DEFAULT_MAX_INSTANCES
+    assert args.max_connections == connections.DEFAULT_MAX_CONNECTIONS
+    assert args.max_request_mb * 2**20 == rest.DEFAULT_MAX_REQUEST_BYTES
+    assert args.rest_api_timeout_in_ms / 1000 == rest.DEFAULT_REQUEST_TIMEOUT_SECONDS
 
 
 def test_max_concurrent_runs_bounds_the_model_runs_in_flight(base_path):
