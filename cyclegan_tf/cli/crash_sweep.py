@@ -19,15 +19,26 @@ def build_parser():
         prog=PROG,
         description="Kill a tiny training at every durable write and at seeded random moments "
         "(SIGKILL, SIGINT, two SIGINTs), rerun it, and check that it ends as an uninterrupted run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--workdir", default="crash-sweep", help="Folder for the runs.")
+    parser.add_argument(
+        "--workdir", default="crash-sweep", help="Folder for the runs (default: %(default)s)."
+    )
     parser.add_argument(
         "--data-dir",
         help="A trainA/ trainB/ testA/ testB/ folder (default: a synthetic set in --workdir).",
     )
-    parser.add_argument("--kills", type=int, default=20, help="Random moments to interrupt at.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the moments and signals.")
+    parser.add_argument(
+        "--kills",
+        type=int,
+        default=20,
+        help="Random moments to interrupt at (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the moments and signals (default: %(default)s).",
+    )
     parser.add_argument(
         "--points", type=int, help="Crash points to try, evenly spread (default: all of them)."
     )
@@ -35,7 +46,12 @@ def build_parser():
         "--match",
         help="Only the crash points whose WHEN:NAME:N matches this glob (e.g. 'before:1:*').",
     )
-    parser.add_argument("--timeout", type=float, default=600, help="Seconds per training process.")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600,
+        help="Seconds per training process (default: %(default)g).",
+    )
     return parser
 
 
@@ -44,6 +60,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     with user_errors(PROG):
+        if args.kills < 0 or (args.points is not None and args.points < 1) or args.timeout <= 0:
+            raise ValueError(
+                "--kills must be >= 0, --points >= 1 and --timeout > 0. Received: "
+                f"--kills {args.kills}, --points {args.points}, --timeout {args.timeout:g}"
+            )
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import io
         from cyclegan_tf.data.synthetic import write_synthetic_dataset
