@@ -51,6 +51,7 @@ class ExportSource:
             raise ValueError(
                 f"format must be one of onnx, openvino, litert. Received: format={format!r}"
             )
+        self.stored_format = model_store.FORMATS[format]
         self.suffix = export.FORMATS[format].suffix(quantize=quantize, image_size=image_size)
         # Checked now, on the file name every served version will have, not when a version loads.
         precision_options = runtimes.precision_options(f"<version>{self.suffix}", precision)
@@ -72,10 +73,8 @@ class ExportSource:
         return io.join(model_dir, f"{version}{self.suffix}")
 
     def marker(self, path):
-        """The file itself, or an OpenVINO folder's ``model.xml``."""
-        return (
-            io.join(path, model_store.OPENVINO_MODEL_FILE) if path.endswith(".openvino") else path
-        )
+        """The file itself, or an OpenVINO folder's ``model.xml`` (``model_store.StoredFormat``)."""
+        return self.stored_format.marker(path)
 
     def load(self, name, version, path):
         """An ``ExportedVersion`` running ``path`` in its runtime."""
