@@ -146,10 +146,15 @@ def _export_variables(folder):
 
     reader = tf.train.load_checkpoint(os.path.join(folder, "variables", "variables"))
     return {
-        name: reader.get_tensor(name)
+        name: _as_array(reader.get_tensor(name))
         for name in sorted(reader.get_variable_to_shape_map())
         if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")
     }
+
+
+def _as_array(value):
+    """A variable's value as an array; a string one (the generator's config) as its bytes."""
+    return np.frombuffer(value, np.uint8) if isinstance(value, bytes) else value
 
 
 def _read(path):
