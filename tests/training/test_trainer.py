@@ -357,7 +357,7 @@ def _prepared_run(tmp_path, tiny_args):
     run = tmp_path / "run"
     (run / "backup").mkdir(parents=True)
     argv = tiny_args(str(run), str(tmp_path / "exports"))
-    TrainConfig.from_args(train_cli.build_parser().parse_args(argv)).resolved().to_json(
+    options.from_args(TrainConfig, train_cli.build_parser().parse_args(argv)).resolved().to_json(
         str(run / "config.json")
     )
     (run / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": -1}')
