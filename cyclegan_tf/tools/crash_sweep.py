@@ -64,6 +64,19 @@ def _environment(**extra):
     return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
+def _default_interrupt():
+    # A background job of a shell starts with SIGINT ignored, and a child inherits that: the
+    # training would then ignore a Ctrl-C sent before it installs its own handler.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start(argv, **popen_options):
+    """Starts the training command (``subprocess.Popen``) as a user's shell would: Ctrl-C acts."""
+    return subprocess.Popen(
+        command(argv), env=_environment(), preexec_fn=_default_interrupt, **popen_options
+    )
+
+
 def run_command(argv, fault=None, timeout=600, **extra_env):
     """Runs the training command in its own process; returns the ``CompletedProcess``.
 
@@ -75,7 +88,13 @@ def run_command(argv, fault=None, timeout=600, **extra_env):
     """
     env = _environment(**extra_env, **({io.FAULT_ENV: fault} if fault else {}))
     return subprocess.run(
-        command(argv), env=env, capture_output=True, text=True, timeout=timeout, check=False
+        command(argv),
+        env=env,
+        preexec_fn=_default_interrupt,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -105,9 +124,7 @@ def fault_spec(point, action="kill"):
 
 def interrupt_at(argv, delay, signals, timeout=600):
     """Starts the command, sends ``signals`` (a list) ``delay`` seconds later; returns the result."""
-    process = subprocess.Popen(
-        command(argv), env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         process.wait(timeout=delay)
     except subprocess.TimeoutExpired:

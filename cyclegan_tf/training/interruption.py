@@ -70,6 +70,7 @@ class StopSignals:
         self.grace = grace
         self.abort_grace = abort_grace
         self.requested = None
+        self.aborted = None
         self._exit_process = exit_process
         self._closed = threading.Event()
         self._previous = None
@@ -84,6 +85,7 @@ class StopSignals:
             )
             return
         logger.warning("Received %s again: stopping now.", signal.Signals(signum).name)
+        self.aborted = signum
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
@@ -157,5 +159,12 @@ class StopSignals:
     def __enter__(self):
         return self.install()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, exc, traceback):
         self.close()
+        if self.aborted is not None and exc_type is not None and issubclass(exc_type, Exception):
+            # The KeyboardInterrupt of the second signal was raised inside a library that turned it
+            # into an error of its own (TensorFlow's tensor conversion, tracing a SavedModel, makes
+            # it a ValueError): it is still the stop at once, not a failure of the run.
+            if self.aborted == signal.SIGINT:
+                raise KeyboardInterrupt from exc
+            raise SystemExit(128 + self.aborted) from exc

@@ -33,6 +33,29 @@ def test_the_first_signal_asks_and_the_second_stops_at_once(signum, second):
     assert signal.getsignal(signum) is not stop._handle
 
 
+@pytest.mark.parametrize(
+    "signum, second", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, SystemExit)]
+)
+def test_an_error_a_library_makes_of_the_second_signal_is_still_the_stop(signum, second):
+    # TensorFlow turns a KeyboardInterrupt raised inside its tensor conversion into a ValueError
+    # (seen when the second Ctrl-C lands while a SavedModel is traced): the command must still
+    # stop as a second Ctrl-C does, not fail with that error.
+    with pytest.raises(second):
+        with StopSignals(grace=30, exit_process=lambda code: None):
+            os.kill(os.getpid(), signum)
+            time.sleep(0.1)
+            try:
+                os.kill(os.getpid(), signum)
+                time.sleep(5)
+            except BaseException as error:
+                raise ValueError("Tried to convert 'shape' to a tensor and failed.") from error
+    with pytest.raises(ValueError):  # without a second signal, an error is an error
+        with StopSignals(grace=30, exit_process=lambda code: None):
+            os.kill(os.getpid(), signum)
+            time.sleep(0.1)
+            raise ValueError("a real failure")
+
+
 def test_the_watcher_ends_a_process_whose_main_thread_does_not_stop():
     exits = []
     stop = StopSignals(grace=0.2, exit_process=exits.append).install()

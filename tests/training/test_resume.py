@@ -28,12 +28,7 @@ def _manifests(backup):
 def _signal_when(argv, ready, signum, log, timeout=300):
     """Starts the command, sends ``signum`` once ``ready(stderr so far)`` holds; its exit and stderr."""
     with open(log, "w") as err:
-        process = subprocess.Popen(
-            crash_sweep.command(argv),
-            env=crash_sweep._environment(),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+        process = crash_sweep.start(argv, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + timeout
         while process.poll() is None and time.monotonic() < deadline:
             if ready(open(log).read()):
