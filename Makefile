@@ -28,12 +28,10 @@ $(DEV_STAMP): setup.cfg pyproject.toml .ci/constraints.txt | $(VENV)/bin/python
 
 # Tests run in TEST_WORKERS processes (pytest-xdist): much of a tiny test's time is tracing, start-up
 # and waiting on subprocesses, so three processes keep two cores busier than two do (measured).
-# --dist load hands the first tests to the workers in turn; tests/conftest.py puts the slow ones
-# first, so they run side by side from the start.
 TEST_WORKERS ?= 3
 
 test: install-dev
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist load
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

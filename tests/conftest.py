@@ -284,12 +284,3 @@ def free_ports(count):
     finally:
         for each in sockets:
             each.close()
-
-
-def pytest_collection_modifyitems(items):
-    """Runs the tests marked ``slow`` first (in collection order otherwise).
-
-    With ``make test``'s ``--dist load``, the first tests go to the workers in turn, so the long
-    end-to-end runs start at once, side by side, instead of ending the session one after another.
-    """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

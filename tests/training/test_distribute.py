@@ -141,7 +141,6 @@ def _train_cli(argv):
 # --- Tests. -------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_two_replicas_of_two_images_update_like_one_replica_of_four(two_replicas):
     results = two_replicas(_step_comparison)
     replicas, reference, reference_losses = results["one_replica"]
@@ -174,7 +173,6 @@ def test_each_replica_keeps_its_own_image_pool(two_replicas):
     assert 20 <= swapped <= 60
 
 
-@pytest.mark.slow
 def test_train_cli_on_two_cpu_replicas(two_replicas, tmp_path, tiny_args):
     run, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
     argv = [*tiny_args(run, export_dir), "--mirrored-strategy", "--cpu-replicas", "2"]

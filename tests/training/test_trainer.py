@@ -206,7 +206,6 @@ class _KillAtEpochEnd(keras.callbacks.Callback):
             raise _Killed
 
 
-@pytest.mark.slow
 def test_a_run_killed_at_an_epochs_end_or_in_its_final_export_resumes_exactly(
     tmp_path, tiny_args, monkeypatch, capsys
 ):
@@ -299,7 +298,6 @@ def _mixed_size_folder(root):
     return str(root)
 
 
-@pytest.mark.slow
 def test_images_of_their_own_sizes_train_and_resume_with_their_pools(
     tmp_path, tiny_args, monkeypatch
 ):
