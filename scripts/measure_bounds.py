@@ -30,20 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from cyclegan_tf.serving.process import free_port  # noqa: E402
+from cyclegan_tf.tools.tiled_benchmark import make_memory_cgroup  # noqa: E402
 
-_CGROUP_ROOT = "/sys/fs/cgroup/memory"
 EIGEN = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "16", "MALLOC_ARENA_MAX": "2"}
-
-
-def _cgroup(limit_bytes):
-    path = os.path.join(_CGROUP_ROOT, f"cyclegan_bounds_{os.getpid()}_{time.monotonic_ns()}")
-    try:
-        os.mkdir(path)
-        with open(os.path.join(path, "memory.limit_in_bytes"), "w") as limit:
-            limit.write(str(int(limit_bytes)))
-    except OSError:
-        return None
-    return path
 
 
 def _limited(command, cgroup):
@@ -98,7 +87,7 @@ def prepare(workdir, generators):
 
 
 def measure_cli(model, image, workdir, limit_bytes, eigen):
-    cgroup = _cgroup(limit_bytes)
+    cgroup = make_memory_cgroup(limit_bytes)
     output = tempfile.mkdtemp(dir=workdir)
     command = [sys.executable, "-m", "cyclegan_tf.cli.translate", "--model", model]
     command += ["--input", image, "--output", output]
@@ -119,7 +108,7 @@ def measure_cli(model, image, workdir, limit_bytes, eigen):
 
 
 def measure_server(model_name, base, image, limit_bytes, eigen):
-    cgroup = _cgroup(limit_bytes)
+    cgroup = make_memory_cgroup(limit_bytes)
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     command = [sys.executable, "-m", "cyclegan_tf.cli.serve", "--model-base-path", base]

@@ -230,7 +230,7 @@ def measure_in_subprocess(
                 f"{memory_limit_bytes / 2**30:.1f} GiB; not run)"
             )
             return measurement
-    cgroup = _make_cgroup(memory_limit_bytes)
+    cgroup = make_memory_cgroup(memory_limit_bytes)
     prefix = f"echo $$ > {cgroup}/cgroup.procs && exec " if cgroup else "exec "
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.getcwd())
     start = time.perf_counter()
@@ -258,7 +258,7 @@ def measure_in_subprocess(
     return measurement
 
 
-def _make_cgroup(limit_bytes):
+def make_memory_cgroup(limit_bytes):
     """A new cgroup-v1 memory group with ``limit_bytes``, or None where that is not possible."""
     path = os.path.join(_CGROUP_ROOT, f"cyclegan_measure_{os.getpid()}_{time.monotonic_ns()}")
     try:
