@@ -20,6 +20,11 @@ model computes, band of rows by band of rows:
   the first upsampling are kept in RAM instead (128 bytes per pixel each). Recomputing everything costs
   about 12 % more arithmetic than the whole-image model, with both caches about 4 %.
 
+CUT's anti-aliased generators (``ResnetGenerator(antialias=True)``) add fixed blurs: a blur-pool after a
+downsampling's ReLU and a blur-upsample before an upsampling's convolution. Each is one more node of the
+chain, computed band by band like a convolution (one filter per channel, no norm after it): a
+convolution reads the blur of its source, and the bottleneck map stored is the blur-pool's output.
+
 Every band function is a ``tf.function`` with an input signature of unknown sizes, so it is traced once
 per kind of convolution, not per band or per photo size.
 """
@@ -37,6 +42,7 @@ from cyclegan_tf.errors import OptionError
 from cyclegan_tf.inference.band_store import BandStore, as_tensor
 from cyclegan_tf.inference.padding import pad_to_multiple
 from cyclegan_tf.models.generators import as_resnet_generator
+from cyclegan_tf.models.layers import blur_down_kernel, blur_upsample_padded
 from cyclegan_tf.pixels import GENERATOR_DOWNSAMPLINGS
 
 logger = logging.getLogger(__name__)
@@ -65,7 +71,7 @@ def check_precision(precision):
 
 # bfloat16 maps cross between NumPy and TensorFlow as their bits (DLPack has no bfloat16).
 _HOST_DTYPES = {tf.float32: tf.float32, tf.bfloat16: tf.uint16}
-_PAD_MODES = {"reflect": "REFLECT", "zero": "CONSTANT"}
+_PAD_MODES = {"reflect": "REFLECT", "zero": "CONSTANT", "symmetric": "SYMMETRIC"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +85,9 @@ class _ConvSpec:
         pad_mode: str, ``"reflect"`` or ``"zero"``.
         transpose: bool, a 3x3 stride-2 ``"valid"`` transposed convolution whose first output row and
             column are cropped (PyTorch's ``padding=1, output_padding=1``).
+        blur: str or None, a fixed per-channel blur instead of a learned convolution: ``"down"``
+            (``BlurPool2D``: 3x3, stride 2, reflection padding 1) or ``"up"`` (``BlurUpsample2D``: each
+            output row a 1:3 blend of the two nearest input rows, edge rows repeated).
     """
 
     kernel_size: int
@@ -86,10 +95,11 @@ class _ConvSpec:
     pad: int = 0
     pad_mode: str = "reflect"
     transpose: bool = False
+    blur: str | None = None
 
     def output_size(self, size):
         """int, the output height (or width) for an input of ``size``."""
-        if self.transpose:
+        if self.transpose or self.blur == "up":
             return 2 * size
         return (size + 2 * self.pad - self.kernel_size) // self.stride + 1
 
@@ -105,6 +115,12 @@ class _ConvSpec:
             # Input row i reaches full output rows 2i .. 2i + 2; full row r is cropped row r - 1.
             lo, hi = start // 2, min(source_height, stop // 2 + 1)
             return lo, hi, 0, 0, start + 1 - 2 * lo
+        if self.blur == "up":
+            # Output rows 2m and 2m + 1 blend input rows m - 1, m and m + 1 (edges repeated); the
+            # band of input rows [first, last) gives output rows from 2 * (first + 1) on.
+            first, last = start // 2 - 1, (stop - 1) // 2 + 2
+            lo, hi = max(first, 0), min(last, source_height)
+            return lo, hi, lo - first, last - hi, start - 2 * (first + 1)
         first = start * self.stride - self.pad
         last = (stop - 1) * self.stride - self.pad + self.kernel_size
         lo, hi = max(first, 0), min(last, source_height)
@@ -113,19 +129,49 @@ class _ConvSpec:
 
 @dataclasses.dataclass
 class _Conv:
-    """A convolution of the generator: its geometry, its Keras layer, the norm epsilon after it."""
+    """A convolution of the generator: its geometry, its Keras layer, the norm epsilon after it.
+
+    A fixed blur (``spec.blur``) has no layer: ``channels`` gives its width.
+    """
 
     spec: _ConvSpec
     layer: object
-    epsilon: float | None  # None: no norm follows (the head)
+    epsilon: float | None  # None: no norm follows (the head, a blur)
+    downsample: bool = False  # a blur-pool follows the norm and ReLU (anti-aliased sampling)
+    upsample: bool = False  # a blur-upsample comes before the convolution
+    channels: int | None = None
 
     @property
     def filters(self):
+        if self.layer is None:
+            return self.channels
         return int(self.layer.kernel.shape[2 if self.spec.transpose else 3])
 
     @property
     def in_channels(self):
+        if self.layer is None:
+            return self.channels
         return int(self.layer.kernel.shape[3 if self.spec.transpose else 2])
+
+    def weights(self, compute_dtype):
+        """``(kernel, bias)`` in ``compute_dtype``: the layer's, or a blur's fixed filter and zeros."""
+        if self.spec.blur == "down":
+            kernel = tf.constant(blur_down_kernel(self.channels))
+        elif self.spec.blur == "up":
+            kernel = tf.zeros([self.spec.kernel_size] * 2 + [0, 0])  # computed by formula
+        else:
+            kernel, bias = self.layer.kernel, self.layer.bias
+            return tf.cast(kernel, compute_dtype), tf.cast(bias, compute_dtype)
+        return tf.cast(kernel, compute_dtype), tf.zeros([self.channels], compute_dtype)
+
+
+def _blur(kind, channels):
+    """The ``_Conv`` of a fixed blur over ``channels`` channels (``"down"`` or ``"up"``)."""
+    if kind == "down":
+        spec = _ConvSpec(3, stride=2, pad=1, pad_mode="reflect", blur="down")
+    else:
+        spec = _ConvSpec(4, pad=1, pad_mode="symmetric", blur="up")
+    return _Conv(spec, None, None, channels=channels)
 
 
 class _Stats:
@@ -251,7 +297,7 @@ class _ConvNode:
         self.conv = conv
         self.inputs = inputs
         self.engine = engine
-        self.kernel, self.bias = weights[id(conv.layer)]
+        self.kernel, self.bias = weights[id(conv)]
         self.tanh = tanh
         source = inputs.source
         self.height = conv.spec.output_size(source.height)
@@ -310,9 +356,11 @@ class _ConvNode:
 
     def macs_per_row(self):
         """Multiply-accumulates per output row (the progress bar's unit of work)."""
-        k = self.conv.spec.kernel_size
-        per_pixel = k * k * self.conv.in_channels * self.channels
-        return per_pixel * self.width // (4 if self.conv.spec.transpose else 1)
+        spec = self.conv.spec
+        if spec.blur:  # one filter per channel: 9 taps (down), 4 blends of two (up)
+            return (9 if spec.blur == "down" else 4) * self.channels * self.width
+        per_pixel = spec.kernel_size**2 * self.conv.in_channels * self.channels
+        return per_pixel * self.width // (4 if spec.transpose else 1)
 
     def chain_macs(self):
         """Multiply-accumulates of one pass over this node, recomputed sources included."""
@@ -329,17 +377,18 @@ class _ConvNode:
         storage = self.engine.storage_dtype.size
         in_width = source.width + 2 * spec.pad
         own = in_rows * in_width * source.channels * (storage * 2 + 4 + 2 * compute)
-        out_rows = 2 * in_rows + 1 if spec.transpose else rows
+        out_rows = 2 * in_rows + 1 if spec.transpose or spec.blur == "up" else rows
         own += out_rows * (self.width + 1) * self.channels * (2 * compute + 8 + storage)
-        # The convolution's own buffer (see ``convolution_buffer_bytes``), bounded like the rest.
-        own += convolution_buffer_bytes(
-            spec.kernel_size,
-            source.channels,
-            self.channels,
-            in_pixels=(hi - lo) * source.width,
-            out_pixels=rows * self.width,
-            transpose=spec.transpose,
-        )
+        if not spec.blur:  # a per-channel filter is not a matrix product: no im2col
+            # The convolution's own buffer (see ``convolution_buffer_bytes``), bounded like the rest.
+            own += convolution_buffer_bytes(
+                spec.kernel_size,
+                source.channels,
+                self.channels,
+                in_pixels=(hi - lo) * source.width,
+                out_pixels=rows * self.width,
+                transpose=spec.transpose,
+            )
         return own + source.working_bytes(hi - lo)
 
 
@@ -518,13 +567,7 @@ class TiledGenerator:
             raise ValueError(
                 f"max_memory_bytes must be positive. Received: max_memory_bytes={max_memory_bytes}"
             )
-        weights = {
-            id(conv.layer): (
-                tf.cast(conv.layer.kernel, self.compute_dtype),
-                tf.cast(conv.layer.bias, self.compute_dtype),
-            )
-            for conv in self.convs.all()
-        }
+        weights = {id(conv): conv.weights(self.compute_dtype) for conv in self.convs.all()}
         stores = []
         try:
             passes = self._plan(source, sink, stores, int(max_memory_bytes), weights)
@@ -554,13 +597,28 @@ class TiledGenerator:
         Two bottleneck maps are required: the residual stream and the current convolution's output
         (the latter gets the RAM first: a block reads and writes it twice, the stream once). Where the
         budget has room next to them, the outputs of the first downsampling and of the first upsampling
-        are kept in RAM as well, which saves recomputing them (and the stem) in the next passes.
+        are kept in RAM as well, which saves recomputing them (and the stem) in the next passes. With
+        anti-aliased downsampling the stream is the last blur-pool's output, written by a pass of its
+        own once the statistics of the convolution before it are known.
         """
         convs = self.convs
         working = min(int(max_memory_bytes * _WORKING_SHARE), _MAX_WORKING_BYTES)
         room = max_memory_bytes - working
         spill_dir = self.spill_dir or tempfile.gettempdir()
         make = functools.partial(_ConvNode, engine=self, weights=weights)
+
+        def reading(conv, inputs):
+            """The node of ``conv`` on ``inputs``, through its blur-upsample if it has one."""
+            if conv.upsample:
+                inputs = _Input(make(convs.blurs[id(conv)], inputs))
+            return make(conv, inputs)
+
+        def output_of(node):
+            """What the next convolution reads of ``node``: normalised, ReLU, and blur-pooled if due."""
+            inputs = _Input(node, node.stats, relu=True)
+            if node.conv.downsample:
+                inputs = _Input(make(convs.blurs[id(node.conv)], inputs))
+            return inputs
 
         def allocate(node, in_ram):
             shape = (node.height, node.width, node.channels)
@@ -576,15 +634,21 @@ class TiledGenerator:
             if resident + map_bytes(producer.node) > room:
                 return False
             producer.store = allocate(producer.node, in_ram=True)
-            consumer.node.inputs.source = _StoredRows(producer.store, self.host_dtype)
+            reader = _reader_of(consumer.node, producer.node)
+            reader.source = _StoredRows(producer.store, self.host_dtype)
             last_reader.release += (producer.store,)
             return True
 
-        stem = make(convs.stem, _Input(source))
-        passes = [_Pass(stem)]
+        passes = [_Pass(make(convs.stem, _Input(source)))]
         for conv in convs.down:
-            previous = passes[-1].node
-            passes.append(_Pass(make(conv, _Input(previous, previous.stats, relu=True))))
+            passes.append(_Pass(reading(conv, output_of(passes[-1].node))))
+        last = passes[-1].node
+        if last.conv.downsample:
+            # The stream is stored as the blur-pool gives it: normalised and ReLU'd already.
+            passes.append(_Pass(output_of(last).source))
+            stream_stats, stream_relu = None, False
+        else:
+            stream_stats, stream_relu = last.stats, True
         bottleneck = passes[-1].node
         size = map_bytes(bottleneck)
         outputs = allocate(bottleneck, in_ram=size <= room)
@@ -598,7 +662,7 @@ class TiledGenerator:
             cache(producer, consumer, consumer, resident - resident_outputs)
 
         dtype = self.host_dtype
-        stream = _Input(_StoredRows(residual, dtype), bottleneck.stats, relu=True)
+        stream = _Input(_StoredRows(residual, dtype), stream_stats, relu=stream_relu)
         for conv_1, conv_2 in convs.res:
             first = make(conv_1, stream)
             passes.append(_Pass(first, store=outputs, writeback=residual))
@@ -608,14 +672,10 @@ class TiledGenerator:
                 _StoredRows(outputs, dtype), second.stats, skip=_StoredRows(residual, dtype)
             )
 
-        up = [_Pass(make(convs.up[0], stream))]
+        up = [_Pass(reading(convs.up[0], stream))]
         for conv in convs.up[1:]:
-            previous = up[-1].node
-            up.append(_Pass(make(conv, _Input(previous, previous.stats, relu=True))))
-        previous = up[-1].node
-        head = _Pass(
-            make(convs.head, _Input(previous, previous.stats, relu=True), tanh=True), sink=sink
-        )
+            up.append(_Pass(reading(conv, output_of(up[-1].node))))
+        head = _Pass(make(convs.head, output_of(up[-1].node), tanh=True), sink=sink)
         # The head reads the first upsampling's output through the later ones.
         if len(up) > 1 and cache(up[0], up[1], head, resident):
             up[0].release = (outputs, residual)
@@ -630,6 +690,14 @@ class TiledGenerator:
         )
         logger.debug("tiled plan: %s", self._calls.last_run)
         return passes
+
+
+def _reader_of(node, producer):
+    """The ``_Input`` in ``node``'s chain that reads ``producer`` directly (past any blur nodes)."""
+    inputs = node.inputs
+    while inputs.source is not producer:
+        inputs = inputs.source.inputs
+    return inputs
 
 
 def _fitting_rows(node, working_bytes):
@@ -708,6 +776,10 @@ def _band_function(config, compute_dtype, storage_dtype):
             shape = tf.shape(v)
             full = tf.stack([1, 2 * shape[1] + 1, 2 * shape[2] + 1, tf.shape(kernel)[2]])
             y = tf.nn.conv2d_transpose(v, kernel, full, strides=2, padding="VALID")
+        elif spec.blur == "up":
+            y = blur_upsample_padded(blur_upsample_padded(v, axis=1), axis=2)
+        elif spec.blur == "down":
+            y = tf.nn.depthwise_conv2d(v, kernel, [1, spec.stride, spec.stride, 1], "VALID")
         else:
             y = tf.nn.conv2d(v, kernel, spec.stride, "VALID")
         # The bias right after the convolution lets grappler fuse the two; then crop.
@@ -752,7 +824,7 @@ def _to_host(x, storage_dtype):
 
 @dataclasses.dataclass
 class _GeneratorConvs:
-    """The convolutions of a ResNet generator, by stage."""
+    """The convolutions of a ResNet generator, by stage, and the blurs of anti-aliased sampling."""
 
     stem: _Conv
     down: list
@@ -760,14 +832,23 @@ class _GeneratorConvs:
     up: list
     head: _Conv
     channels: int
+    blurs: dict = dataclasses.field(
+        default_factory=dict
+    )  # id(conv): its blur-pool or blur-upsample
 
     @property
     def ngf(self):
         """int, the generator's first-layer filters."""
         return self.stem.filters
 
+    @property
+    def antialias(self):
+        """bool, whether any sampling is CUT's blurred one."""
+        return bool(self.blurs)
+
     def all(self):
-        return [self.stem, *self.down, *(c for pair in self.res for c in pair), *self.up, self.head]
+        convs = [self.stem, *self.down, *(c for pair in self.res for c in pair), *self.up]
+        return [*convs, self.head, *self.blurs.values()]
 
 
 def _generator_convs(generator):
@@ -778,6 +859,8 @@ def _generator_convs(generator):
     """
     generator = as_resnet_generator(generator)
 
+    blurs = {}
+
     def conv(stage):
         spec = _ConvSpec(
             stage.kernel_size,
@@ -786,7 +869,12 @@ def _generator_convs(generator):
             pad_mode=stage.pad_mode,
             transpose=stage.transpose,
         )
-        return _Conv(spec, stage.conv, stage.epsilon)
+        result = _Conv(spec, stage.conv, stage.epsilon, stage.downsample, stage.upsample)
+        if stage.downsample:
+            blurs[id(result)] = _blur("down", result.filters)
+        if stage.upsample:
+            blurs[id(result)] = _blur("up", result.in_channels)
+        return result
 
     return _GeneratorConvs(
         stem=conv(generator.stem),
@@ -795,6 +883,7 @@ def _generator_convs(generator):
         up=[conv(stage) for stage in generator.upsamplings],
         head=conv(generator.head),
         channels=generator.channels,
+        blurs=blurs,
     )
 
 

@@ -1,10 +1,11 @@
 """The reference ResNet generator (Johnson et al. 2016 as adapted by Zhu et al. 2017).
 
 ``ResnetGenerator`` is a functional ``keras.Model`` that carries its own architecture: its
-``get_config`` holds ``ngf``, ``n_res_blocks``, ``channels``, ``padding_type`` and ``norm``, and its
-stages (``stem``, ``downsamplings``, ``res_blocks``, ``upsamplings``, ``head``) are the API that the
-tiled engine, the SavedModel rebuild and the PyTorch import read. Nothing outside this module relies
-on layer names.
+``get_config`` holds ``ngf``, ``n_res_blocks``, ``channels``, ``padding_type``, ``norm``, the
+sampling (``antialias``, ``antialias_up``: CycleGAN's strided convolutions or CUT's blurred ones)
+and the initialisation, and its stages (``stem``, ``downsamplings``, ``res_blocks``, ``upsamplings``,
+``head``) are the API that the tiled engine, the SavedModel rebuild, the PyTorch import and the
+PatchNCE features (``feature_points``) read. Nothing outside this module relies on layer names.
 """
 
 import dataclasses
@@ -24,18 +25,26 @@ NORMS = ("instance",)
 class ConvStage:
     """One convolution of the generator, with the padding in front of it and the norm after it.
 
+    CUT's anti-aliased sampling adds a fixed blur on one side of a stride-1 convolution:
+    ``upsample`` (a ``BlurUpsample2D`` doubling the input before the padding) or ``downsample`` (a
+    ``BlurPool2D`` halving the output after the norm and its ReLU).
+
     Attributes:
         conv: the ``Conv2D`` (``"valid"``) or ``Conv2DTranspose`` layer.
         pad: int, pixels padded on every side of the input before ``conv`` (0 for a transposed one,
             whose PyTorch padding is a crop of the output's first row and column).
         pad_mode: str, ``"reflect"`` or ``"zero"``.
         norm: the instance-norm layer that follows, or None (the head, followed by tanh).
+        upsample: bool, a ``BlurUpsample2D`` comes before the padding.
+        downsample: bool, a ``BlurPool2D`` comes after the norm and ReLU.
     """
 
     conv: keras.layers.Layer
     pad: int = 0
     pad_mode: str = "zero"
     norm: keras.layers.Layer | None = None
+    upsample: bool = False
+    downsample: bool = False
 
     @property
     def transpose(self):
@@ -72,18 +81,36 @@ class ResidualBlock(keras.layers.Layer):
 
     Args:
         filters: int, channels in and out.
+        kernel_initializer: a ``keras.initializers`` config or object for both kernels, or None
+            for N(0, 0.02).
         **kwargs: Base layer keyword arguments (``dtype`` sets the policy of the sublayers too).
     """
 
-    def __init__(self, filters, **kwargs):
+    def __init__(self, filters, kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
+        # Kept serialized: each kernel gets an initializer of its own (an unseeded Keras initializer
+        # called twice draws the same values).
+        self.kernel_initializer = (
+            None
+            if kernel_initializer is None
+            else keras.initializers.serialize(keras.initializers.get(kernel_initializer))
+        )
         policy = self.dtype_policy
+
+        def conv(name):
+            initializer = None
+            if self.kernel_initializer is not None:
+                initializer = keras.initializers.deserialize(dict(self.kernel_initializer))
+            return blocks.conv2d(
+                filters, 3, policy=policy, kernel_initializer=initializer, name=name
+            )
+
         self.pad_1 = blocks.ReflectionPadding2D(1, name="pad_1", dtype=policy)
-        self.conv_1 = blocks.conv2d(filters, 3, name="conv_1", policy=policy)
+        self.conv_1 = conv(name="conv_1")
         self.norm_1 = blocks.instance_norm(name="norm_1", policy=policy)
         self.pad_2 = blocks.ReflectionPadding2D(1, name="pad_2", dtype=policy)
-        self.conv_2 = blocks.conv2d(filters, 3, name="conv_2", policy=policy)
+        self.conv_2 = conv(name="conv_2")
         self.norm_2 = blocks.instance_norm(name="norm_2", policy=policy)
         self.stages = (
             ConvStage(self.conv_1, self.pad_1.padding, "reflect", self.norm_1),
@@ -109,7 +136,11 @@ class ResidualBlock(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_initializer": self.kernel_initializer,
+        }
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
@@ -121,9 +152,15 @@ class ResnetGenerator(keras.Model):
     ReflectionPad 3, Conv 7x7 (channels), tanh. Any height and width that are multiples of 4 give an
     output of the same size. At the defaults it has 11,378,179 parameters.
 
+    With ``antialias`` (CUT's default), each downsampling is a stride-1 Conv 3x3 + IN + ReLU followed by
+    a ``BlurPool2D``; with ``antialias_up``, each upsampling is a ``BlurUpsample2D`` followed by a
+    stride-1 Conv 3x3 + IN + ReLU (``ResnetGenerator`` of the official CUT release; the same number of
+    parameters, as the blurs have none).
+
     Its stages are attributes: ``stem``, ``downsamplings`` and ``upsamplings`` (tuples), ``head``
     (``ConvStage``s), and ``res_blocks`` (a tuple of ``ResidualBlock``, each with two ``stages``);
-    ``conv_stages()`` lists every convolution in order.
+    ``conv_stages()`` lists every convolution in order. ``feature_points()`` names the maps that a
+    PatchNCE loss may read (``feature_extractor``).
 
     Args:
         ngf: int, filters of the first layer. Defaults to 64.
@@ -131,6 +168,13 @@ class ResnetGenerator(keras.Model):
         channels: int, image channels in and out. Defaults to 3.
         padding_type: str, the residual blocks' padding; ``"reflect"`` (the reference's).
         norm: str, the normalization; ``"instance"`` (the reference's for CycleGAN).
+        antialias: bool, CUT's blurred downsampling instead of stride-2 convolutions. Defaults to
+            False.
+        antialias_up: bool or None, CUT's blurred upsampling instead of transposed convolutions;
+            None follows ``antialias``. Defaults to None.
+        init_type: str, the kernels' initialisation (``layers.INIT_TYPES``). Defaults to
+            ``"normal"``.
+        init_gain: float, its scale. Defaults to 0.02.
         dtype: a dtype policy (or its name) for the whole network, or None for the global policy.
             Under a mixed policy the norms and the tanh compute in float32.
         name: str, the model name. Defaults to ``"generator"``.
@@ -142,10 +186,13 @@ class ResnetGenerator(keras.Model):
         (2, 2)
         >>> generator.stem.kernel_size, generator.head.filters
         (7, 3)
+        >>> ResnetGenerator(ngf=8, n_res_blocks=2, antialias=True).feature_points()
+        ('input', 'stem', 'down_0', 'down_1', 'res_0', 'res_1')
 
     Reference:
         Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
-        ICCV 2017; ``ResnetGenerator`` in the official PyTorch release.
+        ICCV 2017; ``ResnetGenerator`` in the official PyTorch release. Park et al., "Contrastive
+        Learning for Unpaired Image-to-Image Translation", ECCV 2020, and its official release.
     """
 
     def __init__(
@@ -155,6 +202,10 @@ class ResnetGenerator(keras.Model):
         channels=3,
         padding_type="reflect",
         norm="instance",
+        antialias=False,
+        antialias_up=None,
+        init_type="normal",
+        init_gain=0.02,
         dtype=None,
         name="generator",
         **kwargs,
@@ -165,50 +216,75 @@ class ResnetGenerator(keras.Model):
         _check_choice("padding_type", padding_type, PADDING_TYPES)
         _check_choice("norm", norm, NORMS)
         ngf, n_res_blocks, channels = int(ngf), int(n_res_blocks), int(channels)
+        antialias = bool(antialias)
+        antialias_up = antialias if antialias_up is None else bool(antialias_up)
+        blocks.initializer(init_type, init_gain)  # checks init_type before anything is built
         policy = keras.dtype_policies.get(dtype) if dtype is not None else None
         island = blocks.float32_if_mixed(policy)
 
-        stem = ConvStage(
-            blocks.conv2d(ngf, 7, name="stem_conv", policy=policy),
-            3,
-            "reflect",
-            blocks.instance_norm(name="stem_norm", policy=policy),
-        )
+        def init():  # a new initializer per kernel (see ResidualBlock)
+            return blocks.initializer(init_type, init_gain)
+
+        def conv(filters, kernel_size, strides=1, name=None):
+            return blocks.conv2d(filters, kernel_size, strides, name, policy, init())
+
+        def norm_layer(name):
+            return blocks.instance_norm(name=name, policy=policy)
+
+        stem = ConvStage(conv(ngf, 7, name="stem_conv"), 3, "reflect", norm_layer("stem_norm"))
         inputs = keras.Input((None, None, channels), name="images")
-        x = blocks.ReflectionPadding2D(stem.pad, name="stem_pad", dtype=policy)(inputs)
+        stem_pad = blocks.ReflectionPadding2D(stem.pad, name="stem_pad", dtype=policy)
+        x = stem_pad(inputs)
         x = _norm_relu(stem, stem.conv(x), "stem", policy)
         downsamplings = []
         for i in range(pixels.GENERATOR_DOWNSAMPLINGS):
             name_i = f"down_{i}"
             stage = ConvStage(
-                blocks.conv2d(ngf * 2 ** (i + 1), 3, 2, name=f"{name_i}_conv", policy=policy),
+                conv(ngf * 2 ** (i + 1), 3, 1 if antialias else 2, name=f"{name_i}_conv"),
                 1,
                 "zero",
-                blocks.instance_norm(name=f"{name_i}_norm", policy=policy),
+                norm_layer(f"{name_i}_norm"),
+                downsample=antialias,
             )
             x = keras.layers.ZeroPadding2D(stage.pad, name=f"{name_i}_conv_pad", dtype=policy)(x)
             x = _norm_relu(stage, stage.conv(x), name_i, policy)
+            if stage.downsample:
+                x = blocks.BlurPool2D(name=f"{name_i}_blur", dtype=policy)(x)
             downsamplings.append(stage)
         bottleneck = ngf * 2**pixels.GENERATOR_DOWNSAMPLINGS
         res_blocks = []
         for i in range(n_res_blocks):
-            block = ResidualBlock(bottleneck, name=f"res_{i}", dtype=policy)
+            block = ResidualBlock(bottleneck, init(), name=f"res_{i}", dtype=policy)
             x = block(x)
             res_blocks.append(block)
         upsamplings = []
         for i in range(pixels.GENERATOR_DOWNSAMPLINGS):
             name_i = f"up_{i}"
             filters = ngf * 2 ** (pixels.GENERATOR_DOWNSAMPLINGS - i - 1)
-            stage = ConvStage(
-                blocks.conv_transpose2d(filters, name=f"{name_i}_conv", policy=policy),
-                norm=blocks.instance_norm(name=f"{name_i}_norm", policy=policy),
-            )
-            x = blocks.torch_transpose_crop(name=f"{name_i}_conv_crop", policy=policy)(
-                stage.conv(x)
-            )
+            if antialias_up:
+                stage = ConvStage(
+                    conv(filters, 3, name=f"{name_i}_conv"),
+                    1,
+                    "zero",
+                    norm_layer(f"{name_i}_norm"),
+                    upsample=True,
+                )
+                x = blocks.BlurUpsample2D(name=f"{name_i}_blur", dtype=policy)(x)
+                x = keras.layers.ZeroPadding2D(stage.pad, name=f"{name_i}_conv_pad", dtype=policy)(
+                    x
+                )
+                x = stage.conv(x)
+            else:
+                stage = ConvStage(
+                    blocks.conv_transpose2d(filters, f"{name_i}_conv", policy, init()),
+                    norm=norm_layer(f"{name_i}_norm"),
+                )
+                x = blocks.torch_transpose_crop(name=f"{name_i}_conv_crop", policy=policy)(
+                    stage.conv(x)
+                )
             x = _norm_relu(stage, x, name_i, policy)
             upsamplings.append(stage)
-        head = ConvStage(blocks.conv2d(channels, 7, name="head_conv", policy=policy), 3, "reflect")
+        head = ConvStage(conv(channels, 7, name="head_conv"), 3, "reflect")
         x = blocks.ReflectionPadding2D(head.pad, name="head_pad", dtype=policy)(x)
         outputs = keras.layers.Activation("tanh", dtype=island, name="tanh")(head.conv(x))
         super().__init__(inputs=inputs, outputs=outputs, name=name, dtype=policy, **kwargs)
@@ -218,6 +294,11 @@ class ResnetGenerator(keras.Model):
         self.channels = channels
         self.padding_type = padding_type
         self.norm = norm
+        self.antialias = antialias
+        self.antialias_up = antialias_up
+        self.init_type = init_type
+        self.init_gain = float(init_gain)
+        self.stem_pad = stem_pad
         self.stem = stem
         self.downsamplings = tuple(downsamplings)
         self.res_blocks = tuple(res_blocks)
@@ -229,6 +310,63 @@ class ResnetGenerator(keras.Model):
         residual = [stage for block in self.res_blocks for stage in block.stages]
         return [self.stem, *self.downsamplings, *residual, *self.upsamplings, self.head]
 
+    def feature_points(self):
+        """The names of the maps ``feature_extractor`` can return, in the order the image meets them.
+
+        ``input`` (the reflection-padded image), ``stem`` (the first convolution's output, before its
+        norm), ``down_0``, ``down_1`` (each downsampling convolution's output, before its norm) and
+        ``res_0`` … (each residual block's output).
+        """
+        names = ["input", "stem"]
+        names += [f"down_{i}" for i in range(len(self.downsamplings))]
+        names += [f"res_{i}" for i in range(len(self.res_blocks))]
+        return tuple(names)
+
+    def official_feature_index(self, point):
+        """The index of ``point`` in the official release's ``ResnetGenerator.model`` list.
+
+        The official CUT code names its PatchNCE layers by these indices (``--nce_layers
+        0,4,8,12,16``): with anti-aliased downsampling those are ``input``, ``down_0``, ``down_1``,
+        ``res_0`` and ``res_4``; with strided downsampling the same indices fall on other layers.
+        """
+        down = 4 if self.antialias else 3  # conv, norm, ReLU (and the blur)
+        indices = {"input": 0, "stem": 1}
+        indices.update({f"down_{i}": 4 + down * i for i in range(len(self.downsamplings))})
+        first_block = 4 + down * len(self.downsamplings)
+        indices.update({f"res_{i}": first_block + i for i in range(len(self.res_blocks))})
+        return indices[point]
+
+    def feature_extractor(self, points):
+        """A model that maps images to the named maps (see ``feature_points``), sharing the weights.
+
+        It runs the generator only as far as the deepest point, as the official ``encode_only``
+        forward does.
+
+        Args:
+            points: sequence of names from ``feature_points()``.
+
+        Returns:
+            A ``keras.Model`` from ``[batch, H, W, channels]`` images to a list of maps
+            ``[batch, h, w, c]``, one per point, in the order given.
+
+        Raises:
+            ValueError: naming a point that this generator does not have.
+        """
+        tensors = {"input": self.stem_pad.output, "stem": self.stem.conv.output}
+        tensors.update(
+            {f"down_{i}": stage.conv.output for i, stage in enumerate(self.downsamplings)}
+        )
+        tensors.update({f"res_{i}": block.output for i, block in enumerate(self.res_blocks)})
+        unknown = [point for point in points if point not in tensors]
+        if unknown or not points:
+            raise ValueError(
+                f"feature points must be some of {list(self.feature_points())}. "
+                f"Received: {list(points)}"
+            )
+        return keras.Model(
+            self.input, [tensors[point] for point in points], name=f"{self.name}_features"
+        )
+
     def get_config(self):
         return {
             "name": self.name,
@@ -239,6 +377,10 @@ class ResnetGenerator(keras.Model):
             "channels": self.channels,
             "padding_type": self.padding_type,
             "norm": self.norm,
+            "antialias": self.antialias,
+            "antialias_up": self.antialias_up,
+            "init_type": self.init_type,
+            "init_gain": self.init_gain,
         }
 
     @classmethod

@@ -7,6 +7,7 @@ is what lets the official PyTorch weights import one to one.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -86,26 +87,62 @@ def float32_if_mixed(policy=None):
     return "float32" if resolved.compute_dtype != resolved.variable_dtype else policy
 
 
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+def initializer(init_type="normal", gain=0.02):
+    """The kernel initializer of the reference's ``init_weights(net, init_type, init_gain)``.
+
+    ``normal``: N(0, gain) (CycleGAN's); ``xavier``: ``xavier_normal_`` with ``gain``, a normal of
+    standard deviation ``gain * sqrt(2 / (fan_in + fan_out))`` (CUT's); ``kaiming``:
+    ``kaiming_normal_(a=0, mode="fan_in")``, ``sqrt(2 / fan_in)`` whatever the gain; ``orthogonal``:
+    ``orthogonal_`` with ``gain``. Biases start at zero in every case. Fans are counted as PyTorch does
+    (kernel area times channels), for dense, convolution and transposed-convolution kernels alike.
+
+    Args:
+        init_type: str, one of ``INIT_TYPES``. Defaults to ``"normal"``.
+        gain: float, the scale of ``normal``, ``xavier`` and ``orthogonal``. Defaults to 0.02.
+
+    Returns:
+        A ``keras.initializers.Initializer``.
+    """
+    if init_type not in INIT_TYPES:
+        raise ValueError(
+            f"init_type must be one of {list(INIT_TYPES)}. Received: init_type={init_type!r}"
+        )
+    gain = float(gain)
+    if init_type == "normal":
+        return keras.initializers.RandomNormal(mean=0.0, stddev=gain)
+    if init_type == "xavier":
+        return keras.initializers.VarianceScaling(gain**2, "fan_avg", "untruncated_normal")
+    if init_type == "kaiming":
+        return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+    return keras.initializers.Orthogonal(gain)
+
+
 def reference_initializer():
     """Weights drawn from N(0, 0.02) as in the reference's ``init_weights(init_type="normal")``."""
-    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+    return initializer("normal", 0.02)
 
 
-def conv2d(filters, kernel_size, strides=1, name=None, policy=None):
-    """A ``"valid"`` ``Conv2D`` initialised as the reference's (N(0, 0.02) kernel, zero bias)."""
+def conv2d(filters, kernel_size, strides=1, name=None, policy=None, kernel_initializer=None):
+    """A ``"valid"`` ``Conv2D`` initialised as the reference's (N(0, 0.02) kernel, zero bias).
+
+    ``kernel_initializer`` (an ``initializer``) replaces the N(0, 0.02) kernel.
+    """
     return keras.layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding="valid",
-        kernel_initializer=reference_initializer(),
+        kernel_initializer=kernel_initializer or reference_initializer(),
         bias_initializer="zeros",
         dtype=policy,
         name=name,
     )
 
 
-def conv(filters, kernel_size, strides=1, torch_padding=0, name=None):
+def conv(filters, kernel_size, strides=1, torch_padding=0, name=None, kernel_initializer=None):
     """A convolution padded the way PyTorch's ``nn.Conv2d(padding=torch_padding)`` is.
 
     Args:
@@ -114,6 +151,7 @@ def conv(filters, kernel_size, strides=1, torch_padding=0, name=None):
         strides: int, the stride. Defaults to 1.
         torch_padding: int, zero padding added on every side before a ``"valid"`` convolution.
         name: str or None, the convolution's name; the padding layer gets ``name + "_pad"``.
+        kernel_initializer: an ``initializer`` or None for N(0, 0.02).
 
     Returns:
         A callable mapping a tensor to the convolved tensor.
@@ -123,18 +161,25 @@ def conv(filters, kernel_size, strides=1, torch_padding=0, name=None):
         layers.append(
             keras.layers.ZeroPadding2D(torch_padding, name=None if name is None else f"{name}_pad")
         )
-    layers.append(conv2d(filters, kernel_size, strides=strides, name=name))
+    layers.append(
+        conv2d(
+            filters, kernel_size, strides=strides, name=name, kernel_initializer=kernel_initializer
+        )
+    )
     return _chain(layers)
 
 
-def conv_transpose2d(filters, name=None, policy=None):
-    """The ``Conv2DTranspose`` (3x3, stride 2, ``"valid"``) of PyTorch's upsampling; see ``conv_transpose``."""
+def conv_transpose2d(filters, name=None, policy=None, kernel_initializer=None):
+    """The ``Conv2DTranspose`` (3x3, stride 2, ``"valid"``) of PyTorch's upsampling.
+
+    ``kernel_initializer`` (an ``initializer``) replaces the N(0, 0.02) kernel.
+    """
     return keras.layers.Conv2DTranspose(
         filters,
         3,
         strides=2,
         padding="valid",
-        kernel_initializer=reference_initializer(),
+        kernel_initializer=kernel_initializer or reference_initializer(),
         bias_initializer="zeros",
         dtype=policy,
         name=name,
@@ -144,6 +189,116 @@ def conv_transpose2d(filters, name=None, policy=None):
 def torch_transpose_crop(name=None, policy=None):
     """Drops the first row and column of a full transposed convolution, as PyTorch's padding does."""
     return keras.layers.Cropping2D(((1, 0), (1, 0)), dtype=policy, name=name)
+
+
+# The fixed filters of CUT's anti-aliased sampling (``get_filter`` in its ``networks.py``): the
+# binomial [1, 2, 1] of ``Downsample(filt_size=3)`` and [1, 3, 3, 1] of ``Upsample(filt_size=4)``.
+_BLUR_DOWN_TAPS = (1.0, 2.0, 1.0)
+# The upsampling filter, normalised and times stride**2, is [1, 3, 3, 1] / 4 per axis: each output row
+# is a 1:3 blend of the two nearest input rows, as bilinear interpolation with half-pixel centres.
+_BLUR_UP_NEAR, _BLUR_UP_FAR = 0.75, 0.25
+
+
+def blur_down_kernel(channels, dtype="float32"):
+    """The depthwise kernel ``[3, 3, channels, 1]`` of ``BlurPool2D``: ``[1, 2, 1]`` squared, over 16."""
+    taps = np.asarray(_BLUR_DOWN_TAPS)
+    square = np.outer(taps, taps) / np.sum(taps) ** 2
+    return np.tile(square[:, :, None, None], (1, 1, int(channels), 1)).astype(dtype)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class BlurPool2D(keras.layers.Layer):
+    """Anti-aliased downsampling by 2: reflection padding 1, a [1, 2, 1] x [1, 2, 1] / 16 blur, stride 2.
+
+    CUT's ``Downsample(channels)`` (``pad_type="reflect"``, ``filt_size=3``, ``stride=2``), after
+    Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML 2019. The filter is fixed
+    (PyTorch keeps it as a buffer, not a parameter): the layer has no weights. An input of ``H``
+    rows gives ``ceil(H / 2)``.
+
+    Args:
+        **kwargs: Base layer keyword arguments.
+
+    Example:
+        >>> BlurPool2D()(keras.ops.ones((1, 7, 8, 2))).shape
+        (1, 4, 4, 2)
+    """
+
+    def call(self, inputs):
+        padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+        kernel = ops.convert_to_tensor(blur_down_kernel(inputs.shape[-1]), dtype=inputs.dtype)
+        return ops.depthwise_conv(padded, kernel, strides=2, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (
+            batch,
+            None if height is None else (height + 1) // 2,
+            None if width is None else (width + 1) // 2,
+            channels,
+        )
+
+
+def blur_upsample_padded(inputs, axis):
+    """Doubles ``axis`` of a tensor padded by one edge row on both sides of that axis.
+
+    The polyphase form of CUT's ``Upsample``: output row ``2m`` is ``0.25 x[m - 1] + 0.75 x[m]`` and
+    row ``2m + 1`` is ``0.75 x[m] + 0.25 x[m + 1]``, where ``x`` is the unpadded input. A tensor of
+    ``n + 2`` rows along ``axis`` gives ``2 n``. ``BlurUpsample2D`` and the tiled engine's bands both
+    use it, so that they compute the same values.
+
+    Args:
+        inputs: tensor ``[batch, H, W, C]``, already padded along ``axis`` (1 or 2).
+        axis: int, 1 (rows) or 2 (columns).
+
+    Returns:
+        The upsampled tensor.
+    """
+
+    def part(start, stop):
+        index = [slice(None)] * 4
+        index[axis] = slice(start, stop)
+        return inputs[tuple(index)]
+
+    before, middle, after = part(None, -2), part(1, -1), part(2, None)
+    even = _BLUR_UP_FAR * before + _BLUR_UP_NEAR * middle
+    odd = _BLUR_UP_NEAR * middle + _BLUR_UP_FAR * after
+    shape = ops.shape(middle)
+    interleaved = ops.stack([even, odd], axis=axis + 1)
+    new_shape = [shape[0], shape[1], shape[2], shape[3]]
+    new_shape[axis] = 2 * shape[axis]
+    return ops.reshape(interleaved, new_shape)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class BlurUpsample2D(keras.layers.Layer):
+    """Anti-aliased upsampling by 2: CUT's ``Upsample(channels)`` (a fixed [1, 3, 3, 1] filter).
+
+    PyTorch's ``Upsample`` pads by replication, runs a stride-2 transposed convolution with the
+    filter ``[1, 3, 3, 1]`` squared (normalised, times 4) and crops one row and column on each
+    side; that is a 1:3 blend of the two nearest input rows (see ``blur_upsample_padded``), then the
+    same for columns. No weights; ``H`` rows give ``2 H``.
+
+    Args:
+        **kwargs: Base layer keyword arguments.
+
+    Example:
+        >>> BlurUpsample2D()(keras.ops.ones((1, 3, 5, 2))).shape
+        (1, 6, 10, 2)
+    """
+
+    def call(self, inputs):
+        # Replication padding by one is symmetric padding by one.
+        padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
+        return blur_upsample_padded(blur_upsample_padded(padded, axis=1), axis=2)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (
+            batch,
+            None if height is None else 2 * height,
+            None if width is None else 2 * width,
+            channels,
+        )
 
 
 def _chain(layers):

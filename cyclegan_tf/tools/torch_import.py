@@ -1,7 +1,7 @@
-"""Importing the official PyTorch CycleGAN generators (``latest_net_G.pth``) into the Keras generator.
+"""Importing the official PyTorch CycleGAN and CUT generators (``latest_net_G.pth``) into Keras.
 
-The official release stores a ResNet generator as the state dict of ``ResnetGenerator.model``, an
-``nn.Sequential`` whose weighted modules are named by their position:
+The official releases store a ResNet generator as the state dict of ``ResnetGenerator.model``, an
+``nn.Sequential`` whose weighted modules are named by their position. CycleGAN's (strided sampling):
 
 * ``model.1`` → ``ResnetGenerator.stem`` (Conv2d 7x7);
 * ``model.4``, ``model.7`` → ``downsamplings[0]``, ``downsamplings[1]`` (Conv2d 3x3, stride 2);
@@ -11,16 +11,24 @@ The official release stores a ResNet generator as the state dict of ``ResnetGene
 * ``model.{17+n}`` → ``head`` (Conv2d 7x7), for ``n`` residual blocks.
 
 With the default nine blocks that is ``model.19``/``model.22`` for the transposed convolutions and
-``model.26`` for the last convolution. InstanceNorm without affine parameters has no weights; old
-checkpoints carry ``running_mean``/``running_var``/``num_batches_tracked`` buffers on the norm layers,
-which the reference ignores at load time and so does this importer.
+``model.26`` for the last convolution. CUT's anti-aliased layout puts a blur-pool after each
+downsampling's ReLU and a blur-upsample before each upsampling's (stride-1) convolution; their fixed
+filters are buffers (``model.7.filt``, ``model.11.filt``, ``model.21.filt``, ``model.25.filt`` with
+nine blocks), which are checked, not imported: ``model.4``/``model.8`` are the downsamplings,
+``model.12``… the blocks, ``model.22``/``model.26`` the upsamplings and ``model.30`` the head. The
+layout of a file (strided or anti-aliased, downsampling and upsampling each) is read from those
+buffers. InstanceNorm without affine parameters has no weights; old checkpoints carry
+``running_mean``/``running_var``/``num_batches_tracked`` buffers on the norm layers, which the
+reference ignores at load time and so does this importer.
 
 Only ``load_torch_state_dict`` needs ``torch`` (the optional extra ``cyclegan_tf[torch]``); the mapping
 itself works on NumPy arrays.
 
 Reference:
     Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
-    ICCV 2017; ``ResnetGenerator``/``ResnetBlock`` in the official PyTorch release.
+    ICCV 2017; Park et al., "Contrastive Learning for Unpaired Image-to-Image Translation", ECCV
+    2020; ``ResnetGenerator``/``ResnetBlock`` (and CUT's ``Downsample``/``Upsample``) in the official
+    PyTorch releases.
 """
 
 import logging
@@ -31,6 +39,7 @@ import numpy as np
 from cyclegan_tf import io, model_store
 from cyclegan_tf.errors import OptionError, first_line
 from cyclegan_tf.export import saved_model
+from cyclegan_tf.models import layers
 from cyclegan_tf.models.generators import ResnetGenerator
 
 logger = logging.getLogger(__name__)
@@ -55,8 +64,10 @@ def _reference_sequence(generator):
     modules = [("pad", None), ("conv", generator.stem), ("norm", None), ("relu", None)]
     for stage in generator.downsamplings:
         modules += [("conv", stage), ("norm", None), ("relu", None)]
+        modules += [("blur_down", stage)] if stage.downsample else []
     modules += [("block", block) for block in generator.res_blocks]
     for stage in generator.upsamplings:
+        modules += [("blur_up", stage)] if stage.upsample else []
         modules += [("conv", stage), ("norm", None), ("relu", None)]
     modules += [("pad", None), ("conv", generator.head), ("tanh", None)]
     return modules
@@ -100,6 +111,33 @@ def torch_layout(generator):
     return convs, norms
 
 
+def torch_filters(generator):
+    """The fixed filters (``filt`` buffers) of CUT's blur layers a state dict of ``generator`` holds.
+
+    Returns:
+        dict of PyTorch key (``"model.7.filt"``) to the float32 array it must hold,
+        ``[channels, 1, k, k]``: the blur-pool's normalised [1, 2, 1] squared (k = 3) or the
+        blur-upsample's [1, 3, 3, 1] squared, normalised and times 4 (k = 4).
+    """
+    filters = {}
+    for index, (kind, stage) in enumerate(_reference_sequence(generator)):
+        if kind == "blur_down":
+            kernel = layers.blur_down_kernel(stage.filters)  # [3, 3, C, 1]
+            filters[f"model.{index}.filt"] = np.transpose(kernel, (2, 3, 0, 1))
+        elif kind == "blur_up":
+            channels = stage.conv.kernel.shape[2]
+            taps = np.asarray([1.0, 3.0, 3.0, 1.0])
+            square = np.outer(taps, taps) / np.sum(taps) ** 2 * 4
+            filters[f"model.{index}.filt"] = np.tile(square, (channels, 1, 1, 1)).astype("float32")
+    return filters
+
+
+def _sampling_of(state_dict):
+    """``(antialias, antialias_up)`` of a state dict: which blur buffers (3x3 or 4x4) it holds."""
+    sizes = {np.shape(value)[-1] for key, value in state_dict.items() if key.endswith(".filt")}
+    return 3 in sizes, 4 in sizes
+
+
 def _strip_data_parallel(state_dict):
     """Drops the ``module.`` prefix that ``nn.DataParallel`` adds, if every key has it."""
     if state_dict and all(key.startswith("module.") for key in state_dict):
@@ -124,6 +162,9 @@ def _listed(items):
 def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generator"):
     """Builds the Keras ResNet generator holding the weights of a reference PyTorch state dict.
 
+    The sampling (CycleGAN's strided convolutions or CUT's anti-aliased blurs, downsampling and
+    upsampling each) is read from the file's ``filt`` buffers.
+
     Args:
         state_dict: mapping of PyTorch key (``"model.1.weight"``) to an array (NumPy, or anything
             ``np.asarray`` accepts), as ``load_torch_state_dict`` returns.
@@ -132,8 +173,8 @@ def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generato
         name: str, the Keras model name.
 
     Returns:
-        A ``ResnetGenerator(ngf, n_res_blocks)`` whose outputs equal the PyTorch
-        generator's (images in [-1, 1], NHWC instead of NCHW).
+        A ``ResnetGenerator(ngf, n_res_blocks, antialias=..., antialias_up=...)`` whose outputs equal
+        the PyTorch generator's (images in [-1, 1], NHWC instead of NCHW).
 
     Raises:
         ValueError: if keys are missing or unexpected, or tensors have the wrong shape; the message lists
@@ -144,8 +185,16 @@ def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generato
             f"state_dict must be a mapping of names to tensors. Received: {type(state_dict).__name__}"
         )
     state_dict = _strip_data_parallel(state_dict)
-    generator = ResnetGenerator(ngf=ngf, n_res_blocks=n_res_blocks, name=name)
+    antialias, antialias_up = _sampling_of(state_dict)
+    generator = ResnetGenerator(
+        ngf=ngf,
+        n_res_blocks=n_res_blocks,
+        antialias=antialias,
+        antialias_up=antialias_up,
+        name=name,
+    )
     convs, norms = torch_layout(generator)
+    filters = torch_filters(generator)
 
     expected = {}
     for prefix, stage in convs.items():
@@ -153,6 +202,7 @@ def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generato
         kernel_shape = tuple(layer.kernel.shape)
         expected[f"{prefix}.weight"] = tuple(kernel_shape[axis] for axis in _KERAS_TO_TORCH_AXES)
         expected[f"{prefix}.bias"] = tuple(layer.bias.shape)
+    expected.update({key: value.shape for key, value in filters.items()})
     ignored = {f"{prefix}.{buffer}" for prefix in norms for buffer in _NORM_BUFFERS}
 
     missing = sorted(set(expected) - set(state_dict))
@@ -161,6 +211,12 @@ def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generato
         f"{key} {list(np.shape(state_dict[key]))} (expected {list(expected[key])})"
         for key in sorted(set(expected) & set(state_dict))
         if tuple(np.shape(state_dict[key])) != expected[key]
+    ]
+    misshaped += [
+        f"{key} (not the fixed blur filter of the official release)"
+        for key in sorted(set(filters) & set(state_dict))
+        if tuple(np.shape(state_dict[key])) == filters[key].shape
+        and not np.allclose(np.asarray(state_dict[key], "float32"), filters[key], atol=1e-6)
     ]
     if missing or unexpected or misshaped:
         problems = []
@@ -174,8 +230,9 @@ def generator_from_state_dict(state_dict, ngf=64, n_res_blocks=9, name="generato
         hint = ""
         if guess != (ngf, n_res_blocks) and all(value is not None for value in guess):
             hint = f"; the file looks like --ngf {guess[0]} --n-res-blocks {guess[1]}"
+        layout = "an anti-aliased (CUT) " if antialias or antialias_up else "a "
         raise ValueError(
-            f"the state dict is not a reference ResNet generator with ngf={ngf}, "
+            f"the state dict is not {layout}reference ResNet generator with ngf={ngf}, "
             f"n_res_blocks={n_res_blocks}: {'; '.join(problems)}{hint}"
         )
 

@@ -27,3 +27,35 @@ def test_leaky_relu_slope_is_the_reference_0_2():
 def test_unknown_discriminator_lists_choices():
     with pytest.raises(ValueError, match=r"'global', 'patch'.*Received: kind='pixel'"):
         build_discriminator("pixel")
+
+
+@pytest.mark.parametrize("antialias", [True, False])
+def test_patchgan_equals_cuts_pytorch_discriminator(antialias):
+    torch = pytest.importorskip("torch", reason="the [torch] extra is not installed")
+    from tests.models import torch_cut
+
+    reference = torch_cut.Discriminator(ndf=4, n_layers=3, antialias=antialias)
+    ours = patch_discriminator(ndf=4, n_layers=3, antialias=antialias)
+    torch_cut.copy_discriminator(reference, ours)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 64, 48, 3)).astype("float32")
+    with torch.no_grad():
+        expected = torch_cut.nhwc(reference(torch_cut.nchw(images)))
+    assert expected.shape == ((2, 6, 4, 1) if antialias else (2, 6, 4, 1))
+    np.testing.assert_allclose(ours(images).numpy(), expected, atol=1e-5)
+
+
+def test_initialisations_have_the_reference_scale():
+    """N(0, gain) for normal; gain * sqrt(2 / (fan_in + fan_out)) for xavier (CUT's)."""
+    normal = patch_discriminator(ndf=64, init_type="normal", init_gain=0.02)
+    xavier = patch_discriminator(ndf=64, init_type="xavier", init_gain=0.02)
+    kaiming = patch_discriminator(ndf=64, init_type="kaiming")
+    kernels = [w for w in xavier.weights if w.path.endswith("conv_2/kernel")]
+    (kernel,) = kernels
+    fan_in, fan_out = 16 * kernel.shape[2], 16 * kernel.shape[3]
+    assert np.std(kernel.numpy()) == pytest.approx(0.02 * np.sqrt(2 / (fan_in + fan_out)), rel=0.03)
+    (kernel,) = [w for w in normal.weights if w.path.endswith("conv_2/kernel")]
+    assert np.std(kernel.numpy()) == pytest.approx(0.02, rel=0.03)
+    (kernel,) = [w for w in kaiming.weights if w.path.endswith("conv_2/kernel")]
+    assert np.std(kernel.numpy()) == pytest.approx(np.sqrt(2 / fan_in), rel=0.03)
+    with pytest.raises(ValueError, match="init_type must be one of"):
+        patch_discriminator(init_type="uniform")

@@ -164,3 +164,75 @@ def test_instance_norm_is_per_image():
     alone = generator(image).numpy()
     in_batch = generator(np.concatenate([image, other])).numpy()[:1]
     np.testing.assert_allclose(alone, in_batch, atol=1e-5)
+
+
+def _torch_parity_generator(antialias, antialias_up, seed):
+    """CUT's generator in PyTorch (tests/models/torch_cut.py) with visible random weights, and ours."""
+    torch = pytest.importorskip("torch", reason="the [torch] extra is not installed")
+    from cyclegan_tf.tools import torch_import
+    from tests.models import torch_cut
+
+    reference = torch_cut.Generator(4, 2, antialias=antialias, antialias_up=antialias_up)
+    rng = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=rng) * 0.05)
+    state = {key: value.numpy() for key, value in reference.state_dict().items()}
+    ours = torch_import.generator_from_state_dict(state, ngf=4, n_res_blocks=2)
+    return reference.eval(), ours
+
+
+@pytest.mark.parametrize(
+    "antialias,antialias_up", [(True, True), (True, False), (False, True)], ids=str
+)
+@pytest.mark.parametrize("height,width", [(32, 32), (36, 44)])
+def test_anti_aliased_generator_equals_cuts_pytorch_generator(
+    antialias, antialias_up, height, width
+):
+    from tests.models import torch_cut
+
+    reference, ours = _torch_parity_generator(antialias, antialias_up, seed=height)
+    assert (ours.antialias, ours.antialias_up) == (antialias, antialias_up)
+    images = np.random.default_rng(width).uniform(-1, 1, (2, height, width, 3)).astype("float32")
+    expected = torch_cut.nhwc(reference(torch_cut.nchw(images)))
+    assert expected.std() > 0.1
+    np.testing.assert_allclose(ours(images).numpy(), expected, atol=1e-4)
+
+
+def test_feature_points_are_the_official_nce_layers():
+    """``input, down_0, down_1, res_0, res_1`` are the official indices 0, 4, 8, 12, 13."""
+    from tests.models import torch_cut
+
+    reference, ours = _torch_parity_generator(True, True, seed=3)
+    points = ("input", "down_0", "down_1", "res_0", "res_1")
+    indices = [ours.official_feature_index(point) for point in points]
+    assert indices == [0, 4, 8, 12, 13]
+    images = np.random.default_rng(1).uniform(-1, 1, (2, 36, 44, 3)).astype("float32")
+    expected = [torch_cut.nhwc(f) for f in reference(torch_cut.nchw(images), indices)]
+    features = ours.feature_extractor(points)(images)
+    for point, feature, reference_feature in zip(points, features, expected):
+        np.testing.assert_allclose(feature.numpy(), reference_feature, atol=1e-4, err_msg=point)
+    # Without anti-aliasing the same meaning sits at other official indices.
+    strided = ResnetGenerator(ngf=4, n_res_blocks=2)
+    assert [strided.official_feature_index(point) for point in points] == [0, 4, 7, 10, 11]
+    with pytest.raises(ValueError, match=r"some of \['input', 'stem'.*Received: \['res_7'\]"):
+        strided.feature_extractor(["res_7"])
+
+
+def test_anti_aliased_generator_round_trips_and_runs_tiled():
+    generator = _randomized(
+        ResnetGenerator(ngf=4, n_res_blocks=1, antialias=True, init_type="xavier"), seed=5
+    )
+    config = generator.get_config()
+    assert (config["antialias"], config["antialias_up"], config["init_type"]) == (
+        True,
+        True,
+        "xavier",
+    )
+    rebuilt = ResnetGenerator.from_config(config)
+    rebuilt.set_weights(generator.get_weights())
+    image = np.random.default_rng(2).uniform(-1, 1, (37, 50, 3)).astype("float32")
+    whole = inference.translate(generator, image[None])[0]
+    np.testing.assert_array_equal(inference.translate(rebuilt, image[None])[0], whole)
+    tiled = TiledGenerator(generator, band_rows=3).translate(image)
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)

@@ -192,3 +192,40 @@ def test_without_torch_the_error_names_the_extra(tmp_path, monkeypatch, capsys):
         torch_import.load_torch_state_dict(str(weights))
     assert import_torch.main([str(weights), "--name", "a2b", "--export-dir", str(tmp_path)]) == 2
     assert "pip install 'cyclegan_tf[torch]'" in capsys.readouterr().err
+
+
+def test_official_cut_generator_imports_and_equals_pytorch(tmp_path):
+    """CUT's anti-aliased ``latest_net_G.pth`` (nine blocks): the layout is read from its blur buffers."""
+    from tests.models import torch_cut
+
+    reference = torch_cut.Generator(ngf=8, n_blocks=9)
+    rng = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=rng) * 0.04)
+    reference.eval()
+    state = reference.state_dict()
+    assert {"model.7.filt", "model.11.filt", "model.21.filt", "model.25.filt"} <= set(state)
+    weights = tmp_path / "latest_net_G.pth"
+    torch.save(state, weights)
+    args = [str(weights), "--name", "horse2zebra", "--export-dir", str(tmp_path), "--ngf", "8"]
+    assert import_torch.main(args) == 0
+
+    keras_model = load_generator(str(tmp_path / "horse2zebra" / "1.keras"))
+    assert (keras_model.antialias, keras_model.antialias_up) == (True, True)
+    serving = tf.saved_model.load(str(tmp_path / "horse2zebra" / "1")).signatures["serving_default"]
+    for height, width in [(64, 64), (48, 80)]:
+        pixels = np.random.default_rng(width).integers(0, 256, (1, height, width, 3))
+        expected = torch_output(reference, pixels.astype("float32"))
+        assert expected.std() > 0.1
+        translated = serving(images=tf.constant(pixels, tf.float32))["images"].numpy()
+        assert np.abs(translated / 127.5 - 1.0 - expected).max() < PARITY_TOLERANCE
+
+
+def test_a_blur_buffer_that_is_not_the_official_filter_is_refused():
+    from tests.models import torch_cut
+
+    state = {k: v.numpy() for k, v in torch_cut.Generator(ngf=4, n_blocks=1).state_dict().items()}
+    state["model.7.filt"] = np.ones_like(state["model.7.filt"]) / 9
+    with pytest.raises(ValueError, match=r"model.7.filt \(not the fixed blur filter"):
+        torch_import.generator_from_state_dict(state, ngf=4, n_res_blocks=1)
