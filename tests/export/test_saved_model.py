@@ -10,7 +10,7 @@ import pytest
 from cyclegan_tf import export, inference
 from cyclegan_tf.cli import export as export_cli
 from cyclegan_tf.models import resnet_generator
-from tests.conftest import jpeg_with_orientation
+from tests.conftest import jpeg_with_orientation, pil_decode, textured_jpeg
 from tests.export.test_formats import require_extra
 
 
@@ -114,6 +114,27 @@ def test_signatures_run_without_this_package_on_odd_sizes(exported, tmp_path):
 
     expected = inference.translate_pixels(generator, reference_input).numpy()
     np.testing.assert_allclose(outputs, expected, atol=1e-3)
+
+
+def test_translate_bytes_sees_the_pixels_pil_decodes_from_a_jpeg(exported):
+    import tensorflow as tf
+
+    _, _, path = exported
+    signatures = tf.saved_model.load(path).signatures
+
+    def translated(pixels):
+        images = tf.constant(pixels[None], tf.float32)
+        output = signatures["serving_default"](images=images)["images"][0].numpy()
+        return np.round(output).astype(np.uint8)
+
+    for subsampling in (0, 2):
+        contents = textured_jpeg(45, 61, subsampling=subsampling)
+        encoded = signatures["translate_bytes"](image_bytes=tf.constant([contents]))
+        from_bytes = pil_decode(encoded["image_bytes"][0].numpy())
+        np.testing.assert_array_equal(from_bytes, translated(pil_decode(contents)))
+        # TensorFlow's default decode (the fast DCT) would have given another translation.
+        fast = tf.io.decode_image(contents, channels=3).numpy()
+        assert not np.array_equal(from_bytes, translated(fast))
 
 
 def test_export_cli_from_a_run(tiny_run, tmp_path, capsys):

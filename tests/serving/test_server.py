@@ -21,7 +21,7 @@ from cyclegan_tf.cli import serve as serve_cli  # noqa: E402
 from cyclegan_tf.serving import loadtest  # noqa: E402
 from cyclegan_tf.serving.process import ServerProcess  # noqa: E402
 from cyclegan_tf.serving.registry import ModelRegistry, ServableNotFoundError  # noqa: E402
-from tests.conftest import REPO_ROOT, require  # noqa: E402
+from tests.conftest import REPO_ROOT, pil_decode, require, textured_jpeg  # noqa: E402
 from tests.serving.conftest import b64, png, tiny_generator  # noqa: E402
 
 DOCS = REPO_ROOT / "docs" / "serving.md"
@@ -140,6 +140,23 @@ def test_a_portrait_phone_photo_comes_back_upright(server):
     assert response.status_code == 200, response.text
     translated = Image.open(io.BytesIO(base64.b64decode(response.json()["predictions"][0]["b64"])))
     assert translated.size == (24, 40)  # as a photo viewer shows it
+
+
+def test_a_jpeg_is_translated_from_the_pixels_pil_decodes(server, local_model):
+    contents = textured_jpeg(96, 128, subsampling=2)  # the web page sends the file as it is
+    request = {"signature_name": "translate_bytes", "instances": [b64(contents)]}
+    response = requests.post(predict_url(server), json=request, timeout=60)
+    assert response.status_code == 200, response.text
+    served = pil_decode(base64.b64decode(response.json()["predictions"][0]["b64"]))
+
+    def translated(pixels):
+        images = tf.constant(pixels[None], tf.float32)
+        output = local_model.signatures["serving_default"](images=images)["images"][0]
+        return np.round(np.clip(output, 0, 255)).astype(np.uint8)
+
+    np.testing.assert_array_equal(served, translated(pil_decode(contents)))
+    fast = tf.io.decode_image(contents, channels=3).numpy()  # TensorFlow's default decode
+    assert not np.array_equal(served, translated(fast))
 
 
 def _post_raw(server, body, url=None):
