@@ -84,6 +84,19 @@ def model_names(run_name):
     return f"{run_name}_a2b", f"{run_name}_b2a"
 
 
+DIRECTIONS = ("A2B", "B2A")
+
+
+def names_by_direction(run_name):
+    """``{"A2B": name, "B2A": name}``: ``model_names`` keyed by the direction each model translates.
+
+    Example:
+        >>> names_by_direction("apple2orange")
+        {'A2B': 'apple2orange', 'B2A': 'orange2apple'}
+    """
+    return dict(zip(DIRECTIONS, model_names(run_name)))
+
+
 def check_model_name(name, option="model_name"):
     """Raises ``OptionError`` unless ``name`` is usable as a folder name and in a URL.
 

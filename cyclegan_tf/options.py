@@ -20,6 +20,7 @@ Example:
     ```
 """
 
+import argparse
 import dataclasses
 import types
 
@@ -61,7 +62,9 @@ def add_arguments(parser, options_class, flags=None):
     """Adds one flag per field of ``options_class`` to an ``argparse`` parser.
 
     A bool field that defaults to False becomes a switch (``--jit-compile``); one that defaults to
-    True a switch that turns it off (``--no-<name>``, or the flag ``flags`` gives).
+    True a switch that turns it off (``--no-<name>``, or the flag ``flags`` gives); one that defaults
+    to None (chosen later, e.g. by the training objective) a pair (``--antialias``/``--no-antialias``)
+    that leaves it None unless given.
 
     Args:
         parser: an ``argparse.ArgumentParser``.
@@ -80,6 +83,13 @@ def add_arguments(parser, options_class, flags=None):
                 groups[group_name] = parser.add_argument_group(group_name)
             target = groups[group_name]
         kwargs = {"default": field.default, "help": metadata["help"], "dest": field.name}
+        if _base_type(field.type) is bool and field.default is None:
+            target.add_argument(
+                flags.get(field.name) or flag_name(field.name),
+                action=argparse.BooleanOptionalAction,
+                **kwargs,
+            )
+            continue
         if _base_type(field.type) is bool:
             default_on = bool(field.default)
             flag = flags.get(field.name) or (

@@ -3,6 +3,7 @@ r"""``cyclegan-benchmark`` / ``scripts/benchmark.py``: train-step, inference and
 Example::
 
     cyclegan-benchmark --image-size 256 --steps 10 --json float32.json
+    cyclegan-benchmark --objective cyclegan,cut,fastcut --parts train --json objectives.json
     cyclegan-benchmark --image-size 256 --mixed-precision bf16 --compare-float32 --json bf16.json
     cyclegan-benchmark --parts inference --runtimes tensorflow,onnxruntime,openvino,litert \\
         --runtime-sizes 256,1024 --inference-runs 7 --json runtimes.json
@@ -43,7 +44,7 @@ def build_parser():
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Measure CycleGAN train-step, inference and input-pipeline speed.",
+        description="Measure train-step (of each objective), inference and input-pipeline speed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     options.add_arguments(parser, BenchmarkOptions, FLAGS)
@@ -57,9 +58,18 @@ def format_table(report):
         (label, fmt.format(report[key])) for key, label, fmt in _ROWS if report.get(key) is not None
     ]
     settings = (
-        f"{report['image_size']} px, batch {report['batch_size']}, {report['mixed_precision']}"
+        f"{report['objective']}, {report['image_size']} px, batch {report['batch_size']}, "
+        f"{report['mixed_precision']}"
         f"{', XLA' if report['jit_compile'] else ''}, {report['replicas']} replica(s)"
     )
+    for objective, row in (report.get("objectives") or {}).items():
+        rows.append(
+            (
+                f"{objective} step, peak RSS",
+                f"{row['train_step_s']:.4f} s ({row['relative_step']:.2f}x), "
+                f"{row['peak_rss_mb']:.0f} MiB",
+            )
+        )
     width = max(len(label) for label, _ in rows)
     # The runtime comparison has its own sizes and precisions (its table follows).
     measured = ("train_step_s", "inference_s", "pipeline_images_per_s")

@@ -19,7 +19,8 @@ class FidCallback(keras.callbacks.Callback):
     """FID and KID of a generator's translations of fixed source images against the target domain.
 
     At the end of the first epoch of ``fit``, every ``every`` epochs and the last epoch, it
-    translates ``source_images`` with ``getattr(model, generator_attribute)``, extracts their
+    translates ``source_images`` with the model's A→B generator (``translation_generators()``, or
+    ``getattr(model, generator_attribute)``), extracts their
     InceptionV3 features and adds ``fid`` and ``kid`` to the epoch's ``logs``. Callbacks share one
     ``logs`` dict in list order, so put this callback **before** ``CSVLogger`` and ``TensorBoard``.
     ``CSVLogger`` fixes its columns at the first epoch, which is why that epoch is always scored;
@@ -37,7 +38,8 @@ class FidCallback(keras.callbacks.Callback):
         inception: an ``InceptionFeatures``.
         every: int, score every N epochs. Defaults to 1.
         keep_best_path: str or None, a ``.keras`` path for the best generator. Defaults to None.
-        generator_attribute: str, the model attribute to evaluate. Defaults to ``"generator_ab"``.
+        generator_attribute: str or None, the model attribute to evaluate. Defaults to None: the
+            objective's A→B generator.
         kid_subsets: int, KID subsets. Defaults to 100.
         kid_subset_size: int, images per KID subset. Defaults to 1000.
         batch_size: int, source images translated together when they share a size. Defaults to 8.
@@ -64,7 +66,7 @@ class FidCallback(keras.callbacks.Callback):
         inception,
         every=1,
         keep_best_path=None,
-        generator_attribute="generator_ab",
+        generator_attribute=None,
         kid_subsets=100,
         kid_subset_size=1000,
         batch_size=8,
@@ -125,9 +127,14 @@ class FidCallback(keras.callbacks.Callback):
         last = self.params.get("epochs") if self.params else None
         return (epoch + 1) % self.every == 0 or epoch + 1 == last
 
+    def _generator(self):
+        if self.generator_attribute is not None:
+            return getattr(self.model, self.generator_attribute)
+        return self.model.translation_generators()["A2B"]
+
     def translations(self):
         """The generator's translations of ``source_images``, float32 ``[H, W, 3]`` in [0, 255]."""
-        generator = getattr(self.model, self.generator_attribute)
+        generator = self._generator()
         if self._compiled is None or self._compiled.generator is not generator:
             self._compiled = CompiledGenerator(generator)
         same_size = len({image.shape for image in self.source_images}) == 1
@@ -169,7 +176,7 @@ class FidCallback(keras.callbacks.Callback):
             self._save_best(epoch, result)
 
     def _save_best(self, epoch, result):
-        model_store.save_model(getattr(self.model, self.generator_attribute), self.keep_best_path)
+        model_store.save_model(self._generator(), self.keep_best_path)
         info = {"epoch": epoch + 1, "fid": result.fid, "kid": result.kid}
         io.write_text(self.best_info_path, json.dumps(info), durable=True)
         logger.info("Epoch %d: best FID so far, saved %s", epoch + 1, self.keep_best_path)

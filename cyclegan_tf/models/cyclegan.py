@@ -3,10 +3,11 @@
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import _keras_compat, pixels
+from cyclegan_tf import pixels
 from cyclegan_tf.models import losses
 from cyclegan_tf.models.discriminators import build_discriminator
-from cyclegan_tf.models.generators import resnet_generator
+from cyclegan_tf.models.gan import GAN, default_optimizer
+from cyclegan_tf.models.generators import ResnetGenerator
 from cyclegan_tf.models.image_pool import ImagePool
 
 # The seed's log names: the mean of the two directions for each term (g_loss is the reference's sum).
@@ -22,10 +23,16 @@ _DIRECTION_METRICS = (
     "identity_b",
 )
 _VALIDATION_METRICS = ("cycle", "identity", "cycle_aba", "cycle_bab", "identity_a", "identity_b")
+# Each summary term is the mean of its two directions.
+_DIRECTION_PAIRS = {
+    "adv": ("adv_ab", "adv_ba"),
+    "cycle": ("cycle_aba", "cycle_bab"),
+    "identity": ("identity_a", "identity_b"),
+}
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
-class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
+class CycleGAN(GAN):
     """CycleGAN: unpaired translation between image domains A and B.
 
     The four networks, named once against the paper and the seed repository's files:
@@ -59,6 +66,11 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
         image_size: int, the training crop size (the image pools hold images of this size), or None
             for training images of sizes of their own (``--preprocess scale_width`` or ``none``: the
             pools then keep images of any size, one per batch). Defaults to 256.
+        antialias: bool, CUT's blurred sampling in every network (``ResnetGenerator``,
+            ``patch_discriminator``) instead of the reference's strided one. Defaults to False.
+        antialias_up: bool or None, blurred upsampling in the generators (None: as ``antialias``).
+        init_type: str, the initialisation (``layers.INIT_TYPES``). Defaults to ``"normal"``.
+        init_gain: float, its scale. Defaults to 0.02.
         seed: int, seed of the image pools. Defaults to 0.
         **kwargs: Base ``keras.Model`` keyword arguments.
 
@@ -72,6 +84,24 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
         ICCV 2017.
     """
 
+    NETWORKS = {
+        "generator_ab": "netG_A2B.keras",
+        "generator_ba": "netG_B2A.keras",
+        "discriminator_a": "netD_A.keras",
+        "discriminator_b": "netD_B.keras",
+    }
+    TRANSLATIONS = {"A2B": "generator_ab", "B2A": "generator_ba"}
+    OPTIMIZER_GROUPS = {
+        "generator": ("generator_ab", "generator_ba"),
+        "discriminator": ("discriminator_a", "discriminator_b"),
+    }
+    SUMMARY_KEYS = _SUMMARY_METRICS
+    LOG_KEYS = _SUMMARY_METRICS + _DIRECTION_METRICS
+    VALIDATION_KEYS = _VALIDATION_METRICS
+    SAMPLE_COLUMNS = ("real A", "A→B", "A→B→A", "real B", "B→A", "B→A→B")
+    OPTIONS = ("lambda_cycle", "lambda_identity", "pool_size")
+    EPOCHS = (200, 100)  # the reference's --n_epochs 100 --n_epochs_decay 100
+
     def __init__(
         self,
         ngf=64,
@@ -84,6 +114,10 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
         lambda_identity=0.5,
         pool_size=50,
         image_size=256,
+        antialias=False,
+        antialias_up=None,
+        init_type="normal",
+        init_gain=0.02,
         seed=0,
         **kwargs,
     ):
@@ -105,38 +139,42 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
         self.lambda_identity = float(lambda_identity)
         self.pool_size = pool_size
         self.image_size = image_size
+        self.antialias = bool(antialias)
+        self.antialias_up = self.antialias if antialias_up is None else bool(antialias_up)
+        self.init_type = init_type
+        self.init_gain = float(init_gain)
         self.seed = seed
         self._gan_loss = losses.get_gan_loss(gan_mode)
 
-        self.generator_ab = resnet_generator(ngf, n_res_blocks, name="netG_A2B")
-        self.generator_ba = resnet_generator(ngf, n_res_blocks, name="netG_B2A")
-        disc_args = {"kind": discriminator_kind, "ndf": ndf, "n_layers": n_disc_layers}
-        self.discriminator_a = build_discriminator(name="netD_A", **disc_args)
-        self.discriminator_b = build_discriminator(name="netD_B", **disc_args)
+        init = {"init_type": init_type, "init_gain": init_gain}
+        gen_args = {
+            "ngf": ngf,
+            "n_res_blocks": n_res_blocks,
+            "antialias": self.antialias,
+            "antialias_up": self.antialias_up,
+            **init,
+        }
+        self.generator_ab = ResnetGenerator(name="netG_A2B", **gen_args)
+        self.generator_ba = ResnetGenerator(name="netG_B2A", **gen_args)
+        disc_args = {"kind": discriminator_kind, "ndf": ndf, "n_layers": n_disc_layers, **init}
+        self.discriminator_a = build_discriminator(name="netD_A", antialias=antialias, **disc_args)
+        self.discriminator_b = build_discriminator(name="netD_B", antialias=antialias, **disc_args)
         pool_shape = (image_size, image_size, 3)
         # float32 whatever the policy: a mixed policy would autocast the pool's variables to tensors.
         pool_args = {"dtype": "float32"}
         self.pool_a = ImagePool(pool_size, pool_shape, seed=seed, name="pool_a", **pool_args)
         self.pool_b = ImagePool(pool_size, pool_shape, seed=seed + 1, name="pool_b", **pool_args)
-        self._jit_per_replica = False
-
-        names = _SUMMARY_METRICS + _DIRECTION_METRICS
-        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True
-
-    @property
-    def metrics(self):
-        return list(self.loss_trackers.values())
 
     @property
     def generator_variables(self):
         """Trainable variables of both generators, updated by ``generator_optimizer``."""
-        return self.generator_ab.trainable_variables + self.generator_ba.trainable_variables
+        return self.group_variables("generator")
 
     @property
     def discriminator_variables(self):
         """Trainable variables of both discriminators, updated by ``discriminator_optimizer``."""
-        return self.discriminator_a.trainable_variables + self.discriminator_b.trainable_variables
+        return self.group_variables("discriminator")
 
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
         """Configures the two optimizers.
@@ -148,69 +186,36 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
             **kwargs: Passed to ``keras.Model.compile`` (e.g. ``jit_compile``, ``steps_per_execution``).
                 ``jit_compile`` defaults to False: XLA is opt-in.
         """
-        self.generator_optimizer = generator_optimizer or default_optimizer()
-        self.discriminator_optimizer = discriminator_optimizer or default_optimizer()
-        if self.generator_optimizer is self.discriminator_optimizer:
-            raise ValueError("generator_optimizer and discriminator_optimizer must be two objects.")
-        self._jit_per_replica = _keras_compat.per_replica_jit(kwargs, self.distribute_strategy)
-        # `model.optimizer` is the generators' so that its iteration count is the training step that
-        # callbacks (TensorBoard, BackupAndRestore) read.
-        super().compile(optimizer=self.generator_optimizer, **kwargs)
-        # Building before the first step keeps variable creation out of the traced train function.
-        self.generator_optimizer.build(self.generator_variables)
-        self.discriminator_optimizer.build(self.discriminator_variables)
-
-    def get_compile_config(self):
-        return {
-            "generator_optimizer": keras.saving.serialize_keras_object(self.generator_optimizer),
-            "discriminator_optimizer": keras.saving.serialize_keras_object(
-                self.discriminator_optimizer
-            ),
-        }
-
-    def compile_from_config(self, config):
-        self.compile(
-            generator_optimizer=keras.saving.deserialize_keras_object(
-                config["generator_optimizer"]
-            ),
-            discriminator_optimizer=keras.saving.deserialize_keras_object(
-                config["discriminator_optimizer"]
-            ),
+        super().compile(
+            generator_optimizer=generator_optimizer,
+            discriminator_optimizer=discriminator_optimizer,
+            **kwargs,
         )
 
-    def call(self, images, training=False):
-        """Translates images from domain A to domain B.
-
-        Args:
-            images: float tensor ``[batch, H, W, 3]`` in [-1, 1], H and W multiples of 4.
-            training: bool, passed to the generator.
-
-        Returns:
-            The translated images, same shape, in [-1, 1].
-        """
-        return self.generator_ab(images, training=training)
+    def sample_images(self, images_a, images_b):
+        """Real A, A→B, A→B→A, real B, B→A, B→A→B (``SAMPLE_COLUMNS``), in inference mode."""
+        fake_b = self.generator_ab(images_a, training=False)
+        fake_a = self.generator_ba(images_b, training=False)
+        cycle_a = self.generator_ba(fake_b, training=False)
+        cycle_b = self.generator_ab(fake_a, training=False)
+        return images_a, fake_b, cycle_a, images_b, fake_a, cycle_b
 
     def train_step(self, data):
         real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
-        generator_grads, fake_a, fake_b, terms = self._compiled(self._generator_gradients)(
+        generator_grads, fake_a, fake_b, terms = self.jit_replica(self._generator_gradients)(
             real_a, real_b
         )
         pooled_fake_a = self.pool_a(fake_a)
         pooled_fake_b = self.pool_b(fake_b)
-        discriminator_grads, d_terms = self._compiled(self._discriminator_gradients)(
+        discriminator_grads, d_terms = self.jit_replica(self._discriminator_gradients)(
             real_a, real_b, pooled_fake_a, pooled_fake_b
         )
-        self.generator_optimizer.apply_gradients(zip(generator_grads, self.generator_variables))
-        self.discriminator_optimizer.apply_gradients(
-            zip(discriminator_grads, self.discriminator_variables)
-        )
+        self.apply("generator", generator_grads)
+        self.apply("discriminator", discriminator_grads)
         terms.update(d_terms)
         terms["g_loss"] = tf.add_n([terms[name] for name in terms if name not in d_terms])
         terms["d_loss"] = (d_terms["d_a"] + d_terms["d_b"]) / 2.0
-        return self._update_trackers(terms, self.loss_trackers)
-
-    def _compiled(self, function):
-        return _keras_compat.jit_replica_function(function) if self._jit_per_replica else function
+        return self.report(_with_summaries(terms))
 
     def _generator_gradients(self, real_a, real_b):
         """The generators' joint objective: gradients, both fakes and the weighted terms."""
@@ -224,9 +229,8 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
                     real_a, real_b, fake_a, fake_b, self.lambda_identity > 0, training=True
                 ),
             }
-            g_loss = tf.add_n(list(terms.values()))
-            scaled = self.generator_optimizer.scale_loss(_scale_for_replicas(g_loss))
-        grads = tape.gradient(scaled, self.generator_variables)
+            scaled = self.scaled_loss(tf.add_n(list(terms.values())), "generator")
+        grads = self.gradients(tape, scaled, "generator")
         return grads, tf.stop_gradient(fake_a), tf.stop_gradient(fake_b), terms
 
     def _discriminator_gradients(self, real_a, real_b, fake_a, fake_b):
@@ -236,10 +240,8 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
                 "d_a": self._discriminator_loss(self.discriminator_a, real_a, fake_a),
                 "d_b": self._discriminator_loss(self.discriminator_b, real_b, fake_b),
             }
-            scaled = self.discriminator_optimizer.scale_loss(
-                _scale_for_replicas(terms["d_a"] + terms["d_b"])
-            )
-        return tape.gradient(scaled, self.discriminator_variables), terms
+            scaled = self.scaled_loss(terms["d_a"] + terms["d_b"], "discriminator")
+        return self.gradients(tape, scaled, "discriminator"), terms
 
     def test_step(self, data):
         """Cycle and identity losses on held-out pairs (no adversarial terms: no update happens)."""
@@ -247,8 +249,7 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
         fake_b = self.generator_ab(real_a, training=False)
         fake_a = self.generator_ba(real_b, training=False)
         terms = self._cycle_terms(real_a, real_b, fake_a, fake_b, True, training=False)
-        trackers = {name: self.loss_trackers[name] for name in _VALIDATION_METRICS}
-        return self._update_trackers(terms, trackers)
+        return self.report(_with_summaries(terms), self.VALIDATION_KEYS)
 
     def _cycle_terms(self, real_a, real_b, fake_a, fake_b, use_identity, training):
         """Weighted cycle (and identity) terms of the reference's generator objective."""
@@ -273,18 +274,6 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
         fake_loss = self._gan_loss(discriminator(fake, training=True), False)
         return 0.5 * (real_loss + fake_loss)
 
-    @staticmethod
-    def _update_trackers(terms, trackers):
-        pairs = {"adv": ("adv_ab", "adv_ba"), "cycle": ("cycle_aba", "cycle_bab")}
-        pairs["identity"] = ("identity_a", "identity_b")
-        for summary, (first, second) in pairs.items():
-            if first in terms:
-                terms[summary] = (terms[first] + terms[second]) / 2.0
-        for name, tracker in trackers.items():
-            tracker.update_state(terms.get(name, 0.0))
-        results = {name: tracker.result() for name, tracker in trackers.items()}
-        return _keras_compat.multi_worker_logs(results)
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -298,28 +287,20 @@ class CycleGAN(_keras_compat.PrebuiltModelMixin, keras.Model):
             "lambda_identity": self.lambda_identity,
             "pool_size": self.pool_size,
             "image_size": self.image_size,
+            "antialias": self.antialias,
+            "antialias_up": self.antialias_up,
+            "init_type": self.init_type,
+            "init_gain": self.init_gain,
             "seed": self.seed,
         }
 
 
-def default_optimizer(learning_rate=2e-4, beta_1=0.5):
-    """The reference's optimizer: ``Adam(lr=2e-4, betas=(0.5, 0.999))``.
-
-    Args:
-        learning_rate: float or ``LearningRateSchedule``. Defaults to 2e-4.
-        beta_1: float. Defaults to 0.5.
-
-    Returns:
-        A ``keras.optimizers.Adam``.
-    """
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=0.999)
+def _with_summaries(terms):
+    """``terms`` with each summary term (``adv``, ``cycle``, ``identity``): its directions' mean."""
+    for summary, (first, second) in _DIRECTION_PAIRS.items():
+        if first in terms:
+            terms[summary] = (terms[first] + terms[second]) / 2.0
+    return terms
 
 
-def _scale_for_replicas(loss):
-    """Divides a per-replica mean loss by the replica count.
-
-    Keras optimizers sum gradients across replicas, so this makes the update follow the mean over the
-    global batch, whatever the number of replicas.
-    """
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss / replicas if replicas > 1 else loss
+__all__ = ["CycleGAN", "default_optimizer"]

@@ -311,30 +311,12 @@ class ResnetGenerator(keras.Model):
         return [self.stem, *self.downsamplings, *residual, *self.upsamplings, self.head]
 
     def feature_points(self):
-        """The names of the maps ``feature_extractor`` can return, in the order the image meets them.
-
-        ``input`` (the reflection-padded image), ``stem`` (the first convolution's output, before its
-        norm), ``down_0``, ``down_1`` (each downsampling convolution's output, before its norm) and
-        ``res_0`` … (each residual block's output).
-        """
-        names = ["input", "stem"]
-        names += [f"down_{i}" for i in range(len(self.downsamplings))]
-        names += [f"res_{i}" for i in range(len(self.res_blocks))]
-        return tuple(names)
+        """The names of the maps ``feature_extractor`` can return (see ``feature_points``)."""
+        return feature_points(self.n_res_blocks)
 
     def official_feature_index(self, point):
-        """The index of ``point`` in the official release's ``ResnetGenerator.model`` list.
-
-        The official CUT code names its PatchNCE layers by these indices (``--nce_layers
-        0,4,8,12,16``): with anti-aliased downsampling those are ``input``, ``down_0``, ``down_1``,
-        ``res_0`` and ``res_4``; with strided downsampling the same indices fall on other layers.
-        """
-        down = 4 if self.antialias else 3  # conv, norm, ReLU (and the blur)
-        indices = {"input": 0, "stem": 1}
-        indices.update({f"down_{i}": 4 + down * i for i in range(len(self.downsamplings))})
-        first_block = 4 + down * len(self.downsamplings)
-        indices.update({f"res_{i}": first_block + i for i in range(len(self.res_blocks))})
-        return indices[point]
+        """The index of ``point`` in the official release's list of modules (``official_feature_indices``)."""
+        return official_feature_indices(self.n_res_blocks, self.antialias)[point]
 
     def feature_extractor(self, points):
         """A model that maps images to the named maps (see ``feature_points``), sharing the weights.
@@ -386,6 +368,60 @@ class ResnetGenerator(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def feature_points(n_res_blocks):
+    """The maps of a ``ResnetGenerator`` that a PatchNCE loss may read, in the order the image meets them.
+
+    ``input`` (the reflection-padded image), ``stem`` (the first convolution's output, before its
+    norm), ``down_0``, ``down_1`` (each downsampling convolution's output, before its norm) and
+    ``res_0`` … (each residual block's output).
+
+    Example:
+        >>> feature_points(2)
+        ('input', 'stem', 'down_0', 'down_1', 'res_0', 'res_1')
+    """
+    names = ["input", "stem"]
+    names += [f"down_{i}" for i in range(pixels.GENERATOR_DOWNSAMPLINGS)]
+    names += [f"res_{i}" for i in range(int(n_res_blocks))]
+    return tuple(names)
+
+
+def official_feature_indices(n_res_blocks, antialias):
+    """``{point: index}``: where each feature point sits in the official ``ResnetGenerator.model``.
+
+    The official CUT code names its PatchNCE layers by these indices (``--nce_layers
+    0,4,8,12,16``): with anti-aliased downsampling (its default) those are ``input``, ``down_0``,
+    ``down_1``, ``res_0`` and ``res_4``; with strided downsampling the same indices fall on other
+    layers (8 is a norm's output), so the points are named here by what they are.
+
+    Example:
+        >>> indices = official_feature_indices(9, antialias=True)
+        >>> [indices[p] for p in ("input", "down_0", "down_1", "res_0", "res_4")]
+        [0, 4, 8, 12, 16]
+    """
+    down = 4 if antialias else 3  # conv, norm, ReLU (and the blur)
+    indices = {"input": 0, "stem": 1}
+    indices.update({f"down_{i}": 4 + down * i for i in range(pixels.GENERATOR_DOWNSAMPLINGS)})
+    first_block = 4 + down * pixels.GENERATOR_DOWNSAMPLINGS
+    indices.update({f"res_{i}": first_block + i for i in range(int(n_res_blocks))})
+    return indices
+
+
+def feature_map_side(point, side, antialias):
+    """int, the height (or width) of the map ``point`` for an input of ``side`` pixels (a multiple of 4).
+
+    Example:
+        >>> [feature_map_side(p, 256, True) for p in ("input", "down_0", "down_1", "res_0")]
+        [262, 256, 128, 64]
+    """
+    if point == "input":
+        return side + 6
+    if point.startswith("down_"):
+        return side // 2 ** (int(point[len("down_") :]) + (0 if antialias else 1))
+    if point.startswith("res_"):
+        return side // 2**pixels.GENERATOR_DOWNSAMPLINGS
+    return side
 
 
 def resnet_generator(ngf=64, n_res_blocks=9, channels=3, name="generator"):

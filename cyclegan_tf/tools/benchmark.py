@@ -8,10 +8,15 @@ affects all of them alike.
 
 Keys of the report (``run_benchmark``'s dict and the ``--json`` file):
 
-* ``train_step_s``: median seconds of one ``CycleGAN.fit`` step (pool, metrics and both optimizers);
-  ``images_per_s``: ``batch_size / train_step_s``.
-* ``handwritten_step_s``: the same networks, losses and Adam updates in one hand-written
-  ``tf.function`` (no image pool, no metrics); ``fit_overhead``: ``train_step_s / handwritten_step_s - 1``.
+* ``train_step_s``: median seconds of one ``fit`` step of the first ``--objective`` (a CycleGAN's:
+  pool, metrics and both optimizers); ``images_per_s``: ``batch_size / train_step_s``.
+* ``objectives`` (with several ``--objective``): ``{objective: {"train_step_s", "relative_step",
+  "peak_rss_mb"}}``: each objective's ``fit`` step, timed in the same interleaved rounds, its ratio to
+  the first one's, and the peak resident memory of a process that builds and trains only that
+  objective (a child process each, the same options, ``--steps 2``).
+* ``handwritten_step_s`` (for ``--objective cyclegan``): the same networks, losses and Adam updates
+  in one hand-written ``tf.function`` (no image pool, no metrics), as the Keras guides write a
+  CycleGAN step; ``fit_overhead``: ``train_step_s / handwritten_step_s - 1``.
 * ``float32_train_step_s`` and ``speedup_vs_float32`` with ``compare_float32`` under mixed precision.
 * ``inference_s``: median seconds for one image through the exported generator's ``serving_default``.
 * ``runtimes`` (with ``runtimes`` set, instead of ``inference_s``): one row per runtime variant and
@@ -23,11 +28,14 @@ Keys of the report (``run_benchmark``'s dict and the ``--json`` file):
 """
 
 import dataclasses
+import json
 import logging
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -39,11 +47,14 @@ from cyclegan_tf import data, export, pixels
 from cyclegan_tf.data import CACHE_MODES
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.models import losses
-from cyclegan_tf.models.cyclegan import CycleGAN, default_optimizer
+from cyclegan_tf.models.gan import default_optimizer
+from cyclegan_tf.models.objectives import OBJECTIVES
 from cyclegan_tf.options import comma_list, option
 from cyclegan_tf.tools import runtime_benchmark
 from cyclegan_tf.tools.runtime_benchmark import expand_runtimes
 from cyclegan_tf.training import distribute
+from cyclegan_tf.training.config import TrainConfig
+from cyclegan_tf.training.trainer import build_model as build_training_model
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +72,12 @@ class BenchmarkOptions:
     instead of written synthetic images; ``data_cache="disk"`` writes to a temporary folder.
     """
 
+    objective: tuple = option(
+        ("cyclegan",),
+        "Training objectives to time side by side, comma-separated (cyclegan, cut, fastcut); "
+        "with several, each one's peak memory is measured in a process of its own.",
+        parse=comma_list(str),
+    )
     image_size: int = option(256, "Image side in pixels.")
     batch_size: int = option(1, "Global batch size.")
     steps: int = option(10, "Timed train steps per variant.")
@@ -115,6 +132,13 @@ class BenchmarkOptions:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise OptionError(key, f"must be >= 1. Received: {value!r}")
         pixels.check_size_multiple("image_size", self.image_size)
+        unknown = sorted(set(self.objective) - set(OBJECTIVES))
+        if unknown or not self.objective or len(set(self.objective)) < len(self.objective):
+            raise OptionError(
+                "objective",
+                f"must name some of {', '.join(OBJECTIVES)}, each once. "
+                f"Received: {','.join(self.objective) or 'none'}",
+            )
         unknown = sorted(set(self.parts) - set(PARTS))
         if unknown or not self.parts:
             raise OptionError(
@@ -147,6 +171,7 @@ def run_benchmark(options):
         "mixed_precision": options.mixed_precision or "float32",
         "jit_compile": options.jit_compile,
         "replicas": strategy.num_replicas_in_sync,
+        "objective": options.objective[0],
         "train_step_s": None,
         "images_per_s": None,
         "handwritten_step_s": None,
@@ -161,14 +186,11 @@ def run_benchmark(options):
     model = None
     if "train" in options.parts:
         model = _measure_training(options, strategy, report)
+    generator = None if model is None else model.translation_generators()["A2B"]
     if "inference" in options.parts and options.runtimes:
-        report["runtimes"] = measure_runtimes(
-            model.generator_ab if model is not None else None, options
-        )
+        report["runtimes"] = measure_runtimes(generator, options)
     elif "inference" in options.parts:
-        report["inference_s"] = measure_inference(
-            model.generator_ab if model is not None else None, options
-        )
+        report["inference_s"] = measure_inference(generator, options)
     if "pipeline" in options.parts:
         report.update(measure_pipeline(options))
     report["peak_rss_mb"] = peak_rss_mb()
@@ -180,14 +202,21 @@ def _measure_training(options, strategy, report):
     """Times the train-step variants in interleaved rounds; fills ``report``; returns the fit model."""
     batch = _random_batch(options, seed=options.seed)
     variants = {}
+    first, *others = options.objective
     with distribute.precision(options.mixed_precision):
-        model = build_model(options, strategy)
+        model = training_model(options, strategy, first)
         variants["fit"] = FitStepTimer(model, batch)
-        if options.compare_handwritten and strategy.num_replicas_in_sync == 1:
+        for objective in others:
+            variants[objective] = FitStepTimer(training_model(options, strategy, objective), batch)
+        if (
+            options.compare_handwritten
+            and first == "cyclegan"
+            and strategy.num_replicas_in_sync == 1
+        ):
             variants["handwritten"] = HandwrittenStep(model, options.jit_compile).timer(batch)
     if options.compare_float32:
         with distribute.precision(None):
-            variants["float32"] = FitStepTimer(build_model(options, strategy), batch)
+            variants["float32"] = FitStepTimer(training_model(options, strategy, first), batch)
     for name, timer in variants.items():
         logger.info("Warming up the %s step (%d steps).", name, options.warmup)
         timer.run(options.warmup)
@@ -208,30 +237,75 @@ def _measure_training(options, strategy, report):
     if "float32" in medians:
         report["float32_train_step_s"] = medians["float32"]
         report["speedup_vs_float32"] = medians["float32"] / medians["fit"]
+    if others:
+        steps = {first: medians["fit"], **{name: medians[name] for name in others}}
+        report["objectives"] = {
+            name: {
+                "train_step_s": step,
+                "relative_step": step / medians["fit"],
+                "peak_rss_mb": objective_peak_rss_mb(options, name),
+            }
+            for name, step in steps.items()
+        }
     return model
 
 
-def build_model(options, strategy):
-    """A compiled ``CycleGAN`` as training builds it (reference optimizers, pool of 50)."""
+def training_config(options, objective):
+    """The ``TrainConfig`` of a training run with the benchmark's networks, sizes and precision."""
+    return TrainConfig(
+        objective=objective,
+        ngf=options.ngf,
+        ndf=options.ndf,
+        n_res_blocks=options.n_res_blocks,
+        image_size=options.image_size,
+        load_size=options.image_size,
+        batch_size=options.batch_size,
+        seed=options.seed,
+        mixed_precision=options.mixed_precision,
+        jit_compile=options.jit_compile,
+    ).resolved()
+
+
+def training_model(options, strategy, objective=None):
+    """A compiled objective as training builds it (``trainer.build_model``: optimizers, schedule).
+
+    Args:
+        options: a ``BenchmarkOptions``.
+        strategy: the ``tf.distribute`` strategy.
+        objective: str or None, the objective (default: the first of ``options.objective``).
+    """
     keras.utils.set_random_seed(options.seed)
+    config = training_config(options, objective or options.objective[0])
     with strategy.scope():
-        model = CycleGAN(
-            ngf=options.ngf,
-            ndf=options.ndf,
-            n_res_blocks=options.n_res_blocks,
-            image_size=options.image_size,
-            seed=options.seed,
-        )
-        model.compile(
-            generator_optimizer=distribute.wrap_optimizer(
-                default_optimizer(), options.mixed_precision
-            ),
-            discriminator_optimizer=distribute.wrap_optimizer(
-                default_optimizer(), options.mixed_precision
-            ),
-            jit_compile=options.jit_compile,
-        )
-    return model
+        return build_training_model(config, steps_per_epoch=max(options.steps, 1))
+
+
+def objective_peak_rss_mb(options, objective):
+    """The peak resident memory of a process that builds and trains only ``objective`` (MiB).
+
+    Runs ``cyclegan-benchmark --parts train --objective OBJECTIVE --steps 2`` with the same
+    networks, sizes and precision in a child process, so that each objective's figure is its own.
+    """
+    argv = [
+        *("--parts", "train", "--objective", objective, "--steps", "2", "--rounds", "1"),
+        *("--warmup", "1", "--no-handwritten", "--image-size", str(options.image_size)),
+        *("--batch-size", str(options.batch_size), "--ngf", str(options.ngf)),
+        *("--ndf", str(options.ndf), "--n-res-blocks", str(options.n_res_blocks)),
+        *("--seed", str(options.seed)),
+        *(["--mixed-precision", options.mixed_precision] if options.mixed_precision else []),
+        *(["--jit-compile"] if options.jit_compile else []),
+    ]
+    with tempfile.TemporaryDirectory(prefix="cyclegan-benchmark-") as root:
+        path = os.path.join(root, "report.json")
+        command = [sys.executable, "-m", "cyclegan_tf.cli.benchmark", *argv, "--json", path]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"measuring {objective} alone failed: {result.stderr.strip().splitlines()[-1:]}"
+            )
+        with open(path) as f:
+            return json.load(f)["peak_rss_mb"]
 
 
 def _random_batch(options, seed):
@@ -359,7 +433,8 @@ def measure_inference(generator, options):
     """
     if generator is None:
         with distribute.precision(options.mixed_precision):
-            generator = build_model(options, tf.distribute.get_strategy()).generator_ab
+            model = training_model(options, tf.distribute.get_strategy())
+            generator = model.translation_generators()["A2B"]
     with tempfile.TemporaryDirectory(prefix="cyclegan-benchmark-") as root:
         version = export.export_generator(generator, root, "benchmark")
         serving = tf.saved_model.load(version).signatures["serving_default"]
@@ -386,7 +461,8 @@ def measure_runtimes(generator, options):
         A list of row dicts (see ``runtime_benchmark.measure_runtimes``).
     """
     if generator is None:
-        generator = build_model(options, tf.distribute.get_strategy()).generator_ab
+        model = training_model(options, tf.distribute.get_strategy())
+        generator = model.translation_generators()["A2B"]
     return runtime_benchmark.compare_runtimes(
         generator,
         options.runtimes,

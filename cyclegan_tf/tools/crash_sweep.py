@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from cyclegan_tf import io
+from cyclegan_tf.training.run_folder import RunFolder
 
 # A tiny run that passes every kind of durable write: backups every step (mid-epoch and at epoch
 # ends), CSV rows, networks, an export after each epoch, the report, finished.json.
@@ -36,7 +37,6 @@ TINY_OPTIONS = (
     *("--epochs", "2", "--steps-per-epoch", "2", "--backup-every", "1", "--export-every", "1"),
     *("--sample-every", "2", "--name", "apple2orange"),
 )
-NETWORK_FILES = ("netG_A2B.keras", "netG_B2A.keras", "netD_A.keras", "netD_B.keras")
 _ETA = re.compile(r" ETA: \S+$")
 _GENERATED = re.compile(r" · generated \d{4}-\d\d-\d\d \d\d:\d\d")
 
@@ -184,7 +184,7 @@ def outcome(root):
     normalise = lambda text: text.replace(run, "RUN").replace(exports, "EXPORTS")  # noqa: E731
     networks = {
         name: _network_weights(os.path.join(run, "models", name))
-        for name in NETWORK_FILES
+        for name in RunFolder(run).objective().NETWORKS.values()
         if os.path.exists(os.path.join(run, "models", name))
     }
     exported = {}

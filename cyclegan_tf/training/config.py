@@ -5,12 +5,15 @@ keeps the resolved options as ``config.json`` so a run can be resumed, compared 
 """
 
 import dataclasses
+import inspect
 import json
 import math
 
 from cyclegan_tf import _deprecated, io, options, pixels
 from cyclegan_tf.data.preprocess import PREPROCESS_MODES, VARIABLE_SIZE_MODES
 from cyclegan_tf.errors import OptionError
+from cyclegan_tf.models.layers import INIT_TYPES
+from cyclegan_tf.models.objectives import OBJECTIVES, get_objective
 from cyclegan_tf.options import option
 from cyclegan_tf.training import distribute
 
@@ -59,6 +62,13 @@ class TrainConfig:
         group="data",
     )
     # Networks and objective.
+    objective: str = _option(
+        "cyclegan",
+        "Training objective: cyclegan (two generators, cycle consistency), cut or fastcut "
+        "(one generator, PatchNCE; see docs/objectives.md).",
+        choices=tuple(OBJECTIVES),
+        group="model",
+    )
     ngf: int = _option(64, "Generator filters in the first layer.", group="model")
     ndf: int = _option(64, "Discriminator filters in the first layer.", group="model")
     n_res_blocks: int = _option(9, "Residual blocks per generator.", group="model")
@@ -69,18 +79,85 @@ class TrainConfig:
     gan_mode: str = _option(
         "lsgan", "Adversarial loss.", choices=("lsgan", "vanilla"), group="model"
     )
-    lambda_cycle: float = _option(10.0, "Weight of each cycle-consistency term.", group="model")
-    lambda_identity: float = _option(
-        0.5, "Identity weight relative to --lambda-cycle (0 skips it).", group="model"
+    antialias: bool | None = _option(
+        None,
+        "Blurred (anti-aliased) down- and upsampling in the generator and discriminator, as CUT "
+        "does (default: on for cut and fastcut, off for cyclegan).",
+        group="model",
     )
-    pool_size: int = _option(
-        50, "Generated images remembered per domain (0: no pool).", group="model"
+    antialias_up: bool | None = _option(
+        None,
+        "Blurred upsampling in the generator (default: as --antialias; the official CUT's "
+        "--no_antialias alone is --no-antialias --antialias-up).",
+        group="model",
+    )
+    init_type: str | None = _option(
+        None,
+        "Weight initialisation (default: normal for cyclegan, xavier for cut and fastcut).",
+        choices=INIT_TYPES,
+        group="model",
+    )
+    init_gain: float | None = _option(
+        None, "Scale of the initialisation (default: 0.02).", group="model"
+    )
+    # CycleGAN's options (--objective cyclegan).
+    lambda_cycle: float | None = _option(
+        None, "Weight of each cycle-consistency term (default: 10).", group="cyclegan"
+    )
+    lambda_identity: float | None = _option(
+        None,
+        "Identity weight relative to --lambda-cycle, 0 skips it (default: 0.5).",
+        group="cyclegan",
+    )
+    pool_size: int | None = _option(
+        None, "Generated images remembered per domain, 0: no pool (default: 50).", group="cyclegan"
+    )
+    # CUT's and FastCUT's options (--objective cut or fastcut).
+    lambda_gan: float | None = _option(
+        None, "Weight of the adversarial term (default: 1).", group="cut"
+    )
+    lambda_nce: float | None = _option(
+        None, "Weight of the PatchNCE terms (default: 1 for cut, 10 for fastcut).", group="cut"
+    )
+    nce_idt: bool | None = _option(
+        None,
+        "The identity PatchNCE term NCE(y, G(y)) (default: on for cut, off for fastcut).",
+        group="cut",
+    )
+    nce_layers: str | None = _option(
+        None,
+        "Generator maps of the PatchNCE loss, by name (input, stem, down_0, down_1, res_0 ...) or "
+        "by the official release's index (default: input,down_0,down_1,res_0,res_4, the official "
+        "0,4,8,12,16).",
+        group="cut",
+    )
+    num_patches: int | None = _option(
+        None, "Patches sampled per map and image (default: 256).", group="cut"
+    )
+    projection_units: int | None = _option(
+        None,
+        "Units of the two-layer projection MLP of each map (default: 256, the official --netF_nc).",
+        group="cut",
+    )
+    nce_temperature: float | None = _option(
+        None,
+        "Temperature of the PatchNCE logits (default: 0.07, the official --nce_T).",
+        group="cut",
+    )
+    flip_equivariance: bool | None = _option(
+        None,
+        "Flip the batch left-right at random and the maps back (default: on for fastcut).",
+        group="cut",
     )
     # Optimisation.
     batch_size: int = _option(1, "Global batch size.")
-    epochs: int = _option(200, "Total epochs.")
+    epochs: int | None = _option(
+        None, "Total epochs (default: the objective's: 200 for cyclegan and fastcut, 400 for cut)."
+    )
     decay_epochs: int | None = _option(
-        None, "Epochs of linear learning-rate decay at the end (default: half of --epochs)."
+        None,
+        "Epochs of linear learning-rate decay at the end (default: the objective's, 100, 200 and "
+        "50, with its default --epochs; else half of --epochs).",
     )
     steps_per_epoch: int | None = _option(
         None, "Steps per epoch (default: the larger domain's size / batch size)."
@@ -142,22 +219,46 @@ class TrainConfig:
     jit_compile: bool = _option(False, "Compile the train step with XLA.", group="scale")
 
     def resolved(self):
-        """Returns a copy with the derived defaults filled in (name, output_dir, decay_epochs).
+        """Returns a copy with the derived defaults filled in.
+
+        The name and output folder; the objective's defaults of its own options, of the sampling and
+        initialisation (its constructor's defaults) and of the epochs (its ``EPOCHS``).
 
         Raises:
-            OptionError: if an option is out of range; it names the option and its value.
+            OptionError: if an option is out of range or belongs to another objective; it names the
+                option and its value.
         """
         config = dataclasses.replace(self)
+        if config.objective not in OBJECTIVES:
+            raise OptionError(
+                "objective", f"must be one of {tuple(OBJECTIVES)}. Received: {config.objective!r}"
+            )
+        objective = config.objective_class()
+        defaults = _constructor_defaults(objective)
+        for key in (*_OBJECTIVE_DEFAULTED, *objective.OPTIONS):
+            if getattr(config, key) is None:
+                setattr(config, key, defaults[key])
+        if config.antialias_up is None:
+            config.antialias_up = config.antialias
         if config.name is None:
             config.name = (
                 config.dataset if config.data_dir is None else _folder_name(config.data_dir)
             )
         if config.output_dir is None:
             config.output_dir = io.join("runs", config.name)
+        epochs, decay_epochs = objective.EPOCHS
+        if config.epochs is None:
+            config.epochs = epochs
+        elif config.decay_epochs is None:
+            decay_epochs = config.epochs // 2
         if config.decay_epochs is None:
-            config.decay_epochs = config.epochs // 2
+            config.decay_epochs = decay_epochs
         config.validate()
         return config
+
+    def objective_class(self):
+        """The ``GAN`` subclass of ``objective`` (``models.objectives.OBJECTIVES``)."""
+        return get_objective(self.objective)
 
     def validate(self):
         """Checks ranges and combinations.
@@ -165,25 +266,25 @@ class TrainConfig:
         Raises:
             OptionError: naming the first option (its Python name) out of range and its value.
         """
+        self._check_objective_options()
         pixels.check_size_multiple("image_size", self.image_size)
-        for key in (
-            "load_size",
-            "batch_size",
-            "epochs",
-            "ngf",
-            "ndf",
-            "n_disc_layers",
-        ):
+        for key in ("load_size", "batch_size", "ngf", "ndf", "n_disc_layers"):
             _check_integer(key, getattr(self, key), minimum=1)
-        for key in ("n_res_blocks", "pool_size", "sample_every", "seed"):
+        for key in ("n_res_blocks", "sample_every", "seed"):
             _check_integer(key, getattr(self, key), minimum=0)
-        for key in ("steps_per_epoch", "backup_every", "export_every", "eval_every", "fid_every"):
+        optional_counts = ("epochs", "steps_per_epoch", "backup_every", "export_every")
+        for key in (*optional_counts, "eval_every", "fid_every", "num_patches", "projection_units"):
             if getattr(self, key) is not None:
                 _check_integer(key, getattr(self, key), minimum=1)
+        if self.pool_size is not None:
+            _check_integer("pool_size", self.pool_size, minimum=0)
         _check_number("lr", self.lr, "> 0", lambda value: value > 0)
         _check_number("beta1", self.beta1, "in [0, 1)", lambda value: 0 <= value < 1)
-        for key in ("lambda_cycle", "lambda_identity"):
-            _check_number(key, getattr(self, key), ">= 0", lambda value: value >= 0)
+        for key in ("lambda_cycle", "lambda_identity", "lambda_gan", "lambda_nce", "init_gain"):
+            if getattr(self, key) is not None:
+                _check_number(key, getattr(self, key), ">= 0", lambda value: value >= 0)
+        if self.nce_temperature is not None:
+            _check_number("nce_temperature", self.nce_temperature, "> 0", lambda value: value > 0)
         _check_number("cluster_timeout", self.cluster_timeout, "> 0", lambda value: value > 0)
         if self.preprocess in VARIABLE_SIZE_MODES and self.batch_size != 1:
             raise OptionError(
@@ -196,7 +297,7 @@ class TrainConfig:
                 "load_size",
                 f"must be >= image_size ({self.image_size}). Received: load_size={self.load_size}",
             )
-        if self.decay_epochs is not None:
+        if self.decay_epochs is not None and self.epochs is not None:
             _check_integer("decay_epochs", self.decay_epochs, minimum=0)
             if self.decay_epochs > self.epochs:
                 raise OptionError(
@@ -214,33 +315,45 @@ class TrainConfig:
             if choices and value is not None and value not in choices:
                 raise OptionError(key, f"must be one of {choices}. Received: {key}={value!r}")
 
+    def _check_objective_options(self):
+        """Refuses an option of another objective; lets the objective check its own."""
+        for name in OBJECTIVES:
+            other = get_objective(name)
+            if name == self.objective:
+                continue
+            for key in other.OPTIONS:
+                if key not in self.objective_class().OPTIONS and getattr(self, key) is not None:
+                    raise OptionError(
+                        key,
+                        f"is an option of --objective {name}, not of this run's --objective "
+                        f"{self.objective}. Received: {key}={getattr(self, key)!r}",
+                    )
+        self.objective_class().check_options(**self.model_options())
+
     def model_options(self):
-        """The ``CycleGAN`` constructor arguments of this run."""
-        keys = (
-            "ngf",
-            "ndf",
-            "n_res_blocks",
-            "n_disc_layers",
-            "gan_mode",
-            "lambda_cycle",
-            "lambda_identity",
-            "pool_size",
-            "image_size",
-            "seed",
-        )
-        options = {key: getattr(self, key) for key in keys}
+        """The constructor arguments of this run's objective (``objective_class()``)."""
+        options = {
+            key: getattr(self, key) for key in (*_SHARED_MODEL_OPTIONS, *_OBJECTIVE_DEFAULTED)
+        }
+        options["antialias_up"] = self.antialias_up
+        options.update({key: getattr(self, key) for key in self.objective_class().OPTIONS})
         if self.preprocess in VARIABLE_SIZE_MODES:
             options["image_size"] = None  # the image pools keep images of any size
         return {**options, "discriminator_kind": self.discriminator}
 
     ARCHITECTURE_KEYS = (
+        "objective",
         "ngf",
         "ndf",
         "n_res_blocks",
         "n_disc_layers",
         "discriminator",
+        "antialias",
+        "antialias_up",
         "image_size",
         "pool_size",
+        "nce_layers",
+        "projection_units",
         "preprocess",
     )
 
@@ -289,6 +402,35 @@ class TrainConfig:
             "TrainConfig.from_args", "cyclegan_tf.options.from_args(TrainConfig, namespace)"
         )
         return options.from_args(cls, namespace)
+
+
+# The constructor arguments every objective takes from the config as they are, and those whose
+# default (None in the config) is the objective's own constructor default.
+_SHARED_MODEL_OPTIONS = (
+    "ngf",
+    "ndf",
+    "n_res_blocks",
+    "n_disc_layers",
+    "gan_mode",
+    "image_size",
+    "seed",
+)
+_OBJECTIVE_DEFAULTED = ("antialias", "init_type", "init_gain")
+
+
+def _constructor_defaults(objective):
+    """``{argument: default}`` of an objective's constructor: the one place its defaults live.
+
+    A subclass that changes some defaults (``FastCUT``) overrides its parent's.
+    """
+    defaults = {}
+    for cls in reversed(objective.__mro__):
+        if "__init__" in vars(cls) and issubclass(cls, objective.__mro__[-1]):
+            parameters = inspect.signature(vars(cls)["__init__"]).parameters
+            defaults.update(
+                {name: p.default for name, p in parameters.items() if p.default is not p.empty}
+            )
+    return defaults
 
 
 def _check_integer(key, value, minimum):

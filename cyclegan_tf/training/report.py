@@ -20,17 +20,29 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from cyclegan_tf import io
-from cyclegan_tf.export import existing_versions, model_names
+from cyclegan_tf.export import existing_versions
+from cyclegan_tf.model_store import names_by_direction
 from cyclegan_tf.training.run_folder import RunFolder
 
-# The curves, one figure each: (title, columns, y label). Columns missing from the log are skipped.
-CURVES = (
-    ("Discriminator and generator losses", ("d_loss", "g_loss"), "loss"),
-    ("Generator terms", ("adv", "cycle", "identity"), "loss"),
-    ("Validation (test split)", ("val_cycle", "val_identity"), "L1"),
-    ("FID (lower is better)", ("fid",), "FID"),
-    ("KID (lower is better)", ("kid",), "KID"),
-)
+
+def curves(objective):
+    """The curves of a run of ``objective``, one figure each: ``(title, columns, y label)``.
+
+    The losses, the objective's generator terms (its ``SUMMARY_KEYS`` after ``d_loss`` and
+    ``g_loss``), its validation losses and FID/KID. Columns missing from the log are skipped.
+    """
+    validation = tuple(
+        f"val_{key}" for key in objective.SUMMARY_KEYS if key in objective.VALIDATION_KEYS
+    )
+    return (
+        ("Discriminator and generator losses", objective.SUMMARY_KEYS[:2], "loss"),
+        ("Generator terms", objective.SUMMARY_KEYS[2:], "loss"),
+        ("Validation (test split)", validation, "loss"),
+        ("FID (lower is better)", ("fid",), "FID"),
+        ("KID (lower is better)", ("kid",), "KID"),
+    )
+
+
 _SAMPLE = re.compile(r"^epoch_(\d+)\.png$")
 
 _CSS = """
@@ -157,14 +169,15 @@ def sample_grids(run):
     return [grids[index] for index in picks]
 
 
-def find_exports(config):
-    """The SavedModel version folders a run's config points at (both directions), or ``[]``."""
+def find_exports(config, objective):
+    """The SavedModel version folders a run's config points at (each direction it exports), or ``[]``."""
     export_dir, name = config.get("export_dir"), config.get("name")
     if not export_dir or not name:
         return []
 
     paths = []
-    for model_name in model_names(name):
+    names = names_by_direction(name)
+    for model_name in (names[direction] for direction in objective.TRANSLATIONS):
         model_dir = io.join(export_dir, model_name)
         paths.extend(io.join(model_dir, str(v)) for v in existing_versions(model_dir))
     return paths
@@ -182,11 +195,14 @@ def _table(rows):
     return f"<table>{cells}</table>"
 
 
-def _summary_rows(run, log):
+def _summary_rows(run, log, objective):
     rows = []
     if log:
         rows.append(("epochs logged", len(log["epoch"])))
-        for name in ("d_loss", "g_loss", "cycle", "identity", "val_cycle", "val_identity"):
+        validation = [
+            f"val_{key}" for key in objective.SUMMARY_KEYS if key in objective.VALIDATION_KEYS
+        ]
+        for name in (*objective.SUMMARY_KEYS, *validation):
             values = [v for v in log.get(name, []) if math.isfinite(v)]
             if values:
                 rows.append((f"last {name}", f"{values[-1]:.4f}"))
@@ -211,13 +227,14 @@ def render(run_dir, export_paths=None):
         str, a complete HTML document.
     """
     run = RunFolder(run_dir)
+    objective = run.objective()
     config = json.loads(io.read_text(run.config)) if io.isfile(run.config) else {}
     log = read_log(run.csv) if io.isfile(run.csv) else {}
     if export_paths is None:
-        export_paths = find_exports(config)
+        export_paths = find_exports(config, objective)
     location = os.path.abspath(run_dir) if io.is_local(run_dir) else run_dir
 
-    title = f"CycleGAN run: {config.get('name') or io.basename(location)}"
+    title = f"{objective.__name__} run: {config.get('name') or io.basename(location)}"
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     parts = [
         "<!DOCTYPE html>",
@@ -226,12 +243,12 @@ def render(run_dir, export_paths=None):
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="muted"><code>{html.escape(location)}</code> · generated {generated}</p>',
     ]
-    summary = _summary_rows(run, log)
+    summary = _summary_rows(run, log, objective)
     if summary:
         parts += ["<h2>Summary</h2>", _table(summary)]
 
     parts.append("<h2>Curves</h2>")
-    figures = [plot_curves(log, *curve) for curve in CURVES] if log else []
+    figures = [plot_curves(log, *curve) for curve in curves(objective)] if log else []
     figures = [png for png in figures if png is not None]
     if figures:
         images = "".join(

@@ -7,8 +7,9 @@ The layout (``--output-dir``, default ``runs/<name>``; local, ``gs://`` or ``ram
     logs/train.log         progress lines in the seed repository's format
     logs/train/, logs/validation/, logs/samples/, logs/steps/   TensorBoard events
     images/latest.png, images/epoch_NNN.png         sample grids
-    models/netG_A2B.keras  netG_B2A.keras  netD_A.keras  netD_B.keras
-    models/best_netG_A2B.keras                      with --keep-best
+    models/<network files>  the objective's networks (its ``NETWORKS``): CycleGAN's netG_A2B.keras,
+                           netG_B2A.keras, netD_A.keras, netD_B.keras; CUT's netG, netD, netF
+    models/best_<A→B generator file>                with --keep-best (best_netG_A2B.keras)
     exports.json           the export versions planned after each exported epoch
     report.html            config, curves, grids and exports in one page
     finished.json          written last, once the networks, exports and report are: the run is done
@@ -17,7 +18,9 @@ The layout (``--output-dir``, default ``runs/<name>``; local, ``gs://`` or ``ram
     .lock                  held by the training that writes the folder (``io.exclusive_lock``)
     cache/                 resized training images with ``--data-cache disk`` (kept for resumes)
 
-``RunFolder`` is the only place that spells these names; everything else asks it.
+``RunFolder`` is the only place that spells these names; everything else asks it. The network files
+are the run's objective's (``config.json``'s ``objective``; a run written before objectives existed is
+a CycleGAN run).
 
 The folder's state decides what the same command does (``prepare``): no ``config.json``, a new run; a
 backup, a resume from it (exactly: ``logs/`` is cut back to the backup, and the steps after it are
@@ -32,21 +35,12 @@ import re
 
 from cyclegan_tf import io
 from cyclegan_tf.errors import OptionError, first_line
+from cyclegan_tf.models.objectives import get_objective
 from cyclegan_tf.training.backup import BackupStore
 from cyclegan_tf.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-# The seed's four network files, by ``CycleGAN`` attribute.
-NETWORK_FILES = {
-    "generator_ab": "netG_A2B.keras",
-    "generator_ba": "netG_B2A.keras",
-    "discriminator_a": "netD_A.keras",
-    "discriminator_b": "netD_B.keras",
-}
-# The generator files by direction, as ``cyclegan-translate`` and the exports name them.
-GENERATOR_ATTRIBUTES = {"A2B": "generator_ab", "B2A": "generator_ba"}
-BEST_GENERATOR_FILE = "best_netG_A2B.keras"
 LATEST_GRID_FILE = "latest.png"
 FINISHED_FILE = "finished.json"
 # ``[Epoch 3/20] [Batch 40/40] ...``: the lines of ``logs/train.log`` by position.
@@ -77,7 +71,6 @@ class RunFolder:
         self.backup = io.join(root, "backup")
         self.data_cache = io.join(root, "cache")
         self.report = io.join(root, "report.html")
-        self.best_generator = io.join(self.models, BEST_GENERATOR_FILE)
         self.exports = io.join(root, "exports.json")
         self.finished = io.join(root, FINISHED_FILE)
 
@@ -87,17 +80,34 @@ class RunFolder:
         run = cls(path)
         return run.models if io.isdir(run.models) else path
 
+    def objective(self):
+        """The ``GAN`` subclass of the run: ``config.json``'s ``objective`` (CycleGAN without one)."""
+        objective = "cyclegan"
+        if io.isfile(self.config):
+            try:
+                objective = json.loads(io.read_text(self.config)).get("objective") or objective
+            except (ValueError, UnicodeDecodeError):
+                pass  # a damaged config.json: prepare() names it; a reader assumes a CycleGAN run
+        return get_objective(objective)
+
     def network(self, attribute):
-        """The ``.keras`` file of a ``CycleGAN`` network attribute (``"generator_ab"``, ...)."""
-        return io.join(self.models, NETWORK_FILES[attribute])
+        """The ``.keras`` file of a network attribute of the run's objective (``"generator_ab"``)."""
+        return io.join(self.models, self.objective().NETWORKS[attribute])
 
     def generator(self, direction):
-        """The ``.keras`` file of the ``"A2B"`` or ``"B2A"`` generator."""
-        if direction not in GENERATOR_ATTRIBUTES:
+        """The ``.keras`` file of the run's ``"A2B"`` (or, where it has one, ``"B2A"``) generator."""
+        translations = self.objective().TRANSLATIONS
+        if direction not in translations:
             raise ValueError(
-                f"direction must be one of {sorted(GENERATOR_ATTRIBUTES)}. Received: {direction!r}"
+                f"direction must be one of {sorted(translations)} for a "
+                f"{self.objective().__name__} run. Received: {direction!r}"
             )
-        return self.network(GENERATOR_ATTRIBUTES[direction])
+        return self.network(translations[direction])
+
+    @property
+    def best_generator(self):
+        """``models/best_<A→B generator file>`` (``best_netG_A2B.keras``), kept by --keep-best."""
+        return io.join(self.models, "best_" + io.basename(self.generator("A2B")))
 
     def epoch_grid(self, epoch):
         """The sample grid written after 0-based ``epoch`` (``images/epoch_NNN.png``)."""
@@ -133,8 +143,8 @@ class RunFolder:
         return BackupStore(self.backup).exists()
 
     def has_models(self):
-        """Whether any of the four network files exists."""
-        return any(io.exists(self.network(attribute)) for attribute in NETWORK_FILES)
+        """Whether any network file of the run's objective exists."""
+        return any(io.exists(self.network(attribute)) for attribute in self.objective().NETWORKS)
 
     def is_finished(self):
         """Whether the run finished: ``finished.json``, written after everything else."""
@@ -246,7 +256,8 @@ class RunFolder:
         )
 
     def _check_resumable(self, previous, config):
-        differences = previous.differences(config)
+        # Resolved, a config.json written before an option existed holds that option's default.
+        differences = previous.resolved().differences(config)
         for key in TrainConfig.ARCHITECTURE_KEYS:
             if key in differences:
                 before, now = differences[key]

@@ -1,4 +1,4 @@
-"""One trainer: a ``TrainConfig`` in, a trained ``CycleGAN`` and a run folder out (see ``run_folder``).
+"""One trainer: a ``TrainConfig`` in, a trained objective (``CycleGAN``, ``CUT`` …) and a run folder out.
 
 A run survives any interruption (``docs/reliability.md``): it holds its folder's lock, backs up from
 its first step on (``backup.BackupStore``), stops gracefully on Ctrl-C or SIGTERM
@@ -20,14 +20,14 @@ import keras
 from cyclegan_tf import data, io
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.evaluation import FidCallback, InceptionFeatures
-from cyclegan_tf.models.cyclegan import CycleGAN, default_optimizer
+from cyclegan_tf.models.gan import default_optimizer
 from cyclegan_tf.models.schedules import LinearDecayAfter
 from cyclegan_tf.training import callbacks as run_callbacks
 from cyclegan_tf.training import distribute
 from cyclegan_tf.training.backup import BackupStore
 from cyclegan_tf.training.interruption import StopSignals, TrainingInterrupted
 from cyclegan_tf.training.report import write_report
-from cyclegan_tf.training.run_folder import NETWORK_FILES, RunFolder
+from cyclegan_tf.training.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -144,16 +144,21 @@ def load_sample_images(config, count=SAMPLE_IMAGES):
 
 
 def build_model(config, steps_per_epoch):
-    """A compiled ``CycleGAN`` with the reference's optimizers and learning-rate schedule.
+    """The config's objective, compiled with the reference's optimizers and learning-rate schedule.
+
+    One Adam optimizer per optimizer group of the objective (``OPTIMIZER_GROUPS``), each with the
+    linear decay of ``--decay-epochs`` and, under ``--mixed-precision fp16``, loss scaling. The
+    trainer and the benchmark both build their model here.
 
     Args:
         config: a resolved ``TrainConfig``.
         steps_per_epoch: int, steps per epoch (drives the schedule).
 
     Returns:
-        A compiled ``CycleGAN``.
+        A compiled ``GAN`` (``CycleGAN``, ``CUT`` …).
     """
-    model = CycleGAN(**config.model_options())
+    objective = config.objective_class()
+    model = objective(**config.model_options())
 
     def optimizer():
         schedule = LinearDecayAfter(config.lr, config.epochs, config.decay_epochs, steps_per_epoch)
@@ -161,11 +166,8 @@ def build_model(config, steps_per_epoch):
             default_optimizer(schedule, beta_1=config.beta1), config.mixed_precision
         )
 
-    model.compile(
-        generator_optimizer=optimizer(),
-        discriminator_optimizer=optimizer(),
-        jit_compile=config.jit_compile,
-    )
+    optimizers = {f"{group}_optimizer": optimizer() for group in objective.OPTIMIZER_GROUPS}
+    model.compile(jit_compile=config.jit_compile, **optimizers)
     return model
 
 
@@ -173,7 +175,7 @@ def load_network_weights(model, init_from):
     """Copies the networks of a run folder (or its ``models/``) into ``model`` (fine-tuning).
 
     Args:
-        model: a ``CycleGAN``.
+        model: a ``GAN`` (its ``NETWORKS`` name the files).
         init_from: str, a run folder or a folder holding the network files.
 
     Raises:
@@ -181,23 +183,25 @@ def load_network_weights(model, init_from):
     """
     models_dir = RunFolder.models_folder(init_from)
     found = 0
-    for attribute, filename in NETWORK_FILES.items():
+    networks = model.networks()
+    for attribute, filename in model.NETWORKS.items():
         path = io.join(models_dir, filename)
         if not io.exists(path):
             continue
         loaded = keras.models.load_model(path, compile=False)
         try:
-            getattr(model, attribute).set_weights(loaded.get_weights())
+            networks[attribute].set_weights(loaded.get_weights())
         except ValueError as error:
             raise OptionError(
                 "init_from",
-                f"{path} does not fit this model's {attribute} ({error}); use the same ngf, ndf, "
-                "n_res_blocks, n_disc_layers and discriminator",
+                f"{path} does not fit this model's {attribute} ({error}); use the same objective, "
+                "ngf, ndf, n_res_blocks, n_disc_layers, discriminator and nce_layers",
             ) from None
         found += 1
     if not found:
         raise OptionError(
-            "init_from", f"no network files ({', '.join(NETWORK_FILES.values())}) in {models_dir}"
+            "init_from",
+            f"no network files ({', '.join(model.NETWORKS.values())}) in {models_dir}",
         )
     logger.info("Initialised %d network(s) from %s.", found, models_dir)
 
@@ -290,8 +294,7 @@ def backup_record(config):
 
 def log_parameter_counts(model):
     """Logs each network's parameter count, as the reference does when it builds its networks."""
-    for attribute in NETWORK_FILES:
-        network = getattr(model, attribute)
+    for network in model.networks().values():
         millions = network.count_params() / 1e6
         logger.info("[Network %s] Total number of parameters : %.3f M", network.name, millions)
 
@@ -388,7 +391,7 @@ def restore(model, store, tf_config=None, timeout=distribute.DEFAULT_CLUSTER_TIM
     (``BackupStore.load``); the backups newer than the one loaded are deleted.
 
     Args:
-        model: the built, compiled ``CycleGAN``.
+        model: the built, compiled ``GAN``.
         store: the ``BackupStore`` of this worker.
         tf_config: dict or None, ``TF_CONFIG`` of a multi-worker run.
         timeout: float, seconds to wait for the other workers.
@@ -436,7 +439,7 @@ def finish(model, config, run, exporter, tf_config=None, stop=None):
         ``{model_name: export folder}``.
     """
     stop = None if tf_config is not None else stop
-    if not all(io.exists(run.network(attribute)) for attribute in NETWORK_FILES):
+    if not all(io.exists(run.network(attribute)) for attribute in model.NETWORKS):
         # Each epoch's end writes them before its backup: only a lost file is written here.
         saver = run_callbacks.SaveNetworks(run.models)
         saver.set_model(model)
@@ -476,7 +479,7 @@ def _kept_state(run, store):
 
 
 def train(config):
-    """Trains a CycleGAN as the config says and writes its run folder.
+    """Trains the config's objective (a CycleGAN by default) and writes its run folder.
 
     Running the same command again after an interruption resumes from the last backup. The first
     Ctrl-C or SIGTERM stops after the current step with a backup (``TrainingInterrupted``); a second

@@ -274,7 +274,7 @@ class CutStep:
         g_loss.backward()
         self.optimizer_g.step()
         self.optimizer_f.step()
-        return {name: float(value) for name, value in terms.items()}
+        return {name: float(value.detach()) for name, value in terms.items()}
 
 
 def nhwc(tensor):

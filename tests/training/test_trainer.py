@@ -14,7 +14,7 @@ from PIL import Image
 from cyclegan_tf import inference, model_store, options
 from cyclegan_tf.cli import train as train_cli
 from cyclegan_tf.models.cyclegan import CycleGAN
-from cyclegan_tf.training import callbacks, run_folder, trainer
+from cyclegan_tf.training import callbacks, trainer
 from cyclegan_tf.training.config import TrainConfig
 from cyclegan_tf.training.run_folder import RunFolder
 
@@ -37,7 +37,7 @@ def test_train_writes_the_run_folder_and_exports(tiny_run):
     assert (
         "[G loss: " in log_lines[-1] and ", cycle: " in log_lines[-1] and "ETA: " in log_lines[-1]
     )
-    for filename in run_folder.NETWORK_FILES.values():
+    for filename in CycleGAN.NETWORKS.values():
         network = keras.models.load_model(os.path.join(run, "models", filename), compile=False)
         assert network.output_shape[-1] in (1, 3)
     assert os.path.exists(os.path.join(run, "images", "epoch_001.png"))
@@ -141,7 +141,7 @@ def test_init_from_starts_a_new_run_from_another_runs_networks(tiny_run, tiny_ar
     tuned = str(tmp_path / "tuned")
     argv = [*tiny_args(tuned, str(tmp_path / "exports")), *tiny_step, "--init-from", run]
     assert train_cli.main(argv) == 0
-    for attribute in run_folder.NETWORK_FILES:
+    for attribute in CycleGAN.NETWORKS:
         source = _network_weights(RunFolder(run).network(attribute))
         started = _network_weights(RunFolder(tuned).network(attribute))
         for mine, theirs in zip(started, source):
