@@ -298,6 +298,49 @@ def crash_reference(tmp_path_factory, synthetic_dir):
     return root, crash_sweep.outcome(root)
 
 
+class ObjectiveRuns:
+    """The crash harness's tiny command for each training objective, and its uninterrupted run.
+
+    A CUT run also scores FID/KID at its last epoch and keeps the best generator (``--keep-best``).
+
+    Args:
+        tmp_path_factory: pytest's session ``tmp_path_factory`` (the references are built once).
+        data_dir: str, the synthetic set.
+        weights_file: str, the offline InceptionV3 weights for FID.
+    """
+
+    def __init__(self, tmp_path_factory, data_dir, weights_file):
+        self.tmp_path_factory = tmp_path_factory
+        self.data_dir = data_dir
+        self.extra = {
+            "cut": ("--fid-every", "2", "--keep-best", "--inception-weights", weights_file),
+        }
+
+    def argv(self, objective, root):
+        """The command's arguments for a run of ``objective`` in ``root/run``."""
+        from cyclegan_tf.tools import crash_sweep
+
+        argv = crash_sweep.tiny_argv(self.data_dir, str(root), objective=objective)
+        return [*argv, *self.extra.get(objective, ())]
+
+    def reference(self, objective):
+        """``(root, outcome)`` of the uninterrupted run of ``objective``, as ``crash_reference``."""
+        from cyclegan_tf.cli import train as train_cli
+        from cyclegan_tf.tools import crash_sweep
+
+        def build(folder):
+            assert train_cli.main(self.argv(objective, folder)) == 0
+
+        root = built_once(self.tmp_path_factory, f"{objective}_reference", build)
+        return root, crash_sweep.outcome(root)
+
+
+@pytest.fixture(scope="session")
+def objective_runs(tmp_path_factory, synthetic_dir, weights_file):
+    """An ``ObjectiveRuns``: each objective's tiny command and its uninterrupted reference run."""
+    return ObjectiveRuns(tmp_path_factory, synthetic_dir, weights_file)
+
+
 def free_ports(count):
     """``count`` TCP ports on 127.0.0.1 that were free a moment ago."""
     import socket

@@ -47,6 +47,12 @@ def build_parser():
         help="Only the crash points whose WHEN:NAME:N matches this glob (e.g. 'before:1:*').",
     )
     parser.add_argument(
+        "--objective",
+        default="cyclegan",
+        help="The training objective of the tiny run: cyclegan, cut or fastcut (default: "
+        "%(default)s).",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=600,
@@ -68,7 +74,10 @@ def main(argv=None):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import io
         from cyclegan_tf.data.synthetic import write_synthetic_dataset
+        from cyclegan_tf.models.objectives import get_objective
         from cyclegan_tf.tools import crash_sweep
+
+        get_objective(args.objective)  # an unknown one is named before any work
 
         start = time.monotonic()
         io.makedirs(args.workdir)
@@ -84,6 +93,7 @@ def main(argv=None):
             match=args.match,
             timeout=args.timeout,
             report=lambda line: print(line, flush=True),
+            objective=args.objective,
         )
     failed = [trial for trial in trials if trial.problems]
     minutes = (time.monotonic() - start) / 60

@@ -139,13 +139,16 @@ def main(argv=None):
             if not io.isdir(args.run):
                 raise ValueError(f"--run: no such folder: {args.run}")
             run = RunFolder(args.run)
-            generators = [inference.load_generator(run.generator(d)) for d in ("A2B", "B2A")]
+            generators = {
+                direction: inference.load_generator(run.generator(direction))
+                for direction in run.objective().TRANSLATIONS
+            }
             if int8:
                 options["calibration_images"] = run_calibration_images(
                     args.run, args.calibration_images
                 )
-            written = export.export_pair(
-                *generators,
+            written = export.export_generators(
+                generators,
                 args.export_dir,
                 run_name(args.run, args.name),
                 args.version,

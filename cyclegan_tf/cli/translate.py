@@ -6,7 +6,8 @@ Two ways to choose the inputs:
 * ``--dataset NAME`` or ``--data-dir DIR`` with ``--split test``: both domains of a split, A through the
   A→B generator into ``OUTPUT/A`` and B through the B→A generator into ``OUTPUT/B``, each output named
   after its source image. ``--model`` is then a run folder (its ``models/netG_A2B.keras`` and
-  ``netG_B2A.keras``), or the A→B model with ``--model-b2a`` for the other direction.
+  ``netG_B2A.keras``), or the A→B model with ``--model-b2a`` for the other direction. A run of a one-way
+  objective (CUT, FastCUT: ``models/netG.keras``) translates domain A only.
 """
 
 import argparse
@@ -111,26 +112,33 @@ def _translate_split(args):
 
     run = RunFolder(args.model)
     if args.model_b2a:
-        model_ab, model_ba = args.model, args.model_b2a
+        models = {"A": args.model, "B": args.model_b2a}
     elif io.isdir(run.models):
-        model_ab, model_ba = run.generator("A2B"), run.generator("B2A")
+        directions = run.objective().TRANSLATIONS
+        models = {d[0]: run.generator(d) for d in ("A2B", "B2A") if d in directions}
+        if "B" not in models:
+            print(f"{PROG}: {args.model} translates A to B only; domain B is left out.")
     else:
         raise ValueError(
             f"--model {args.model} is not a run folder (no models/): with --dataset/--data-dir give a "
             "run folder, or the A->B model and --model-b2a"
         )
-    for folder in (io.join(args.output, "A"), io.join(args.output, "B")):
-        file_translation.check_output_dir(folder)
-    translators = [
-        inference.load_translator(path, args.max_memory_gb, args.precision)
-        for path in (model_ab, model_ba)
-    ]
+    for folder in models:
+        file_translation.check_output_dir(io.join(args.output, folder))
+    translators = {
+        folder: inference.load_translator(path, args.max_memory_gb, args.precision)
+        for folder, path in models.items()
+    }
     domains = data.load_domains(dataset=args.dataset, data_dir=args.data_dir, split=args.split)
     results = []
-    for translator, domain, folder in zip(translators, domains, ("A", "B")):
-        results += file_translation.translate_domain(
-            translator, domain, io.join(args.output, folder), side_by_side=args.side_by_side
-        )
+    for domain, folder in zip(domains, ("A", "B")):
+        if folder in translators:
+            results += file_translation.translate_domain(
+                translators[folder],
+                domain,
+                io.join(args.output, folder),
+                side_by_side=args.side_by_side,
+            )
     return results, 0
 
 

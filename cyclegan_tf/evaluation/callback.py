@@ -130,7 +130,9 @@ class FidCallback(keras.callbacks.Callback):
     def _generator(self):
         if self.generator_attribute is not None:
             return getattr(self.model, self.generator_attribute)
-        return self.model.translation_generators()["A2B"]
+        if hasattr(self.model, "translation_generators"):
+            return self.model.translation_generators()["A2B"]
+        return self.model.generator_ab  # a model of the user's that names it as CycleGAN does
 
     def translations(self):
         """The generator's translations of ``source_images``, float32 ``[H, W, 3]`` in [0, 255]."""

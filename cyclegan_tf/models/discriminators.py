@@ -49,7 +49,7 @@ def _trunk(inputs, ndf, n_layers, antialias, init):
 
 def _initializers(init_type, init_gain):
     """A factory of fresh kernel initializers (an unseeded one drawn twice repeats its values)."""
-    blocks.initializer(init_type, init_gain)  # checks init_type before anything is built
+    blocks.check_init_type(init_type)
     return lambda: blocks.initializer(init_type, init_gain)
 
 

@@ -81,27 +81,23 @@ class ResidualBlock(keras.layers.Layer):
 
     Args:
         filters: int, channels in and out.
-        kernel_initializer: a ``keras.initializers`` config or object for both kernels, or None
-            for N(0, 0.02).
+        init_type: str, the kernels' initialisation (``layers.INIT_TYPES``). Defaults to
+            ``"normal"``.
+        init_gain: float, its scale. Defaults to 0.02.
         **kwargs: Base layer keyword arguments (``dtype`` sets the policy of the sublayers too).
     """
 
-    def __init__(self, filters, kernel_initializer=None, **kwargs):
+    def __init__(self, filters, init_type="normal", init_gain=0.02, **kwargs):
         super().__init__(**kwargs)
+        blocks.check_init_type(init_type)
         self.filters = filters
-        # Kept serialized: each kernel gets an initializer of its own (an unseeded Keras initializer
-        # called twice draws the same values).
-        self.kernel_initializer = (
-            None
-            if kernel_initializer is None
-            else keras.initializers.serialize(keras.initializers.get(kernel_initializer))
-        )
+        self.init_type = init_type
+        self.init_gain = float(init_gain)
         policy = self.dtype_policy
 
         def conv(name):
-            initializer = None
-            if self.kernel_initializer is not None:
-                initializer = keras.initializers.deserialize(dict(self.kernel_initializer))
+            # An initializer per kernel: an unseeded Keras initializer called twice repeats itself.
+            initializer = blocks.initializer(init_type, init_gain)
             return blocks.conv2d(
                 filters, 3, policy=policy, kernel_initializer=initializer, name=name
             )
@@ -139,7 +135,8 @@ class ResidualBlock(keras.layers.Layer):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_initializer": self.kernel_initializer,
+            "init_type": self.init_type,
+            "init_gain": self.init_gain,
         }
 
 
@@ -218,7 +215,7 @@ class ResnetGenerator(keras.Model):
         ngf, n_res_blocks, channels = int(ngf), int(n_res_blocks), int(channels)
         antialias = bool(antialias)
         antialias_up = antialias if antialias_up is None else bool(antialias_up)
-        blocks.initializer(init_type, init_gain)  # checks init_type before anything is built
+        blocks.check_init_type(init_type)
         policy = keras.dtype_policies.get(dtype) if dtype is not None else None
         island = blocks.float32_if_mixed(policy)
 
@@ -254,7 +251,7 @@ class ResnetGenerator(keras.Model):
         bottleneck = ngf * 2**pixels.GENERATOR_DOWNSAMPLINGS
         res_blocks = []
         for i in range(n_res_blocks):
-            block = ResidualBlock(bottleneck, init(), name=f"res_{i}", dtype=policy)
+            block = ResidualBlock(bottleneck, init_type, init_gain, name=f"res_{i}", dtype=policy)
             x = block(x)
             res_blocks.append(block)
         upsamplings = []

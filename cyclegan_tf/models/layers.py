@@ -106,10 +106,7 @@ def initializer(init_type="normal", gain=0.02):
     Returns:
         A ``keras.initializers.Initializer``.
     """
-    if init_type not in INIT_TYPES:
-        raise ValueError(
-            f"init_type must be one of {list(INIT_TYPES)}. Received: init_type={init_type!r}"
-        )
+    check_init_type(init_type)
     gain = float(gain)
     if init_type == "normal":
         return keras.initializers.RandomNormal(mean=0.0, stddev=gain)
@@ -118,6 +115,18 @@ def initializer(init_type="normal", gain=0.02):
     if init_type == "kaiming":
         return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
     return keras.initializers.Orthogonal(gain)
+
+
+def check_init_type(init_type):
+    """Raises ``ValueError`` unless ``init_type`` is one of ``INIT_TYPES``.
+
+    Checking builds no initializer: each one built draws a seed from Python's random state, and the
+    networks' weights for a given ``keras.utils.set_random_seed`` depend on how many are built.
+    """
+    if init_type not in INIT_TYPES:
+        raise ValueError(
+            f"init_type must be one of {list(INIT_TYPES)}. Received: init_type={init_type!r}"
+        )
 
 
 def reference_initializer():

@@ -80,7 +80,7 @@ class PatchProjection(keras.Model):
                 "channels must be one or more positive widths and units positive. "
                 f"Received: channels={channels}, units={units}"
             )
-        blocks.initializer(init_type, init_gain)  # checks init_type before anything is built
+        blocks.check_init_type(init_type)
         policy = keras.dtype_policies.get(dtype) if dtype is not None else None
         inputs = [keras.Input((None, c), name=f"patches_{i}") for i, c in enumerate(channels)]
         outputs = []

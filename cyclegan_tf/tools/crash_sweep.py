@@ -33,20 +33,25 @@ from cyclegan_tf.training.run_folder import RunFolder
 # ends), CSV rows, networks, an export after each epoch, the report, finished.json.
 TINY_OPTIONS = (
     *("--image-size", "32", "--load-size", "36", "--ngf", "4", "--ndf", "4"),
-    *("--n-res-blocks", "1", "--n-disc-layers", "2", "--batch-size", "2", "--pool-size", "4"),
+    *("--n-res-blocks", "1", "--n-disc-layers", "2", "--batch-size", "2"),
     *("--epochs", "2", "--steps-per-epoch", "2", "--backup-every", "1", "--export-every", "1"),
     *("--sample-every", "2", "--name", "apple2orange"),
 )
+# Per objective: small image pools, so that a backup at every step stays small.
+_OBJECTIVE_OPTIONS = {"cyclegan": ("--pool-size", "4")}
 _ETA = re.compile(r" ETA: \S+$")
 _GENERATED = re.compile(r" · generated \d{4}-\d\d-\d\d \d\d:\d\d")
 
 
-def tiny_argv(data_dir, root, options=TINY_OPTIONS):
-    """The training command's arguments for a run in ``root/run`` exporting to ``root/exports``."""
+def tiny_argv(data_dir, root, options=TINY_OPTIONS, objective="cyclegan"):
+    """The training command's arguments for a run of ``objective`` in ``root/run``, exporting to ``root/exports``."""
     return [
         "--data-dir",
         data_dir,
         *options,
+        "--objective",
+        objective,
+        *_OBJECTIVE_OPTIONS.get(objective, ()),
         "--output-dir",
         os.path.join(root, "run"),
         "--export-dir",
@@ -305,7 +310,17 @@ def trial(argv, root, reference, fault=None, delay=None, signals=(), timeout=600
     return Trial(name, first.returncode, codes, problems, time.monotonic() - start)
 
 
-def sweep(data_dir, workdir, kills=20, seed=0, points=None, match=None, timeout=600, report=print):
+def sweep(
+    data_dir,
+    workdir,
+    kills=20,
+    seed=0,
+    points=None,
+    match=None,
+    timeout=600,
+    report=print,
+    objective="cyclegan",
+):
     """Kills a tiny training at every crash point and at ``kills`` random moments.
 
     Args:
@@ -318,6 +333,7 @@ def sweep(data_dir, workdir, kills=20, seed=0, points=None, match=None, timeout=
             (``"before:1:*"``).
         timeout: float, seconds per process.
         report: callable taking one line, for progress.
+        objective: str, the training objective (``models.objectives.OBJECTIVES``).
 
     Returns:
         ``(reference seconds, [Trial])``.
@@ -328,7 +344,9 @@ def sweep(data_dir, workdir, kills=20, seed=0, points=None, match=None, timeout=
     shutil.rmtree(reference_root, ignore_errors=True)
     start = time.monotonic()
     result, crash_points = record_points(
-        tiny_argv(data_dir, reference_root), os.path.join(workdir, "points.log"), timeout
+        tiny_argv(data_dir, reference_root, objective=objective),
+        os.path.join(workdir, "points.log"),
+        timeout,
     )
     duration = time.monotonic() - start
     if result.returncode != 0:
@@ -352,7 +370,8 @@ def sweep(data_dir, workdir, kills=20, seed=0, points=None, match=None, timeout=
     for index, plan in enumerate(plans):
         root = os.path.join(workdir, f"trial-{index:03d}")
         shutil.rmtree(root, ignore_errors=True)
-        outcome_trial = trial(tiny_argv(data_dir, root), root, reference, timeout=timeout, **plan)
+        argv = tiny_argv(data_dir, root, objective=objective)
+        outcome_trial = trial(argv, root, reference, timeout=timeout, **plan)
         trials.append(outcome_trial)
         verdict = (
             "ok" if not outcome_trial.problems else "FAILED: " + "; ".join(outcome_trial.problems)

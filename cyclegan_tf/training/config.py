@@ -194,7 +194,8 @@ class TrainConfig:
     )
     keep_best: bool = _option(
         False,
-        "Keep the generator with the best FID as models/best_netG_A2B.keras.",
+        "Keep the generator with the best FID as models/best_netG_A2B.keras (best_netG.keras for "
+        "cut and fastcut).",
         group="evaluation",
     )
     inception_weights: str | None = _option(

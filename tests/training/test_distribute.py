@@ -43,12 +43,20 @@ def two_replicas():
 # --- Run in the two-replica worker. -------------------------------------------------------------
 
 
-def _one_step_weights(strategy_name, jit_compile, initial, images_a, images_b):
+# Each objective, tiny and without randomness across replicas: no image pool for CycleGAN.
+OBJECTIVE_OPTIONS = {"cyclegan": {"pool_size": 0}, "cut": {"num_patches": 16}}
+
+
+def _tiny_objective(objective):
+    from cyclegan_tf.models import get_objective
+
+    return get_objective(objective)(**OBJECTIVE_OPTIONS[objective], **TINY)
+
+
+def _one_step_weights(strategy_name, jit_compile, initial, images_a, images_b, objective):
     """Weights after one ``fit`` step from ``initial`` on one global batch (SGD, no pool)."""
     import keras
     import tensorflow as tf
-
-    from cyclegan_tf.models.cyclegan import CycleGAN
 
     if strategy_name == "mirrored":
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -56,7 +64,7 @@ def _one_step_weights(strategy_name, jit_compile, initial, images_a, images_b):
     else:
         strategy = tf.distribute.get_strategy()
     with strategy.scope():
-        model = CycleGAN(pool_size=0, **TINY)
+        model = _tiny_objective(objective)
         # SGD: an update proportional to the gradient (Adam's first step is nearly sign(gradient)
         # and would hide a gradient scaled by the replica count).
         model.compile(
@@ -71,19 +79,17 @@ def _one_step_weights(strategy_name, jit_compile, initial, images_a, images_b):
     return strategy.num_replicas_in_sync, model.get_weights(), losses
 
 
-def _step_comparison():
+def _step_comparison(objective):
     import keras
 
-    from cyclegan_tf.models.cyclegan import CycleGAN
-
     rng = np.random.default_rng(0)
-    images_a, images_b = (rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32") for _ in range(2))
+    images = tuple(rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32") for _ in range(2))
     keras.utils.set_random_seed(0)
-    initial = CycleGAN(pool_size=0, **TINY).get_weights()
+    initial = _tiny_objective(objective).get_weights()
     return {
-        "one_replica": _one_step_weights("default", False, initial, images_a, images_b),
-        "two_replicas": _one_step_weights("mirrored", False, initial, images_a, images_b),
-        "two_replicas_xla": _one_step_weights("mirrored", True, initial, images_a, images_b),
+        "one_replica": _one_step_weights("default", False, initial, *images, objective),
+        "two_replicas": _one_step_weights("mirrored", False, initial, *images, objective),
+        "two_replicas_xla": _one_step_weights("mirrored", True, initial, *images, objective),
         "initial": initial,
     }
 
@@ -141,8 +147,9 @@ def _train_cli(argv):
 # --- Tests. -------------------------------------------------------------------------------------
 
 
-def test_two_replicas_of_two_images_update_like_one_replica_of_four(two_replicas):
-    results = two_replicas(_step_comparison)
+@pytest.mark.parametrize("objective", ["cyclegan", "cut"])
+def test_two_replicas_of_two_images_update_like_one_replica_of_four(two_replicas, objective):
+    results = two_replicas(_step_comparison, objective)
     replicas, reference, reference_losses = results["one_replica"]
     assert replicas == 1
     moved = max(np.abs(a - b).max() for a, b in zip(reference, results["initial"]))

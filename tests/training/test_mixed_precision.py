@@ -113,3 +113,43 @@ def test_xla_step_matches_the_graph_step():
     assert max(np.abs(a - b).max() for a, b in zip(weights[False], initial)) > 1e-3
     for graph, xla in zip(weights[False], weights[True]):
         np.testing.assert_allclose(xla, graph, rtol=1e-4, atol=2e-5)
+
+
+CUT_TINY = {"ngf": 4, "ndf": 4, "n_res_blocks": 1, "image_size": 32, "num_patches": 16}
+
+
+def test_cut_trains_in_bf16_with_float32_losses():
+    from cyclegan_tf.models import CUT
+
+    with distribute.precision("bf16"):
+        keras.utils.set_random_seed(0)
+        model = CUT(**CUT_TINY)
+        model.compile()
+    logs = model.train_on_batch(*_batch(), return_dict=True)
+    assert all(np.isfinite(value) for value in logs.values()) and logs["nce"] > 0
+    assert model.generator.get_layer("down_0_conv").compute_dtype == "bfloat16"
+    assert model.projection.get_layer("mlp_0_dense_0").compute_dtype == "bfloat16"
+    assert model.projection.get_layer("mlp_0_l2").compute_dtype == "float32"
+    assert {w.dtype for w in model.weights} <= {"float32", "int32", "int64"}
+
+
+@pytest.mark.parametrize("objective", ["cut", "fastcut"])
+def test_cut_xla_step_matches_the_graph_step(objective):
+    from cyclegan_tf.models import get_objective
+
+    initial, weights = None, {}
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = get_objective(objective)(**CUT_TINY)
+        initial = initial or model.get_weights()
+        model.set_weights(initial)
+        model.compile(
+            generator_optimizer=keras.optimizers.SGD(0.5),
+            discriminator_optimizer=keras.optimizers.SGD(0.5),
+            jit_compile=jit,
+        )
+        model.fit(tf.data.Dataset.from_tensors(_batch()), epochs=1, steps_per_epoch=1, verbose=0)
+        weights[jit] = model.get_weights()
+    assert max(np.abs(a - b).max() for a, b in zip(weights[False], initial)) > 1e-3
+    for graph, xla in zip(weights[False], weights[True]):
+        np.testing.assert_allclose(xla, graph, rtol=1e-4, atol=2e-5)
