@@ -54,6 +54,9 @@ def build_parser():
     for sub in (run, compare, table):
         sub.add_argument("--ngf", type=int, default=64)
         sub.add_argument("--n-res-blocks", type=int, default=9)
+        sub.add_argument(
+            "--antialias", action="store_true", help="CUT's generator (blurred sampling)."
+        )
     for sub in (run, table):
         sub.add_argument(
             "--max-memory-bytes",
@@ -80,6 +83,7 @@ def main(argv=None):
                 ngf=args.ngf,
                 n_res_blocks=args.n_res_blocks,
                 max_memory_bytes=args.max_memory_bytes,
+                antialias=args.antialias,
             )
             print(json.dumps(result), flush=True)
             return 0
@@ -92,6 +96,7 @@ def main(argv=None):
                         repeats=args.repeats,
                         ngf=args.ngf,
                         n_res_blocks=args.n_res_blocks,
+                        antialias=args.antialias,
                     )
                     print(json.dumps(result), flush=True)
             return 0
@@ -107,6 +112,7 @@ def main(argv=None):
                         ngf=args.ngf,
                         n_res_blocks=args.n_res_blocks,
                         max_memory_bytes=args.max_memory_bytes,
+                        antialias=args.antialias,
                     )
                     measurements.append(measurement)
                     print(tiled_benchmark.format_table([measurement]).splitlines()[-1], flush=True)

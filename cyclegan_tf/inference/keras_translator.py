@@ -97,7 +97,9 @@ class KerasTranslator:
         if self._tiled is None:
             return None
         ngf, n_res_blocks = self._tiled.architecture()
-        return estimate_whole_image_bytes(ngf, n_res_blocks, height, width)
+        return estimate_whole_image_bytes(
+            ngf, n_res_blocks, height, width, antialias=self._tiled.antialias
+        )
 
     def tiles(self, height, width):
         """bool, whether a ``height`` x ``width`` image runs tiled (it would not fit the budget whole)."""

@@ -551,6 +551,11 @@ class TiledGenerator:
         """``(ngf, n_res_blocks)`` of the generator."""
         return self.convs.ngf, len(self.convs.res)
 
+    @property
+    def antialias(self):
+        """bool, whether the generator has CUT's blurred sampling (more full-resolution maps)."""
+        return self.convs.antialias
+
     def band_function(self, config):
         """The compiled band function for ``config`` (traced once per config, for any size)."""
         with self._functions_lock:
@@ -893,6 +898,10 @@ def _generator_convs(generator):
 # (1 to 12 MP, ngf 32 and 64). 2 or 9 residual blocks differ by about 1 %. Rounded up.
 _WHOLE_IMAGE_BASE_BYTES = int(0.9 * 2**30)
 _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF = {"float32": 13.0, "bf16": 14.5}
+# CUT's anti-aliased generator keeps more maps at full resolution (its first downsampling convolution
+# and its last upsampling run there, with their blurs): measured 27.2 bytes per pixel and unit of ngf
+# in float32 and 33.8 in mixed_bfloat16 (1 and 3 MP, ngf 64, the same way). Rounded up.
+_ANTIALIAS_BYTES_PER_PIXEL_AND_NGF = {"float32": 29.0, "bf16": 35.0}
 # TensorFlow's own CPU convolution (Eigen's, which TensorFlow runs wherever it does not use oneDNN: on
 # CPUs without AVX-512 VNNI/BF16 or AMX, or with TF_ENABLE_ONEDNN_OPTS=0) is a matrix product whose
 # thread-pool evaluation may pack the whole left-hand side, the im2col of the input, at once: float32
@@ -941,13 +950,15 @@ def estimate_runtime_bytes():
     return _WHOLE_IMAGE_BASE_BYTES
 
 
-def estimate_whole_image_resident_bytes(ngf, n_res_blocks, height, width, precision="float32"):
+def estimate_whole_image_resident_bytes(
+    ngf, n_res_blocks, height, width, precision="float32", antialias=False
+):
     """The peak resident memory (RSS) of translating one image whole (``CompiledGenerator``).
 
     A measured model (see ``_WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF``) that errs high, by 1 to 13 % from
     1 to 12 MP on a CPU where TensorFlow runs oneDNN's convolutions. Full-resolution 64-channel maps
-    dominate, so it grows with ``height * width * ngf``. What a run may ask for on other CPUs is
-    ``estimate_whole_image_bytes``.
+    dominate, so it grows with ``height * width * ngf``; an anti-aliased generator (CUT's) about twice
+    as fast. What a run may ask for on other CPUs is ``estimate_whole_image_bytes``.
 
     Args:
         ngf: int, the generator's first-layer filters.
@@ -955,6 +966,7 @@ def estimate_whole_image_resident_bytes(ngf, n_res_blocks, height, width, precis
         height: int, image height (before padding to a multiple of 4).
         width: int, image width.
         precision: str, ``"float32"`` or ``"bf16"`` (a ``mixed_bfloat16`` model).
+        antialias: bool, CUT's blurred sampling (``ResnetGenerator(antialias=True)``).
 
     Returns:
         int, bytes of the whole process (TensorFlow runtime included).
@@ -965,31 +977,46 @@ def estimate_whole_image_resident_bytes(ngf, n_res_blocks, height, width, precis
     """
     check_precision(precision)
     del n_res_blocks  # about 1 % from 2 to 9 blocks, within the model's error
-    per_pixel = _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF[precision] * ngf
+    per_pixel = (
+        ngf
+        * (
+            _ANTIALIAS_BYTES_PER_PIXEL_AND_NGF
+            if antialias
+            else _WHOLE_IMAGE_BYTES_PER_PIXEL_AND_NGF
+        )[precision]
+    )
     return int(_WHOLE_IMAGE_BASE_BYTES + per_pixel * _padded_pixels(height, width))
 
 
-def estimate_convolution_buffer_bytes(ngf, height, width):
-    """int, the largest ``convolution_buffer_bytes`` of a ``resnet_generator`` on one whole image.
+def estimate_convolution_buffer_bytes(ngf, height, width, antialias=False):
+    """int, the largest ``convolution_buffer_bytes`` of a ``ResnetGenerator`` on one whole image.
 
     The head's (7x7, ``ngf`` channels to 3 at full resolution: ``196 * ngf`` bytes per pixel) for any
-    ``ngf`` from 4 up; the stem's (7x7 from 3 channels: 640 bytes per pixel) below.
+    ``ngf`` from 4 up; the stem's (7x7 from 3 channels: 640 bytes per pixel) below. An anti-aliased
+    generator's stride-1 sampling convolutions (3x3 at the resolution they blur from or to) are
+    smaller than the head's.
     """
     pixels = _padded_pixels(height, width)
     convs = [(7, 3, ngf, pixels, pixels, False)]  # the stem
     channels, resolution = ngf, pixels
     for _ in range(GENERATOR_DOWNSAMPLINGS):
-        convs.append((3, channels, 2 * channels, resolution, resolution // 4, False))
+        out = resolution if antialias else resolution // 4  # stride 1, then the blur-pool
+        convs.append((3, channels, 2 * channels, resolution, out, False))
         channels, resolution = 2 * channels, resolution // 4
     convs.append((3, channels, channels, resolution, resolution, False))  # residual blocks
     for _ in range(GENERATOR_DOWNSAMPLINGS):
-        convs.append((3, channels, channels // 2, resolution, 4 * resolution, True))
+        if antialias:  # the blur-upsample, then a stride-1 convolution
+            convs.append((3, channels, channels // 2, 4 * resolution, 4 * resolution, False))
+        else:
+            convs.append((3, channels, channels // 2, resolution, 4 * resolution, True))
         channels, resolution = channels // 2, 4 * resolution
     convs.append((7, channels, 3, resolution, resolution, False))  # the head
     return max(convolution_buffer_bytes(*conv) for conv in convs)
 
 
-def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="float32"):
+def estimate_whole_image_bytes(
+    ngf, n_res_blocks, height, width, precision="float32", antialias=False
+):
     """The memory that translating one image whole (``CompiledGenerator``) may ask for, on any CPU.
 
     The measured resident peak (``estimate_whole_image_resident_bytes``) plus the largest buffer a
@@ -1004,6 +1031,7 @@ def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="floa
         height: int, image height (before padding to a multiple of 4).
         width: int, image width.
         precision: str, ``"float32"`` or ``"bf16"`` (a ``mixed_bfloat16`` model).
+        antialias: bool, CUT's blurred sampling (``ResnetGenerator(antialias=True)``).
 
     Returns:
         int, bytes of the whole process (TensorFlow runtime included).
@@ -1012,5 +1040,7 @@ def estimate_whole_image_bytes(ngf, n_res_blocks, height, width, precision="floa
         >>> estimate_whole_image_bytes(64, 9, 3000, 4000) / 2**30  # a 12-MP photo
         150.6...
     """
-    resident = estimate_whole_image_resident_bytes(ngf, n_res_blocks, height, width, precision)
-    return resident + estimate_convolution_buffer_bytes(ngf, height, width)
+    resident = estimate_whole_image_resident_bytes(
+        ngf, n_res_blocks, height, width, precision, antialias
+    )
+    return resident + estimate_convolution_buffer_bytes(ngf, height, width, antialias)

@@ -26,7 +26,9 @@ from cyclegan_tf.models.generators import (
 )
 from cyclegan_tf.models.patchnce import (
     PatchProjection,
+    derive_seed,
     patch_nce_loss,
+    random_bit,
     random_patch_ids,
     sample_patches,
 )
@@ -281,7 +283,7 @@ class CUT(GAN):
 
     def flip_at(self, step):
         """Whether the batch of ``step`` is flipped (flip equivariance): a scalar bool tensor."""
-        return tf.random.stateless_uniform([], seed=self._seed(step, _FLIP_STREAM)) < 0.5
+        return random_bit(derive_seed(self.seed, step, _FLIP_STREAM))
 
     def patch_ids_at(self, step, call, locations):
         """The patch locations of one NCE term at ``step``: one ``int32`` tensor per map.
@@ -292,18 +294,15 @@ class CUT(GAN):
             locations: sequence of int or scalar tensors, each map's height times width.
         """
         wanted = DEFAULT_NUM_PATCHES if self.num_patches is None else self.num_patches
+        streams = [1 + call * _STREAMS_PER_CALL + index for index in range(len(locations))]
         return [
-            random_patch_ids(count, wanted, self._seed(step, 1 + call * _STREAMS_PER_CALL + index))
-            for index, count in enumerate(locations)
+            random_patch_ids(count, wanted, derive_seed(self.seed, step, stream))
+            for count, stream in zip(locations, streams)
         ]
-
-    def _seed(self, step, stream):
-        base = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        return tf.random.experimental.stateless_fold_in(base, stream)
 
     def train_step(self, data):
         real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
-        step = self.generator_optimizer.iterations
+        step = tf.cast(self.generator_optimizer.iterations, tf.int64)  # a tensor, not a variable
         if self._jit_per_replica:
             return self._train_step_in_parts(real_a, real_b, step)
         with tf.GradientTape() as tape:
@@ -389,7 +388,7 @@ class CUT(GAN):
     def test_step(self, data):
         """The PatchNCE terms on held-out pairs (no adversarial term: no update happens)."""
         real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
-        step = self.generator_optimizer.iterations
+        step = tf.cast(self.generator_optimizer.iterations, tf.int64)
         fake_b, identity_b, _ = self._translate(real_a, real_b, step, training=False)
         terms = self._generator_terms(real_a, real_b, fake_b, identity_b, None, step, False)
         return self.report(terms, self.VALIDATION_KEYS)

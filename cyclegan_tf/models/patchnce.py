@@ -117,22 +117,52 @@ class PatchProjection(keras.Model):
         return cls(**config)
 
 
+def _mix(x):
+    """A bijective 32-bit integer hash (``lowbias32``): equal bits in eager, graph and XLA code.
+
+    TensorFlow's stateless random ops give other numbers under XLA than without it; a training step
+    must draw the same patches whether or not XLA compiles it, and when it is resumed.
+    """
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = x * tf.constant(0x7FEB352D, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15))
+    x = x * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def derive_seed(*words):
+    """One ``uint32`` seed from integers (Python or tensors, up to 64 bits each), hashed in order."""
+    seed = tf.constant(0x9E3779B9, tf.uint32)
+    for word in words:
+        word = tf.cast(word, tf.int64)
+        for half in (tf.bitwise.bitwise_and(word, 0xFFFFFFFF), tf.bitwise.right_shift(word, 32)):
+            seed = _mix(tf.bitwise.bitwise_xor(seed, tf.cast(half, tf.uint32)))
+    return seed
+
+
+def random_bit(seed):
+    """A scalar bool, true for half of the seeds (``derive_seed``)."""
+    return tf.bitwise.right_shift(_mix(seed), 31) > 0
+
+
 def random_patch_ids(locations, num_patches, seed):
     """The first ``num_patches`` of a random permutation of ``range(locations)`` (all if fewer).
 
-    Stateless: the same ``seed`` gives the same patches, so a resumed run samples what it would
-    have.
+    The permutation sorts distinct hashed keys of the locations (``derive_seed``'s hash): the same
+    ``seed`` gives the same patches, in eager, graph or XLA code, so a resumed run samples what it
+    would have.
 
     Args:
         locations: int or scalar tensor, the map's height times width.
         num_patches: int, the patches wanted.
-        seed: int tensor of shape ``[2]``, a stateless seed.
+        seed: scalar ``uint32`` tensor (``derive_seed``).
 
     Returns:
         int32 tensor ``[min(num_patches, locations)]``.
     """
-    keys = tf.random.stateless_uniform(tf.reshape(locations, [1]), seed=seed)
-    return tf.argsort(keys)[:num_patches]
+    index = tf.cast(tf.range(locations), tf.uint32)
+    keys = _mix(tf.bitwise.bitwise_xor(_mix(index), seed))
+    return tf.argsort(tf.cast(keys, tf.int64))[:num_patches]
 
 
 def sample_patches(feature_map, patch_ids):

@@ -19,7 +19,7 @@ import numpy as np
 
 from cyclegan_tf import inference
 from cyclegan_tf.inference.tiled import estimate_whole_image_resident_bytes
-from cyclegan_tf.models import resnet_generator
+from cyclegan_tf.models import ResnetGenerator
 
 _CGROUP_ROOT = "/sys/fs/cgroup/memory"
 MODES = ("whole", "tiled")
@@ -59,7 +59,16 @@ def photo_like(megapixels, seed=0, aspect=4 / 3, band_rows=256):
     return image
 
 
-def measure_one(mode, precision, megapixels, ngf=64, n_res_blocks=9, max_memory_bytes=None, seed=0):
+def measure_one(
+    mode,
+    precision,
+    megapixels,
+    ngf=64,
+    n_res_blocks=9,
+    max_memory_bytes=None,
+    seed=0,
+    antialias=False,
+):
     """Translates a ``photo_like`` image once (after a small warm-up image) in this process.
 
     Args:
@@ -70,6 +79,7 @@ def measure_one(mode, precision, megapixels, ngf=64, n_res_blocks=9, max_memory_
         n_res_blocks: int, the generator's residual blocks.
         max_memory_bytes: int or None, the tiled budget (None: the default).
         seed: int.
+        antialias: bool, CUT's generator (blurred sampling) instead of CycleGAN's.
 
     Returns:
         A dict: ``seconds`` (the translation, warm-up excluded), ``seconds_per_megapixel``, sizes,
@@ -85,7 +95,7 @@ def measure_one(mode, precision, megapixels, ngf=64, n_res_blocks=9, max_memory_
     keras.utils.set_random_seed(seed)
     if mode == "whole" and precision == "bf16":
         keras.config.set_dtype_policy("mixed_bfloat16")
-    generator = resnet_generator(ngf, n_res_blocks)
+    generator = ResnetGenerator(ngf, n_res_blocks, antialias=antialias)
     if mode == "whole":
         translator = _WholeImage(generator)
     else:
@@ -100,6 +110,7 @@ def measure_one(mode, precision, megapixels, ngf=64, n_res_blocks=9, max_memory_
     result = {
         "mode": mode,
         "precision": precision,
+        "antialias": antialias,
         "megapixels": image.shape[0] * image.shape[1] / 1e6,
         "height": image.shape[0],
         "width": image.shape[1],
@@ -114,7 +125,9 @@ def measure_one(mode, precision, megapixels, ngf=64, n_res_blocks=9, max_memory_
     return result
 
 
-def compare_in_process(megapixels, precision, repeats=3, ngf=64, n_res_blocks=9, seed=0):
+def compare_in_process(
+    megapixels, precision, repeats=3, ngf=64, n_res_blocks=9, seed=0, antialias=False
+):
     """Times whole-image and tiled translation alternately in one process.
 
     On a busy machine this gives a fair ratio: a slow moment slows both alike.
@@ -126,6 +139,7 @@ def compare_in_process(megapixels, precision, repeats=3, ngf=64, n_res_blocks=9,
         ngf: int, the generator's first-layer filters.
         n_res_blocks: int, its residual blocks.
         seed: int.
+        antialias: bool, CUT's generator (blurred sampling) instead of CycleGAN's.
 
     Returns:
         A dict with the per-round ``whole_s`` and ``tiled_s`` lists and ``median_ratio`` (tiled / whole).
@@ -133,12 +147,12 @@ def compare_in_process(megapixels, precision, repeats=3, ngf=64, n_res_blocks=9,
     import keras
 
     keras.utils.set_random_seed(seed)
-    generator = resnet_generator(ngf, n_res_blocks)
+    generator = ResnetGenerator(ngf, n_res_blocks, antialias=antialias)
     whole_model = generator
     if precision == "bf16":
         keras.config.set_dtype_policy("mixed_bfloat16")
         try:
-            whole_model = resnet_generator(ngf, n_res_blocks)
+            whole_model = ResnetGenerator(ngf, n_res_blocks, antialias=antialias)
         finally:
             keras.config.set_dtype_policy("float32")
         whole_model.set_weights(generator.get_weights())
@@ -203,7 +217,14 @@ class Measurement:
 
 
 def measure_in_subprocess(
-    mode, precision, megapixels, memory_limit_bytes, ngf=64, n_res_blocks=9, max_memory_bytes=None
+    mode,
+    precision,
+    megapixels,
+    memory_limit_bytes,
+    ngf=64,
+    n_res_blocks=9,
+    max_memory_bytes=None,
+    antialias=False,
 ):
     """Runs ``measure_one`` in a new process under ``/usr/bin/time -v`` and a cgroup memory limit.
 
@@ -219,11 +240,15 @@ def measure_in_subprocess(
     ]  # fmt: skip
     if max_memory_bytes is not None:
         args += ["--max-memory-bytes", str(max_memory_bytes)]
+    if antialias:
+        args.append("--antialias")
     command = " ".join(["/usr/bin/time", "-v", "scripts/measure_tiled.py"] + args[3:])
     measurement = Measurement(command=command, load_before=_loadavg())
     if mode == "whole":
         side = (megapixels * 1e6) ** 0.5
-        estimate = estimate_whole_image_resident_bytes(ngf, n_res_blocks, side, side, precision)
+        estimate = estimate_whole_image_resident_bytes(
+            ngf, n_res_blocks, side, side, precision, antialias=antialias
+        )
         if estimate > memory_limit_bytes:
             measurement.outcome = (
                 f"out of memory (estimated {estimate / 2**30:.1f} GiB > limit "

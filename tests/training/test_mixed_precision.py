@@ -139,13 +139,15 @@ def test_cut_xla_step_matches_the_graph_step(objective):
 
     initial, weights = None, {}
     for jit in (False, True):
-        keras.utils.set_random_seed(0)
         model = get_objective(objective)(**CUT_TINY)
-        initial = initial or model.get_weights()
+        # Weights of a visible size: at CUT's initial scale (Xavier, gain 0.02) the normalised
+        # PatchNCE features are tiny and their gradients huge, and round-off alone would differ.
+        rng = np.random.default_rng(0)
+        initial = initial or [rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in model.weights]
         model.set_weights(initial)
         model.compile(
-            generator_optimizer=keras.optimizers.SGD(0.5),
-            discriminator_optimizer=keras.optimizers.SGD(0.5),
+            generator_optimizer=keras.optimizers.SGD(0.05),
+            discriminator_optimizer=keras.optimizers.SGD(0.05),
             jit_compile=jit,
         )
         model.fit(tf.data.Dataset.from_tensors(_batch()), epochs=1, steps_per_epoch=1, verbose=0)
