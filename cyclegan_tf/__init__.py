@@ -5,10 +5,12 @@ The package's folders are its layers, bottom to top (``docs/architecture.md`` ha
 ``inference/``; ``export/``; ``evaluation/``; ``training/`` and ``serving/``; ``tools/``; ``cli/``.
 A module imports only from layers below its own.
 
-This module is the public API: the networks and the training model (importing the package
-registers them with Keras, so ``keras.models.load_model`` opens the saved networks), and
-``TrainConfig`` and ``train``, which load on first use so that the server, which never imports
-training code, can import the package.
+This module is the public API: the networks and the training model, and ``TrainConfig`` and
+``train``. Every name loads on first use (PEP 562), so that the commands answer ``--help`` without
+loading TensorFlow and the server, which never imports training code, can import the package. The
+networks register with Keras when ``cyclegan_tf.models`` is imported, which the first use of any of
+them does (``cyclegan_tf.CycleGAN``, ``inference.load_generator``...); to open a saved network with
+``keras.models.load_model`` directly, ``import cyclegan_tf.models`` first.
 
 Example:
     ```python
@@ -20,41 +22,32 @@ Example:
     ```
 """
 
-import importlib
-
 from cyclegan_tf import _deprecated
-from cyclegan_tf.models import (
-    CycleGAN,
-    ImagePool,
-    LinearDecayAfter,
-    ReflectionPadding2D,
-    ResidualBlock,
-    ResnetGenerator,
-    build_discriminator,
-    default_optimizer,
-    global_discriminator,
-    instance_norm,
-    patch_discriminator,
-    resnet_generator,
-)
+from cyclegan_tf.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# Loaded on first use: the server imports this package and never imports training code.
-_TRAINING = {"TrainConfig": "cyclegan_tf.training.config", "train": "cyclegan_tf.training.trainer"}
+_MODELS = "cyclegan_tf.models"
+# Each name and its module, imported on first use (PEP 562).
+_EXPORTS = {
+    "CycleGAN": _MODELS,
+    "ImagePool": _MODELS,
+    "LinearDecayAfter": _MODELS,
+    "ReflectionPadding2D": _MODELS,
+    "ResidualBlock": _MODELS,
+    "ResnetGenerator": _MODELS,
+    "build_discriminator": _MODELS,
+    "default_optimizer": _MODELS,
+    "global_discriminator": _MODELS,
+    "instance_norm": _MODELS,
+    "patch_discriminator": _MODELS,
+    "resnet_generator": _MODELS,
+    "TrainConfig": "cyclegan_tf.training.config",
+    "train": "cyclegan_tf.training.trainer",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 _deprecated.install()
-
-
-def __getattr__(name):
-    if name in _TRAINING:
-        return getattr(importlib.import_module(_TRAINING[name]), name)
-    raise AttributeError(f"module 'cyclegan_tf' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_TRAINING])
-
 
 __all__ = [
     "CycleGAN",

@@ -12,7 +12,7 @@ import argparse
 import json
 
 from cyclegan_tf import options
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
 
 PROG = "cyclegan-benchmark"
 
@@ -48,6 +48,7 @@ def build_parser():
     )
     options.add_arguments(parser, BenchmarkOptions, FLAGS)
     parser.add_argument("--json", metavar="FILE", default=None, help="Also write the report here.")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -72,7 +73,7 @@ def format_table(report):
 def main(argv=None):
     """Parses ``argv``, measures, prints the table and writes ``--json``."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG, FLAGS):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import io
