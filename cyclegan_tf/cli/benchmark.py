@@ -12,7 +12,12 @@ import argparse
 import json
 
 from cyclegan_tf import options
-from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import (
+    add_verbose_argument,
+    quiet_tensorflow,
+    tensorflow_log_lines_dropped,
+    user_errors,
+)
 
 PROG = "cyclegan-benchmark"
 
@@ -38,8 +43,10 @@ FLAGS = {"compare_handwritten": "--no-handwritten"}
 
 def build_parser():
     """The argument parser: one flag per ``BenchmarkOptions`` field, and ``--json``."""
-    # Imported on use: --help and flag errors answer without loading the library.
-    from cyclegan_tf.tools.benchmark import BenchmarkOptions
+    with tensorflow_log_lines_dropped():
+        # Imported on use, and its start-up lines dropped (before --verbose is parsed): the
+        # benchmark's options live with the benchmark, which loads TensorFlow.
+        from cyclegan_tf.tools.benchmark import BenchmarkOptions
 
     parser = argparse.ArgumentParser(
         prog=PROG,

@@ -50,14 +50,14 @@ def quiet_tensorflow(verbose=False):
         logging.getLogger(name).setLevel(logging.ERROR)
     if "tensorflow" in sys.modules:
         return
-    with _tensorflow_log_lines_dropped():
+    with tensorflow_log_lines_dropped():
         # Imported here, under the filter: the start-up lines are written while these load.
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
 
 
 @contextlib.contextmanager
-def _tensorflow_log_lines_dropped():
+def tensorflow_log_lines_dropped():
     """Sends file descriptor 2 to a temporary file; passes on all but TensorFlow's lines afterwards."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -77,6 +77,39 @@ def _tensorflow_log_lines_dropped():
                     sys.stderr.flush()
     finally:
         os.close(saved)
+
+
+# CPU flags (Linux /proc/cpuinfo) of bfloat16 arithmetic; without them oneDNN emulates bf16.
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# bf16 against float32 time of the default generator (tiled engine, 0.25 MP) with oneDNN held to
+# AVX-512 without BF16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI) on an AMD EPYC (Zen 4): see
+# docs/performance.md.
+_EMULATED_BF16_SLOWDOWN = 3
+
+
+def bf16_note(prog, cpuinfo="/proc/cpuinfo"):
+    """The one hardware note that matters, for bf16: a CPU without bfloat16 arithmetic emulates it.
+
+    TensorFlow's own line about it is hidden with its other log lines (``quiet_tensorflow``).
+
+    Args:
+        prog: str, the command's name.
+        cpuinfo: str, the file listing the CPU's flags.
+
+    Returns:
+        str, the line to print, or None where the CPU has bfloat16 arithmetic (or cannot tell).
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags = {word for line in f if line.startswith("flags") for word in line.split()}
+    except OSError:
+        return None
+    if not flags or any(flag in flags for flag in _BF16_CPU_FLAGS):
+        return None
+    return (
+        f"{prog}: note: this CPU has no bfloat16 arithmetic (AVX512_BF16 or AMX), so bf16 is "
+        f"emulated: about {_EMULATED_BF16_SLOWDOWN}x slower than float32"
+    )
 
 
 def add_verbose_argument(parser):

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from cyclegan_tf import options
-from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, bf16_note, quiet_tensorflow, user_errors
 from cyclegan_tf.training.config import TrainConfig
 
 PROG = "cyclegan-train"
@@ -31,6 +31,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = options.from_args(TrainConfig, args)
     quiet_tensorflow(args.verbose)
+    note = bf16_note(PROG) if config.mixed_precision == "bf16" else None
+    if note:
+        print(note, file=sys.stderr)
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf.training import trainer

@@ -18,6 +18,7 @@ from cyclegan_tf.cli.common import (
     add_memory_arguments,
     add_model_argument,
     add_verbose_argument,
+    bf16_note,
     quiet_tensorflow,
     user_errors,
 )
@@ -194,6 +195,9 @@ def main(argv=None):
     if args.model_b2a and args.input:
         build_parser().error("--model-b2a goes with --dataset or --data-dir")
     quiet_tensorflow(args.verbose)
+    note = bf16_note(PROG) if args.precision == "bf16" else None
+    if note:
+        print(note, file=sys.stderr)
     # Imported on use: --help and flag errors answer without loading the library.
     from cyclegan_tf.inference.file_translation import TranslationInterrupted
 
