@@ -303,6 +303,7 @@ def write_clip(
     rotation=0,
     pix_fmt="yuv420p",
     frame_gaps=None,
+    codec="libx264",
 ):
     """Writes a tiny clip of ``clip_frame`` frames with PyAV, as a phone or an editor would.
 
@@ -315,9 +316,10 @@ def write_clip(
             (``"aac"``, ``"pcm_s16le"``...), or None for no sound.
         rotation: int, the display rotation in degrees counter-clockwise (a phone's portrait clip:
             -90, shown turned 90 degrees clockwise).
-        pix_fmt: str, H.264's pixel format (``"yuv444p"`` for odd sides, ``"yuv420p10le"``).
+        pix_fmt: str, the video's pixel format (``"yuv444p"`` for odd sides, ``"yuv420p10le"``).
         frame_gaps: list of int or None, each frame's duration in milliseconds (a variable frame
             rate); None: ``1000 / fps`` each.
+        codec: str, the video encoder (``"libvpx-vp9"`` for WebM).
     """
     import fractions
 
@@ -326,7 +328,7 @@ def write_clip(
     time_base = fractions.Fraction(1, 1000)
     gaps = frame_gaps or [round(1000 / fps)] * frames
     with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
+        video = container.add_stream(codec, rate=fps)
         video.height, video.width = size
         video.pix_fmt = pix_fmt
         video.time_base = video.codec_context.time_base = time_base

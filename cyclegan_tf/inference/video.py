@@ -21,6 +21,7 @@ blending each output frame with the previous one where the input did not change 
 
 import dataclasses
 import fractions
+import io as bytes_io
 import queue
 import sys
 import threading
@@ -308,7 +309,7 @@ class _Source:
         self.audio = audios[0] if audios else None
         if self.audio is None:
             self.audio_mode = "none"
-        elif self.audio.codec_context.name in _MP4_AUDIO_CODECS:
+        elif _mp4_takes_as_it_is(av, self.audio):
             self.audio_mode = "copied"
         else:
             self.audio_mode = "re-encoded"
@@ -361,6 +362,23 @@ class _Source:
 
     def close(self):
         self.container.close()
+
+
+def _mp4_takes_as_it_is(av, stream):
+    """Whether ``stream``'s packets go into an MP4 unchanged.
+
+    Its codec must be one players read in MP4, and FFmpeg's MP4 muxer must write a header for it
+    (it refuses an AVI's MP3 track, for one).
+    """
+    if stream.codec_context.codec.canonical_name not in _MP4_AUDIO_CODECS:
+        return False
+    try:
+        with av.open(bytes_io.BytesIO(), "w", format="mp4") as probe:
+            probe.add_stream_from_template(stream)
+            probe.start_encoding()
+    except av.error.FFmpegError:
+        return False
+    return True
 
 
 def _reason(error):

@@ -98,6 +98,23 @@ def test_odd_sides_ten_bits_and_pcm_sound(tmp_path):
     assert close(written["frames"][5][31:], written["frames"][5][30:31])  # a repeated last row
 
 
+@pytest.mark.parametrize(
+    "name, codec, audio, how",
+    [
+        ("old.avi", "libx264", "mp3", "re-encoded"),  # MP4 takes MP3, but not as an AVI holds it
+        ("web.webm", "libvpx-vp9", "libopus", "re-encoded"),
+        ("edit.mkv", "libx264", "aac", "copied"),
+    ],
+)
+def test_each_container_keeps_its_sound(tmp_path, name, codec, audio, how):
+    source = tmp_path / name
+    write_clip(source, frames=6, codec=codec, audio=audio)
+    result = translate_video(Identity(), str(source), str(tmp_path / "out.mp4"), progress=False)
+    written = decode(tmp_path / "out.mp4")
+    assert result.audio == how and written["audio"] == "aac" and len(written["frames"]) == 6
+    assert 0.5 < written["audio_seconds"] < 0.9  # 0.6 s of tone, and the codecs' padding
+
+
 def test_variable_frame_rate_keeps_every_timestamp_without_audio(tmp_path):
     gaps = [40, 40, 120, 40, 200, 40, 40, 80]
     source = tmp_path / "vfr.mkv"
