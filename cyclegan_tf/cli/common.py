@@ -81,10 +81,10 @@ def tensorflow_log_lines_dropped():
 
 # CPU flags (Linux /proc/cpuinfo) of bfloat16 arithmetic; without them oneDNN emulates bf16.
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-# bf16 against float32 time of the default generator (tiled engine, 0.25 MP) with oneDNN held to
-# AVX-512 without BF16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI) on an AMD EPYC (Zen 4): see
-# docs/performance.md.
-_EMULATED_BF16_SLOWDOWN = 3
+# bf16 against float32 time of the default generator (tiled engine, 480p video frames) with oneDNN
+# held to AVX-512 without BF16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI) on an AMD EPYC: 10.0 against
+# 7.4 s a frame (docs/performance.md, "bf16 without bfloat16 arithmetic").
+_EMULATED_BF16_SLOWDOWN = 1.4
 
 
 def bf16_note(prog, cpuinfo="/proc/cpuinfo"):
@@ -108,7 +108,7 @@ def bf16_note(prog, cpuinfo="/proc/cpuinfo"):
         return None
     return (
         f"{prog}: note: this CPU has no bfloat16 arithmetic (AVX512_BF16 or AMX), so bf16 is "
-        f"emulated: about {_EMULATED_BF16_SLOWDOWN}x slower than float32"
+        f"emulated and slower than float32 ({_EMULATED_BF16_SLOWDOWN}x on AVX-512 without BF16)"
     )
 
 

@@ -296,7 +296,8 @@ class _Source:
             raise
 
     def _check(self, av):
-        videos = self.container.streams.video
+        still = av.stream.Disposition.attached_pic  # a cover image (music files), not a video
+        videos = [s for s in self.container.streams.video if not s.disposition & still]
         if not videos:
             raise VideoError(f"{self.path} is not a video: it has no video stream")
         self.video = videos[0]
