@@ -229,6 +229,20 @@ def _truncated(path):
     path.write_bytes(data[: len(data) // 2])
 
 
+def _truncated_after_its_index(path):
+    """A download cut short: the index (``moov``) first, as streaming sites write, then 60 % of the data."""
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        video = container.add_stream("libx264", rate=10)
+        video.height, video.width, video.pix_fmt = 64, 96, "yuv420p"
+        noise = np.random.default_rng(0)
+        for _ in range(20):
+            pixels = noise.integers(0, 256, (64, 96, 3), np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(video.encode(None))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+
+
 def _corrupt(path):
     write_clip(path)
     data = bytearray(path.read_bytes())
@@ -264,6 +278,7 @@ def _unknown_codec(path):
 
 BAD_CLIPS = {
     "truncated.mp4": (_truncated, "cannot read video"),
+    "download.mp4": (_truncated_after_its_index, "is corrupt or truncated"),
     "corrupt.mp4": (_corrupt, "cannot read video"),
     "notes.mp4": (_not_a_video, "cannot read video"),
     "sound.mp4": (_sound_only, "is not a video: it has no video stream"),
