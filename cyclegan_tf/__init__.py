@@ -5,10 +5,11 @@ The package's folders are its layers, bottom to top (``docs/architecture.md`` ha
 ``inference/``; ``export/``; ``evaluation/``; ``training/`` and ``serving/``; ``tools/``; ``cli/``.
 A module imports only from layers below its own.
 
-This module is the public API: the networks and the training model (importing the package
-registers them with Keras, so ``keras.models.load_model`` opens the saved networks), and
-``TrainConfig`` and ``train``, which load on first use so that the server, which never imports
-training code, can import the package.
+This module is the public API: the networks and the training objectives, and ``TrainConfig`` and
+``train``. Every name loads on first use (PEP 562), so that the commands answer ``--help`` without
+loading TensorFlow and the server, which never imports training code, can import the package.
+Importing the package registers the networks with Keras as soon as Keras is imported (at once if it
+already is), so ``keras.models.load_model`` opens the saved networks after ``import cyclegan_tf``.
 
 Example:
     ```python
@@ -21,43 +22,63 @@ Example:
 """
 
 import importlib
+import sys
 
 from cyclegan_tf import _deprecated
-from cyclegan_tf.models import (
-    CycleGAN,
-    ImagePool,
-    LinearDecayAfter,
-    ReflectionPadding2D,
-    ResidualBlock,
-    ResnetGenerator,
-    build_discriminator,
-    default_optimizer,
-    global_discriminator,
-    instance_norm,
-    patch_discriminator,
-    resnet_generator,
-)
+from cyclegan_tf.lazy import after_import, lazy_exports
 
 __version__ = "0.1.0"
 
-# Loaded on first use: the server imports this package and never imports training code.
-_TRAINING = {"TrainConfig": "cyclegan_tf.training.config", "train": "cyclegan_tf.training.trainer"}
+_MODELS = "cyclegan_tf.models"
+# Each name and its module, imported on first use (PEP 562).
+_EXPORTS = {
+    "CUT": _MODELS,
+    "CycleGAN": _MODELS,
+    "FastCUT": _MODELS,
+    "GAN": _MODELS,
+    "ImagePool": _MODELS,
+    "LinearDecayAfter": _MODELS,
+    "ReflectionPadding2D": _MODELS,
+    "ResidualBlock": _MODELS,
+    "ResnetGenerator": _MODELS,
+    "build_discriminator": _MODELS,
+    "default_optimizer": _MODELS,
+    "global_discriminator": _MODELS,
+    "instance_norm": _MODELS,
+    "patch_discriminator": _MODELS,
+    "resnet_generator": _MODELS,
+    "TrainConfig": "cyclegan_tf.training.config",
+    "train": "cyclegan_tf.training.trainer",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 _deprecated.install()
 
 
-def __getattr__(name):
-    if name in _TRAINING:
-        return getattr(importlib.import_module(_TRAINING[name]), name)
-    raise AttributeError(f"module 'cyclegan_tf' has no attribute {name!r}")
+def _register_networks():
+    """Imports ``cyclegan_tf.models``, whose classes register with Keras (``keras.saving``).
+
+    Called once Keras is loaded. Skipped when Keras was loaded from inside a module of this package
+    that is still being imported (the models may need it complete): that import goes on to load what it
+    uses, and the first name taken from ``cyclegan_tf.models`` registers the rest.
+    """
+    initializing = [
+        name
+        for name, module in list(sys.modules.items())
+        if name.startswith("cyclegan_tf.")
+        and getattr(getattr(module, "__spec__", None), "_initializing", False)
+    ]
+    if not initializing:
+        importlib.import_module(_MODELS).register()
 
 
-def __dir__():
-    return sorted([*globals(), *_TRAINING])
-
+after_import("keras", _register_networks)
 
 __all__ = [
+    "CUT",
     "CycleGAN",
+    "FastCUT",
+    "GAN",
     "ImagePool",
     "LinearDecayAfter",
     "ReflectionPadding2D",

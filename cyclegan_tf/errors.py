@@ -61,6 +61,7 @@ _EXTRAS = {
     "openvino": "openvino",
     "nncf": "openvino",
     "ai_edge_litert.interpreter": "litert",
+    "av": "video",
 }
 
 

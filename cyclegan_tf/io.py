@@ -33,7 +33,10 @@ import re
 import shutil
 import time
 
-import tensorflow as tf
+from cyclegan_tf.lazy import LazyModule
+
+# Imported on first use: the commands read this module before TensorFlow loads (--help).
+tf = LazyModule("tensorflow")
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Filesystems whose rename is a cheap, atomic metadata operation.

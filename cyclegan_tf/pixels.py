@@ -3,13 +3,16 @@
 The generators downsample ``GENERATOR_DOWNSAMPLINGS`` times by 2, so their inputs must be multiples
 of ``SIZE_MULTIPLE`` on each side.
 
-Bottom layer: imports only ``errors``.
+Bottom layer: imports only ``errors`` and ``lazy``.
 """
 
 import numpy as np
-import tensorflow as tf
 
 from cyclegan_tf.errors import OptionError
+from cyclegan_tf.lazy import LazyModule
+
+# Imported on first use: the commands read this module before TensorFlow loads (--help).
+tf = LazyModule("tensorflow")
 
 # The reference ResNet generator's stride-2 convolutions (and as many transposed ones).
 GENERATOR_DOWNSAMPLINGS = 2

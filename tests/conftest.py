@@ -353,3 +353,71 @@ def free_ports(count):
     finally:
         for each in sockets:
             each.close()
+
+
+def clip_frame(index, height, width):
+    """Frame ``index`` of ``write_clip``'s clips: a bar moving right, a red corner at the top left."""
+    frame = np.full((height, width, 3), 40, np.uint8)
+    frame[:, (3 * index) % width : (3 * index) % width + 4] = (230, 230, 90)
+    frame[:4, :4] = (255, 0, 0)
+    return frame
+
+
+def write_clip(
+    path,
+    frames=12,
+    size=(32, 48),
+    fps=10,
+    audio="aac",
+    rotation=0,
+    pix_fmt="yuv420p",
+    frame_gaps=None,
+    codec="libx264",
+):
+    """Writes a tiny clip of ``clip_frame`` frames with PyAV, as a phone or an editor would.
+
+    Args:
+        path: str, the file; its ending picks the container (``.mp4 .mov .mkv .avi``).
+        frames: int, the number of frames.
+        size: ``(height, width)`` as stored (before the rotation).
+        fps: int, the nominal frame rate.
+        audio: str or None, the codec of a mono 440 Hz sine tone as long as the video
+            (``"aac"``, ``"pcm_s16le"``...), or None for no sound.
+        rotation: int, the display rotation in degrees counter-clockwise (a phone's portrait clip:
+            -90, shown turned 90 degrees clockwise).
+        pix_fmt: str, the video's pixel format (``"yuv444p"`` for odd sides, ``"yuv420p10le"``).
+        frame_gaps: list of int or None, each frame's duration in milliseconds (a variable frame
+            rate); None: ``1000 / fps`` each.
+        codec: str, the video encoder (``"libvpx-vp9"`` for WebM).
+    """
+    import fractions
+
+    import av
+
+    time_base = fractions.Fraction(1, 1000)
+    gaps = frame_gaps or [round(1000 / fps)] * frames
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=fps)
+        video.height, video.width = size
+        video.pix_fmt = pix_fmt
+        video.time_base = video.codec_context.time_base = time_base
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = None
+        if audio:
+            sound = container.add_stream(audio, rate=8000)
+            sound.layout = "mono"
+        pts = 0
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_frame(index, *size), format="rgb24")
+            frame.pts, frame.time_base = pts, time_base
+            pts += gaps[index]
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if sound is not None:
+            seconds = np.arange(8 * pts) / 8000
+            tone = (0.3 * np.sin(2 * np.pi * 440 * seconds)).astype(np.float32)[None]
+            chunk = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = 8000, 0
+            container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))

@@ -29,6 +29,7 @@ BOTTOM_MODULES = (
     "_keras_compat",
     "errors",
     "io",
+    "lazy",
     "model_store",
     "options",
     "pixels",

@@ -13,7 +13,12 @@ import argparse
 import json
 
 from cyclegan_tf import options
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import (
+    add_verbose_argument,
+    quiet_tensorflow,
+    tensorflow_log_lines_dropped,
+    user_errors,
+)
 
 PROG = "cyclegan-benchmark"
 
@@ -39,8 +44,10 @@ FLAGS = {"compare_handwritten": "--no-handwritten"}
 
 def build_parser():
     """The argument parser: one flag per ``BenchmarkOptions`` field, and ``--json``."""
-    # Imported on use: --help and flag errors answer without loading the library.
-    from cyclegan_tf.tools.benchmark import BenchmarkOptions
+    with tensorflow_log_lines_dropped():
+        # Imported on use, and its start-up lines dropped (before --verbose is parsed): the
+        # benchmark's options live with the benchmark, which loads TensorFlow.
+        from cyclegan_tf.tools.benchmark_options import BenchmarkOptions
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -49,6 +56,7 @@ def build_parser():
     )
     options.add_arguments(parser, BenchmarkOptions, FLAGS)
     parser.add_argument("--json", metavar="FILE", default=None, help="Also write the report here.")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -82,13 +90,14 @@ def format_table(report):
 def main(argv=None):
     """Parses ``argv``, measures, prints the table and writes ``--json``."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG, FLAGS):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import io
         from cyclegan_tf.tools import benchmark, runtime_benchmark
+        from cyclegan_tf.tools.benchmark_options import BenchmarkOptions
 
-        report = benchmark.run_benchmark(options.from_args(benchmark.BenchmarkOptions, args))
+        report = benchmark.run_benchmark(options.from_args(BenchmarkOptions, args))
         if args.json:
             io.write_text(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     print(format_table(report))

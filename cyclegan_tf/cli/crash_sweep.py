@@ -8,7 +8,7 @@ if any failed.
 import argparse
 import time
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
 
 PROG = "crash_sweep"
 
@@ -58,13 +58,14 @@ def build_parser():
         default=600,
         help="Seconds per training process (default: %(default)g).",
     )
+    add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     """Runs the sweep; 0 if every trial ended as the uninterrupted run, else 1."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG):
         if args.kills < 0 or (args.points is not None and args.points < 1) or args.timeout <= 0:
             raise ValueError(

@@ -3,7 +3,7 @@
 import argparse
 import time
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
 
 PROG = "cyclegan-demo"
 
@@ -32,6 +32,7 @@ def build_parser():
     parser.add_argument(
         "--epochs", type=int, default=DEMO_OPTIONS["epochs"], help="Training epochs."
     )
+    add_verbose_argument(parser)
     return parser
 
 
@@ -51,7 +52,7 @@ def new_run_dir(workdir):
 def main(argv=None):
     """Runs the demo and prints where its outputs are."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import inference, io

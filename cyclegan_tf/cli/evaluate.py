@@ -9,7 +9,12 @@ Example::
 import argparse
 import json
 
-from cyclegan_tf.cli.common import add_model_argument, quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import (
+    add_model_argument,
+    add_verbose_argument,
+    quiet_tensorflow,
+    user_errors,
+)
 
 PROG = "cyclegan-evaluate"
 
@@ -55,6 +60,7 @@ def build_parser():
     parser.add_argument(
         "--kid-subset-size", type=int, default=1000, help="Images per KID subset (default 1000)."
     )
+    add_verbose_argument(parser)
     return parser
 
 
@@ -81,7 +87,7 @@ def format_table(results):
 def main(argv=None):
     """Evaluates and prints FID/KID; returns 0 (errors exit with status 2)."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG, flags={"model_path": "--model"}):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import io

@@ -10,7 +10,7 @@ Example::
 
 import argparse
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
 from cyclegan_tf.model_store import FORMATS, QUANTIZE_MODES
 
 PROG = "cyclegan-export"
@@ -62,6 +62,7 @@ def build_parser():
         help="With --quantize int8: for a run, a folder with trainA/ and trainB/ (default: the "
         "run's --data-dir); for --generator, a folder of images of its input domain.",
     )
+    add_verbose_argument(parser)
     return parser
 
 
@@ -116,7 +117,7 @@ def run_calibration_images(run_dir, data_dir=None):
 def main(argv=None):
     """Exports the generators; prints the paths written."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import export, inference, io

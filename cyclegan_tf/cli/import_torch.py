@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
 
 PROG = "cyclegan-import-torch"
 
@@ -33,13 +33,14 @@ def build_parser():
         default=9,
         help="Residual blocks (default: 9; 6 for 128 px models).",
     )
+    add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     """Imports one generator; prints what it wrote."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf.tools.torch_import import import_weights

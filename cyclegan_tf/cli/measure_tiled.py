@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 import json
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
 
 PROG = "measure_tiled"
 
@@ -64,13 +64,14 @@ def build_parser():
             default=None,
             help="Tiled budget (default: the library's).",
         )
+    add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     """Runs the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf.tools import tiled_benchmark

@@ -2,7 +2,7 @@
 
 import argparse
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
 
 PROG = "cyclegan-report"
 
@@ -19,13 +19,14 @@ def build_parser():
         nargs="+",
         help="Exported model folders to list (default: found from the run's config.json).",
     )
+    add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     """Writes the report and prints its path; returns 0 (errors exit with status 2)."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf.training.report import write_report

@@ -5,8 +5,13 @@ import ipaddress
 import logging
 import re
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
-from cyclegan_tf.inference.tiled import PRECISIONS
+from cyclegan_tf.cli.common import (
+    PRECISIONS,
+    add_verbose_argument,
+    bf16_note,
+    quiet_tensorflow,
+    user_errors,
+)
 from cyclegan_tf.model_store import FORMATS, QUANTIZE_MODES
 from cyclegan_tf.serving import limits
 
@@ -171,6 +176,7 @@ def build_parser():
         choices=["debug", "info", "warning", "error"],
         help="Log level, access log included at info (default: %(default)s).",
     )
+    add_verbose_argument(parser)
     return parser
 
 
@@ -198,7 +204,10 @@ def _source(args):
 def main(argv=None):
     """Loads the models and serves them until interrupted."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
+    note = bf16_note(PROG) if args.precision == "bf16" else None
+    if note:
+        logging.getLogger(__name__).warning(note)
     with user_errors(PROG, flags={"base_path": "--model-base-path"}):
         if not 0 < args.port < 65536:
             raise ValueError(f"--port must be in 1..65535. Received: {args.port}")

@@ -2,7 +2,7 @@
 
 import argparse
 
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, quiet_tensorflow, user_errors
 
 PROG = "cyclegan-synthetic"
 
@@ -19,13 +19,14 @@ def build_parser():
     parser.add_argument("--n-train", type=int, default=200, help="Training images per domain.")
     parser.add_argument("--n-test", type=int, default=40, help="Test images per domain.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the drawing.")
+    add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     """Writes the set and prints what is there; returns the exit status (2 on bad input)."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_tensorflow(args.verbose)
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf import io

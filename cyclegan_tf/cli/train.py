@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from cyclegan_tf import options
-from cyclegan_tf.cli.common import quiet_tensorflow, user_errors
+from cyclegan_tf.cli.common import add_verbose_argument, bf16_note, quiet_tensorflow, user_errors
 from cyclegan_tf.training.config import TrainConfig
 
 PROG = "cyclegan-train"
@@ -22,13 +22,18 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     options.add_arguments(parser, TrainConfig)
+    add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     """Parses ``argv``, trains, and prints where the outputs are."""
-    config = options.from_args(TrainConfig, build_parser().parse_args(argv))
-    quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    config = options.from_args(TrainConfig, args)
+    quiet_tensorflow(args.verbose)
+    note = bf16_note(PROG) if config.mixed_precision == "bf16" else None
+    if note:
+        print(note, file=sys.stderr)
     with user_errors(PROG):
         # Imported on use: --help and flag errors answer without loading the library.
         from cyclegan_tf.training import trainer

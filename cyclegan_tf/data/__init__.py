@@ -9,38 +9,41 @@ Example:
     ```
 """
 
-from cyclegan_tf.data.cache import CACHE_MODES, resolve_cache_mode
-from cyclegan_tf.data.decode import (
-    IMAGE_EXTENSIONS,
-    DataError,
-    decode_image,
-    decode_resized,
-    decode_to_shape,
-    image_to_uint8,
-    list_image_files,
-    read_image_file,
-)
-from cyclegan_tf.data.pipeline import (
-    epoch_steps,
-    explained_stream_errors,
-    make_eval_dataset,
-    make_train_dataset,
-    make_translate_dataset,
-    preprocess_eval,
-    preprocess_train,
-)
-from cyclegan_tf.data.preprocess import PREPROCESS_MODES, Preprocess
-from cyclegan_tf.data.sources import (
-    DomainData,
-    default_cache_dir,
-    load_domains,
-    load_folder,
-    load_image_folder,
-    load_synthetic,
-    load_tfds,
-    tfds_configs,
-)
-from cyclegan_tf.data.synthetic import hue_statistic, write_synthetic_dataset
+from cyclegan_tf.lazy import lazy_exports
+
+# Each name and its module, imported on first use (PEP 562).
+_EXPORTS = {
+    "CACHE_MODES": "cyclegan_tf.data.cache",
+    "resolve_cache_mode": "cyclegan_tf.data.cache",
+    "IMAGE_EXTENSIONS": "cyclegan_tf.data.decode",
+    "DataError": "cyclegan_tf.data.decode",
+    "decode_image": "cyclegan_tf.data.decode",
+    "decode_resized": "cyclegan_tf.data.decode",
+    "decode_to_shape": "cyclegan_tf.data.decode",
+    "image_to_uint8": "cyclegan_tf.data.decode",
+    "list_image_files": "cyclegan_tf.data.decode",
+    "read_image_file": "cyclegan_tf.data.decode",
+    "epoch_steps": "cyclegan_tf.data.pipeline",
+    "explained_stream_errors": "cyclegan_tf.data.pipeline",
+    "make_eval_dataset": "cyclegan_tf.data.pipeline",
+    "make_train_dataset": "cyclegan_tf.data.pipeline",
+    "make_translate_dataset": "cyclegan_tf.data.pipeline",
+    "preprocess_eval": "cyclegan_tf.data.pipeline",
+    "preprocess_train": "cyclegan_tf.data.pipeline",
+    "PREPROCESS_MODES": "cyclegan_tf.data.preprocess",
+    "Preprocess": "cyclegan_tf.data.preprocess",
+    "DomainData": "cyclegan_tf.data.sources",
+    "default_cache_dir": "cyclegan_tf.data.sources",
+    "load_domains": "cyclegan_tf.data.sources",
+    "load_folder": "cyclegan_tf.data.sources",
+    "load_image_folder": "cyclegan_tf.data.sources",
+    "load_synthetic": "cyclegan_tf.data.sources",
+    "load_tfds": "cyclegan_tf.data.sources",
+    "tfds_configs": "cyclegan_tf.data.sources",
+    "hue_statistic": "cyclegan_tf.data.synthetic",
+    "write_synthetic_dataset": "cyclegan_tf.data.synthetic",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "CACHE_MODES",

@@ -19,9 +19,10 @@ its file never changes the training batches.
 import hashlib
 import logging
 
-import tensorflow as tf
-
 from cyclegan_tf import io
+from cyclegan_tf.lazy import LazyModule
+
+tf = LazyModule("tensorflow")  # the cache modes are options, read without TensorFlow
 
 logger = logging.getLogger(__name__)
 

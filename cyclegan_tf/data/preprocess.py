@@ -23,9 +23,11 @@ not a multiple of 4; here ``scale_width`` rounds too. Every resize is PIL's bicu
 
 import dataclasses
 
-import tensorflow as tf
-
 from cyclegan_tf import pixels
+from cyclegan_tf.lazy import LazyModule
+
+# Imported on first use: the commands read this module before TensorFlow loads (--help).
+tf = LazyModule("tensorflow")
 
 PREPROCESS_MODES = ("resize_and_crop", "scale_width_and_crop", "crop", "scale_width", "none")
 # Modes whose training images keep a size of their own: batches of one image.

@@ -11,23 +11,30 @@ Example:
     ```
 """
 
-from cyclegan_tf.inference.generator import CompiledGenerator, translate, translate_pixels
-from cyclegan_tf.inference.keras_translator import DEFAULT_MAX_MEMORY_GB, KerasTranslator
-from cyclegan_tf.inference.loading import (
-    SavedModelTranslator,
-    TensorFlowRuntime,
-    load_generator,
-    load_runtime,
-    load_translator,
-    resolve_model_path,
-)
-from cyclegan_tf.inference.padding import MIN_SIZE, crop_to, pad_to_multiple
-from cyclegan_tf.inference.tiled import (
-    PRECISIONS,
-    TiledGenerator,
-    check_precision,
-    estimate_whole_image_bytes,
-)
+from cyclegan_tf.lazy import lazy_exports
+
+# Each name and its module, imported on first use (PEP 562).
+_EXPORTS = {
+    "CompiledGenerator": "cyclegan_tf.inference.generator",
+    "translate": "cyclegan_tf.inference.generator",
+    "translate_pixels": "cyclegan_tf.inference.generator",
+    "DEFAULT_MAX_MEMORY_GB": "cyclegan_tf.inference.budget",
+    "KerasTranslator": "cyclegan_tf.inference.keras_translator",
+    "SavedModelTranslator": "cyclegan_tf.inference.loading",
+    "TensorFlowRuntime": "cyclegan_tf.inference.loading",
+    "load_generator": "cyclegan_tf.inference.loading",
+    "load_runtime": "cyclegan_tf.inference.loading",
+    "load_translator": "cyclegan_tf.inference.loading",
+    "resolve_model_path": "cyclegan_tf.inference.loading",
+    "MIN_SIZE": "cyclegan_tf.inference.padding",
+    "crop_to": "cyclegan_tf.inference.padding",
+    "pad_to_multiple": "cyclegan_tf.inference.padding",
+    "PRECISIONS": "cyclegan_tf.inference.tiled",
+    "TiledGenerator": "cyclegan_tf.inference.tiled",
+    "check_precision": "cyclegan_tf.inference.tiled",
+    "estimate_whole_image_bytes": "cyclegan_tf.inference.tiled",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_MAX_MEMORY_GB",

@@ -1,8 +1,9 @@
-"""Translating image files and dataset splits into PNG files (the seed repository's ``test.py``).
+"""Translating image files and dataset splits into PNG files, and video files into MP4 files.
 
-Every output name is checked before any work: ``photo.png`` and ``photo.jpg`` are written to
-``photo_png.png`` and ``photo_jpg.png`` (where the stems alone are unique, ``<stem>.png``), and a name
-that would still be written twice is refused, as is an output folder that is a file.
+Images as the seed repository's ``test.py`` does; videos through ``video.translate_video``. Every output name is checked before any work: ``photo.png`` and ``photo.jpg`` are written to
+``photo_png.png`` and ``photo_jpg.png`` (where the stems alone are unique, ``<stem>.png``; a video's
+output is ``<stem>.mp4``), and a name that would still be written twice is refused, as is an output
+folder that is a file.
 """
 
 import collections
@@ -19,8 +20,11 @@ from PIL import Image
 from cyclegan_tf import io
 from cyclegan_tf.data.decode import read_image_file
 from cyclegan_tf.errors import OptionError, first_line
+from cyclegan_tf.inference.video import OUTPUT_EXTENSION as VIDEO_OUTPUT_EXTENSION
+from cyclegan_tf.inference.video import is_video_file, translate_video
 
 COMPARE_SUFFIX = "_compare"
+IMAGE_OUTPUT_EXTENSION = ".png"
 
 
 @dataclasses.dataclass
@@ -29,13 +33,29 @@ class TranslationResult:
 
     Attributes:
         source: str, the input path.
-        output: str or None, the translated PNG written.
+        output: str or None, the translated PNG (or MP4) written.
         error: str or None, why the input could not be translated.
+        video: ``video.VideoResult`` or None, what was written for a video.
     """
 
     source: str
     output: str | None = None
     error: str | None = None
+    video: object = None
+
+
+class TranslationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``translate_files``: ``source`` was not written, the ``results`` before it were.
+
+    Attributes:
+        source: str, the input being translated (nothing of its output is left).
+        results: list of ``TranslationResult``, the inputs finished before it.
+    """
+
+    def __init__(self, source, results):
+        super().__init__(source)
+        self.source = source
+        self.results = results
 
 
 def translate_array(translator, image, progress=False):
@@ -95,8 +115,13 @@ def prepare_output_dir(output_dir):
         ) from None
 
 
+def output_extension(path):
+    """``.mp4`` for a video input, ``.png`` for an image."""
+    return VIDEO_OUTPUT_EXTENSION if is_video_file(path) else IMAGE_OUTPUT_EXTENSION
+
+
 def output_stems(files, side_by_side=False):
-    """The output name (without ``.png``) of each input file, each written once.
+    """The output name (without ``.png``/``.mp4``) of each input file, each written once.
 
     A file's stem (``photo`` for ``photo.jpg``), or, where stems collide, the stem and the extension
     (``photo_jpg``, ``photo_png``).
@@ -125,8 +150,11 @@ def output_stems(files, side_by_side=False):
         for output in outputs:
             if output in written:
                 first = written[output]
+                extension = output_extension(path)
                 shown = (
-                    f"{stem}.png" if io.basename(first) == io.basename(path) else f"{output}.png"
+                    f"{stem}{extension}"
+                    if io.basename(first) == io.basename(path)
+                    else f"{output}{extension}"
                 )
                 raise OptionError(
                     "input",
@@ -137,40 +165,72 @@ def output_stems(files, side_by_side=False):
     return names
 
 
-def translate_files(translator, files, output_dir, side_by_side=False, progress=True):
+def translate_files(
+    translator, files, output_dir, side_by_side=False, progress=True, temporal_smoothing=0.0
+):
     """Translates each file into ``output_dir/<name>.png`` (and ``<name>_compare.png``).
 
-    The names are those of ``output_stems``, checked with the output folder before any work. An
-    input that cannot be read (or an output that cannot be written) is reported in its result and
-    the others are still written.
+    A video (``video.VIDEO_EXTENSIONS``) is translated into ``<name>.mp4`` (and
+    ``<name>_compare.mp4``) by ``video.translate_video``. The names are those of ``output_stems``,
+    checked with the output folder before any work. An input that cannot be read (or an output that
+    cannot be written) is reported in its result and the others are still written.
 
     Args:
         translator: from ``cyclegan_tf.inference.load_translator``.
-        files: list of str, image paths.
+        files: list of str, image and video paths.
         output_dir: str, created if missing.
         side_by_side: bool, also write the original and the translation side by side.
-        progress: bool, show a progress bar.
+        progress: bool, show a progress bar (over the images; per clip over its frames).
+        temporal_smoothing: float in [0, 1), for videos: see ``video.TemporalSmoother``.
+            Defaults to 0 (each frame translated alone).
 
     Returns:
         A list of ``TranslationResult``, one per input, in order.
 
     Raises:
         OptionError: for an output folder that is a file, or two inputs written to one name.
+        TranslationInterrupted: on Ctrl-C; the input under way leaves no output.
     """
     stems = output_stems(files, side_by_side)
     prepare_output_dir(output_dir)
+    images_only = not any(is_video_file(path) for path in files)
     results = []
-    for path, stem in _progress(list(zip(files, stems)), progress):
+    for path, stem in _progress(list(zip(files, stems)), progress and images_only):
         result = TranslationResult(source=path)
         try:
-            image = read_image_file(path)
-            result.output = write_translation(
-                translator, image, output_dir, stem, side_by_side, progress
-            )
+            if is_video_file(path):
+                result.video = _write_video(
+                    translator, path, output_dir, stem, side_by_side, progress, temporal_smoothing
+                )
+                result.output = result.video.output
+            else:
+                image = read_image_file(path)
+                result.output = write_translation(
+                    translator, image, output_dir, stem, side_by_side, progress
+                )
         except (ValueError, OSError, tf.errors.OpError) as error:
             result.error = first_line(error)
+        except KeyboardInterrupt:
+            raise TranslationInterrupted(path, results) from None
         results.append(result)
     return results
+
+
+def _write_video(translator, path, output_dir, stem, side_by_side, progress, temporal_smoothing):
+    """Translates one clip into ``<stem>.mp4`` (and ``<stem>_compare.mp4``); a ``VideoResult``."""
+    compare = (
+        io.join(output_dir, f"{stem}{COMPARE_SUFFIX}{VIDEO_OUTPUT_EXTENSION}")
+        if side_by_side
+        else None
+    )
+    return translate_video(
+        translator,
+        path,
+        io.join(output_dir, f"{stem}{VIDEO_OUTPUT_EXTENSION}"),
+        compare_output=compare,
+        temporal_smoothing=temporal_smoothing,
+        progress=progress,
+    )
 
 
 def translate_domain(translator, domain, output_dir, side_by_side=False, progress=True):

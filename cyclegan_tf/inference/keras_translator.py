@@ -11,6 +11,7 @@ may share one.
 import numpy as np
 
 from cyclegan_tf.errors import OptionError
+from cyclegan_tf.inference.budget import DEFAULT_MAX_MEMORY_GB, check_max_memory_gb
 from cyclegan_tf.inference.generator import CompiledGenerator
 from cyclegan_tf.inference.tiled import (
     TiledGenerator,
@@ -19,25 +20,11 @@ from cyclegan_tf.inference.tiled import (
     estimate_whole_image_bytes,
 )
 
-DEFAULT_MAX_MEMORY_GB = 4.0
 # Input (uint8, then float32 in the whole-image graph), output (float32) and its rounded copy, per
 # pixel and channel: what a translation holds besides the generator's own maps.
 _IMAGE_BYTES_PER_VALUE = 1 + 4 + 4 + 1
 # The least the tiled maps get, however small the budget: below it, everything spills to disk.
 _MIN_TILED_BYTES = 2**26
-
-
-def check_max_memory_gb(max_memory_gb):
-    """Returns ``max_memory_gb`` as a float; raises ``OptionError`` unless it is a positive number."""
-    try:
-        value = float(max_memory_gb)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not value > 0:
-        raise OptionError(
-            "max_memory_gb", f"must be a positive number of GiB. Received: {max_memory_gb!r}"
-        )
-    return value
 
 
 class KerasTranslator:
@@ -108,6 +95,22 @@ class KerasTranslator:
         if self.precision != "float32":
             return True
         return self.whole_image_bytes(height, width) > self.max_memory_bytes
+
+    def images_per_call(self, height, width, limit):
+        """int, how many ``height`` x ``width`` images one ``translate_pixels`` call may take.
+
+        Tiled images run one by one (1); whole ones as many as fit the budget together, at most
+        ``limit`` (a batch of ``n`` costs what one image ``n`` times as tall costs).
+        """
+        if self._tiled is None or self.tiles(height, width):
+            return 1
+        count = 1
+        while (
+            count < limit
+            and self.whole_image_bytes(height * (count + 1), width) <= self.max_memory_bytes
+        ):
+            count += 1
+        return count
 
     def tiled_maps_bytes(self, height, width):
         """int, the bytes the tiled maps of a ``height`` x ``width`` image may take.

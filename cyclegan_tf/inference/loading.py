@@ -58,6 +58,10 @@ class SavedModelTranslator:
         """bool, whether a ``height`` x ``width`` image runs tiled."""
         return self.keras is not None and self.keras.tiles(height, width)
 
+    def images_per_call(self, height, width, limit):
+        """int, images per ``translate_pixels`` call within the budget (see ``KerasTranslator``)."""
+        return 1 if self.keras is None else self.keras.images_per_call(height, width, limit)
+
     def translate_pixels(self, images, progress=None):
         """Translates ``[batch, H, W, 3]`` pixels in [0, 255]; returns float32 pixels in [0, 255]."""
         if self.keras is not None:
@@ -77,6 +81,20 @@ class ExportTranslator:
         self.runtime = runtime
         self.max_memory_gb = check_max_memory_gb(max_memory_gb)
 
+    def images_per_call(self, height, width, limit):
+        """int, how many ``height`` x ``width`` images fit one call within the budget (at least 1)."""
+        count = 1
+        while count < limit and self._needed_bytes(height, width, count + 1) <= self._budget_bytes:
+            count += 1
+        return count
+
+    @property
+    def _budget_bytes(self):
+        return self.max_memory_gb * 2**30
+
+    def _needed_bytes(self, height, width, batch):
+        return runtimes.estimate_export_bytes(self.runtime, height, width, batch)
+
     def translate_pixels(self, images):
         """Translates ``[batch, H, W, 3]`` pixels in [0, 255]; returns float32 pixels in [0, 255].
 
@@ -84,8 +102,8 @@ class ExportTranslator:
             ValueError: for images whose whole-image run would exceed the budget.
         """
         batch, height, width = np.shape(images)[:3]
-        needed = runtimes.estimate_export_bytes(self.runtime, height, width, batch)
-        if needed > self.max_memory_gb * 2**30:
+        needed = self._needed_bytes(height, width, batch)
+        if needed > self._budget_bytes:
             raise ValueError(
                 f"a {width}x{height} image needs about {needed / 2**30:.1f} GiB in "
                 f"{self.runtime.name}, which runs whole images only: over --max-memory-gb "

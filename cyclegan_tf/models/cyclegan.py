@@ -69,7 +69,7 @@ class CycleGAN(GAN):
         antialias: bool, CUT's blurred sampling in every network (``ResnetGenerator``,
             ``patch_discriminator``) instead of the reference's strided one. Defaults to False.
         antialias_up: bool or None, blurred upsampling in the generators (None: as ``antialias``).
-        init_type: str, the initialisation (``layers.INIT_TYPES``). Defaults to ``"normal"``.
+        init_type: str, the initialisation (``initializers.INIT_TYPES``). Defaults to ``"normal"``.
         init_gain: float, its scale. Defaults to 0.02.
         seed: int, seed of the image pools. Defaults to 0.
         **kwargs: Base ``keras.Model`` keyword arguments.

@@ -2,6 +2,7 @@
 
 import keras
 
+from cyclegan_tf.models import initializers
 from cyclegan_tf.models import layers as blocks
 from cyclegan_tf.models.generators import check_positive
 
@@ -49,8 +50,8 @@ def _trunk(inputs, ndf, n_layers, antialias, init):
 
 def _initializers(init_type, init_gain):
     """A factory of fresh kernel initializers (an unseeded one drawn twice repeats its values)."""
-    blocks.check_init_type(init_type)
-    return lambda: blocks.initializer(init_type, init_gain)
+    initializers.check_init_type(init_type)
+    return lambda: initializers.initializer(init_type, init_gain)
 
 
 def patch_discriminator(
@@ -74,7 +75,7 @@ def patch_discriminator(
         n_layers: int, stride-2 convolutions. Defaults to 3.
         channels: int, image channels. Defaults to 3.
         antialias: bool, CUT's blurred downsampling. Defaults to False.
-        init_type: str, the kernels' initialisation (``layers.INIT_TYPES``). Defaults to ``"normal"``.
+        init_type: str, the kernels' initialisation (``initializers.INIT_TYPES``). Defaults to ``"normal"``.
         init_gain: float, its scale. Defaults to 0.02.
         name: str, the model name.
 
@@ -115,7 +116,7 @@ def global_discriminator(
         n_layers: int, stride-2 convolutions. Defaults to 3.
         channels: int, image channels. Defaults to 3.
         antialias: bool, CUT's blurred downsampling in the trunk. Defaults to False.
-        init_type: str, the initialisation (``layers.INIT_TYPES``). Defaults to ``"normal"``.
+        init_type: str, the initialisation (``initializers.INIT_TYPES``). Defaults to ``"normal"``.
         init_gain: float, its scale. Defaults to 0.02.
         name: str, the model name.
 

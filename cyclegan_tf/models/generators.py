@@ -13,6 +13,7 @@ import dataclasses
 import keras
 
 from cyclegan_tf import pixels
+from cyclegan_tf.models import initializers
 from cyclegan_tf.models import layers as blocks
 
 # The reference's choices (``padding_type='reflect'``, ``--norm instance``); the tiled engine
@@ -81,7 +82,7 @@ class ResidualBlock(keras.layers.Layer):
 
     Args:
         filters: int, channels in and out.
-        init_type: str, the kernels' initialisation (``layers.INIT_TYPES``). Defaults to
+        init_type: str, the kernels' initialisation (``initializers.INIT_TYPES``). Defaults to
             ``"normal"``.
         init_gain: float, its scale. Defaults to 0.02.
         **kwargs: Base layer keyword arguments (``dtype`` sets the policy of the sublayers too).
@@ -89,7 +90,7 @@ class ResidualBlock(keras.layers.Layer):
 
     def __init__(self, filters, init_type="normal", init_gain=0.02, **kwargs):
         super().__init__(**kwargs)
-        blocks.check_init_type(init_type)
+        initializers.check_init_type(init_type)
         self.filters = filters
         self.init_type = init_type
         self.init_gain = float(init_gain)
@@ -97,7 +98,7 @@ class ResidualBlock(keras.layers.Layer):
 
         def conv(name):
             # An initializer per kernel: an unseeded Keras initializer called twice repeats itself.
-            initializer = blocks.initializer(init_type, init_gain)
+            initializer = initializers.initializer(init_type, init_gain)
             return blocks.conv2d(
                 filters, 3, policy=policy, kernel_initializer=initializer, name=name
             )
@@ -169,7 +170,7 @@ class ResnetGenerator(keras.Model):
             False.
         antialias_up: bool or None, CUT's blurred upsampling instead of transposed convolutions;
             None follows ``antialias``. Defaults to None.
-        init_type: str, the kernels' initialisation (``layers.INIT_TYPES``). Defaults to
+        init_type: str, the kernels' initialisation (``initializers.INIT_TYPES``). Defaults to
             ``"normal"``.
         init_gain: float, its scale. Defaults to 0.02.
         dtype: a dtype policy (or its name) for the whole network, or None for the global policy.
@@ -215,12 +216,12 @@ class ResnetGenerator(keras.Model):
         ngf, n_res_blocks, channels = int(ngf), int(n_res_blocks), int(channels)
         antialias = bool(antialias)
         antialias_up = antialias if antialias_up is None else bool(antialias_up)
-        blocks.check_init_type(init_type)
+        initializers.check_init_type(init_type)
         policy = keras.dtype_policies.get(dtype) if dtype is not None else None
         island = blocks.float32_if_mixed(policy)
 
         def init():  # a new initializer per kernel (see ResidualBlock)
-            return blocks.initializer(init_type, init_gain)
+            return initializers.initializer(init_type, init_gain)
 
         def conv(filters, kernel_size, strides=1, name=None):
             return blocks.conv2d(filters, kernel_size, strides, name, policy, init())

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from cyclegan_tf.models import layers as blocks
+from cyclegan_tf.models import initializers
 
 # The official ``Normalize``: x / (||x||_2 + 1e-7).
 _NORM_EPSILON = 1e-7
@@ -47,7 +47,7 @@ class PatchProjection(keras.Model):
     Args:
         channels: sequence of int, the channels of each feature map.
         units: int, the MLP's width and output size (the official ``--netF_nc``). Defaults to 256.
-        init_type: str, the kernels' initialisation (``layers.INIT_TYPES``). Defaults to
+        init_type: str, the kernels' initialisation (``initializers.INIT_TYPES``). Defaults to
             ``"xavier"`` (CUT's).
         init_gain: float, its scale. Defaults to 0.02.
         dtype: a dtype policy or None for the global one (the normalisation computes in float32).
@@ -80,7 +80,7 @@ class PatchProjection(keras.Model):
                 "channels must be one or more positive widths and units positive. "
                 f"Received: channels={channels}, units={units}"
             )
-        blocks.check_init_type(init_type)
+        initializers.check_init_type(init_type)
         policy = keras.dtype_policies.get(dtype) if dtype is not None else None
         inputs = [keras.Input((None, c), name=f"patches_{i}") for i, c in enumerate(channels)]
         outputs = []
@@ -89,7 +89,7 @@ class PatchProjection(keras.Model):
                 x = keras.layers.Dense(
                     units,
                     activation=activation,
-                    kernel_initializer=blocks.initializer(init_type, init_gain),
+                    kernel_initializer=initializers.initializer(init_type, init_gain),
                     bias_initializer="zeros",
                     dtype=policy,
                     name=f"mlp_{i}_dense_{j}",

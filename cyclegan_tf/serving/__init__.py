@@ -5,7 +5,15 @@ REST API, so a client works unchanged against either. It needs only TensorFlow a
 ``cyclegan_tf[serve]`` (FastAPI, uvicorn); it never imports training code.
 """
 
-from cyclegan_tf.serving.registry import ModelRegistry, ServableNotFoundError, ServedVersion
+from cyclegan_tf.lazy import lazy_exports
+
+# Each name and its module, imported on first use (PEP 562).
+_EXPORTS = {
+    "ModelRegistry": "cyclegan_tf.serving.registry",
+    "ServableNotFoundError": "cyclegan_tf.serving.registry",
+    "ServedVersion": "cyclegan_tf.serving.registry",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["ModelRegistry", "ServableNotFoundError", "ServedVersion", "create_app"]
 

@@ -13,25 +13,32 @@ Example:
 """
 
 import importlib
+import importlib.util
 
 from cyclegan_tf import _deprecated
-from cyclegan_tf.training.backup import BackupStore, BackupUnusable
-from cyclegan_tf.training.callbacks import (
-    EpochCsvLog,
-    ExportGenerators,
-    ResumableBackup,
-    SampleGrid,
-    SaveNetworks,
-    StepLossScalars,
-    StopOnNonFiniteLoss,
-    TrainingDiverged,
-    TrainingLog,
-)
-from cyclegan_tf.training.config import TrainConfig
-from cyclegan_tf.training.interruption import StopSignals, TrainingInterrupted
-from cyclegan_tf.training.report import write_report
-from cyclegan_tf.training.run_folder import RunFolder
-from cyclegan_tf.training.trainer import train
+from cyclegan_tf.lazy import lazy_exports
+
+# Each name and its module, imported on first use (PEP 562).
+_EXPORTS = {
+    "BackupStore": "cyclegan_tf.training.backup",
+    "BackupUnusable": "cyclegan_tf.training.backup",
+    "EpochCsvLog": "cyclegan_tf.training.callbacks",
+    "ExportGenerators": "cyclegan_tf.training.callbacks",
+    "ResumableBackup": "cyclegan_tf.training.callbacks",
+    "SampleGrid": "cyclegan_tf.training.callbacks",
+    "SaveNetworks": "cyclegan_tf.training.callbacks",
+    "StepLossScalars": "cyclegan_tf.training.callbacks",
+    "StopOnNonFiniteLoss": "cyclegan_tf.training.callbacks",
+    "TrainingDiverged": "cyclegan_tf.training.callbacks",
+    "TrainingLog": "cyclegan_tf.training.callbacks",
+    "TrainConfig": "cyclegan_tf.training.config",
+    "StopSignals": "cyclegan_tf.training.interruption",
+    "TrainingInterrupted": "cyclegan_tf.training.interruption",
+    "write_report": "cyclegan_tf.training.report",
+    "RunFolder": "cyclegan_tf.training.run_folder",
+    "train": "cyclegan_tf.training.trainer",
+}
+_exported, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "BackupStore",
@@ -55,6 +62,12 @@ __all__ = [
 
 
 def __getattr__(name):
+    if name in _EXPORTS:
+        return _exported(name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # A module of this package not imported yet (``from cyclegan_tf.training import distribute``
+        # asks here first): the import system loads it.
+        raise AttributeError(name)
     # ``cyclegan_tf.training`` was one module before 0.2: its other names now live in ``trainer``.
     trainer = importlib.import_module("cyclegan_tf.training.trainer")
     if hasattr(trainer, name):

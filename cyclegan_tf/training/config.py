@@ -12,7 +12,7 @@ import math
 from cyclegan_tf import _deprecated, io, options, pixels
 from cyclegan_tf.data.preprocess import PREPROCESS_MODES, VARIABLE_SIZE_MODES
 from cyclegan_tf.errors import OptionError
-from cyclegan_tf.models.layers import INIT_TYPES
+from cyclegan_tf.models.initializers import INIT_TYPES
 from cyclegan_tf.models.objectives import OBJECTIVES, get_objective
 from cyclegan_tf.options import option
 from cyclegan_tf.training import distribute

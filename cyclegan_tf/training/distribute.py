@@ -30,11 +30,14 @@ import os
 import socket
 import time
 
-import keras
-import tensorflow as tf
-
-from cyclegan_tf import _keras_compat
 from cyclegan_tf.errors import OptionError
+from cyclegan_tf.lazy import LazyModule
+
+# Imported on first use: TrainConfig (whose fields are cyclegan-train's flags) reads this module
+# before TensorFlow loads; so is _keras_compat, which subclasses Keras classes.
+keras = LazyModule("keras")
+tf = LazyModule("tensorflow")
+_keras_compat = LazyModule("cyclegan_tf._keras_compat")
 
 logger = logging.getLogger(__name__)
 

@@ -250,3 +250,65 @@ def test_a_large_black_png_is_translated_within_an_address_space_limit(tiny_kera
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert Image.open(tmp_path / "out" / "black.png").size == (2048, 2048)
+
+
+def test_a_folder_of_photos_and_videos(tiny_keras, tmp_path, capsys):
+    from tests.conftest import write_clip
+
+    folder = tmp_path / "holiday"
+    folder.mkdir()
+    _write_image(folder / "beach.jpg", (20, 30))
+    write_clip(folder / "waves.mp4", frames=10, rotation=-90)
+    (folder / "broken.mov").write_bytes(b"not a video at all")
+    output = tmp_path / "out"
+    argv = ["--model", tiny_keras, "--input", str(folder), "--output", str(output)]
+    code = translate_cli.main([*argv, "--side-by-side", "--temporal-smoothing", "0.5"])
+    captured = capsys.readouterr()
+    assert code == 1  # broken.mov failed; the others were written
+    assert sorted(os.listdir(output)) == [
+        "beach.png",
+        "beach_compare.png",
+        "waves.mp4",
+        "waves_compare.mp4",
+    ]
+    errors = [line for line in captured.err.splitlines() if "broken.mov" in line]
+    assert len(errors) == 1 and "cannot read video" in errors[0]
+    summary = next(line for line in captured.out.splitlines() if "waves.mp4:" in line)
+    assert "10 frames, 32x48, 10 fps, 1.00 s, audio copied; flicker ratio" in summary
+    assert "Wrote 1 image(s) and 1 video(s)" in captured.out and "1 failed" in captured.out
+
+
+def test_ctrl_c_during_a_video_says_what_was_not_written(tiny_keras, tmp_path, capsys, monkeypatch):
+    from cyclegan_tf import inference
+    from tests.conftest import write_clip
+
+    class Interrupting:
+        def translate_pixels(self, images):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference, "load_translator", lambda *args: Interrupting())
+    clip = tmp_path / "clip.mkv"
+    write_clip(clip, frames=4, audio=None)
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        translate_cli.main(["--model", tiny_keras, "--input", str(clip), "--output", str(output)])
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"cyclegan-translate: interrupted: {clip} was not written (nothing partial is left); "
+        f"the 0 output(s) finished before it are in {output}"
+    )
+    assert os.listdir(output) == []
+
+
+def test_videos_without_pyav_are_refused_naming_the_extra(
+    tiny_keras, tmp_path, capsys, monkeypatch
+):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    monkeypatch.setitem(__import__("sys").modules, "av", None)
+    with pytest.raises(SystemExit) as exit_info:
+        translate_cli.main(["--model", tiny_keras, "--input", str(clip), "--output", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'cyclegan_tf[video]'" in err

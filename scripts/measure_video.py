@@ -1,0 +1,3 @@
+from cyclegan_tf.cli.measure_video import main
+
+raise SystemExit(main())
