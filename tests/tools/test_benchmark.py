@@ -76,8 +76,9 @@ def test_bad_benchmark_options_fail_with_one_line(argv, message, capsys):
 
 def test_pipeline_reads_a_given_folder_with_the_given_cache(synthetic_dir):
     from cyclegan_tf.tools import benchmark
+    from cyclegan_tf.tools.benchmark_options import BenchmarkOptions
 
-    options = benchmark.BenchmarkOptions(
+    options = BenchmarkOptions(
         image_size=32,
         pipeline_data_dir=synthetic_dir,
         data_cache="disk",

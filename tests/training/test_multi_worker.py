@@ -33,7 +33,7 @@ def _worker(tf_config, argv, weights_path, fault=None):
         model, _ = trainer.train(config)
     except TrainingInterrupted as stopped:
         raise SystemExit(stopped.exit_code) from None
-    np.savez(weights_path, *model.generator_ab.get_weights())
+    np.savez(weights_path, *model.translation_generators()["A2B"].get_weights())
 
 
 def _start_workers(target, inputs, tmp_path, ports, faults=None):
@@ -100,7 +100,20 @@ def test_non_chief_writes_to_a_scratch_folder_it_removes(tmp_path):
         assert chief_config == config and backup_dir is None
 
 
-TINY = {"ngf": 4, "ndf": 4, "n_res_blocks": 1, "image_size": 32, "pool_size": 0}
+TINY = {"ngf": 4, "ndf": 4, "n_res_blocks": 1, "image_size": 32}
+# Each objective, tiny and without randomness across workers; SGD's learning rate and the scale of
+# random initial weights (None: the objective's own; at CUT's the PatchNCE gradients are huge).
+OBJECTIVES = {
+    "cyclegan": ({"pool_size": 0}, 0.5, None),
+    "cut": ({"num_patches": 16}, 0.05, 0.1),
+}
+
+
+def _tiny(objective):
+    from cyclegan_tf.models import get_objective
+
+    options, _, _ = OBJECTIVES[objective]
+    return get_objective(objective)(**TINY, **options)
 
 
 def _images():
@@ -108,27 +121,29 @@ def _images():
     return [rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32") for _ in range(2)]
 
 
-def _initial_weights():
+def _initial_weights(objective):
     import keras
 
-    from cyclegan_tf.models.cyclegan import CycleGAN
-
     keras.utils.set_random_seed(0)
-    return CycleGAN(**TINY).get_weights()
+    weights = _tiny(objective).get_weights()
+    _, _, scale = OBJECTIVES[objective]
+    if scale is None:
+        return weights
+    rng = np.random.default_rng(0)
+    return [rng.normal(0, scale, w.shape).astype(w.dtype) for w in weights]
 
 
-def _one_sgd_step(initial, images_a, images_b, strategy):
+def _one_sgd_step(objective, initial, images_a, images_b, strategy):
     """Weights after one fit step with SGD from ``initial`` on one global batch of 4 pairs."""
     import keras
     import tensorflow as tf
 
-    from cyclegan_tf.models.cyclegan import CycleGAN
-
+    _, learning_rate, _ = OBJECTIVES[objective]
     with strategy.scope():
-        model = CycleGAN(**TINY)
+        model = _tiny(objective)
         model.compile(
-            generator_optimizer=keras.optimizers.SGD(0.5),
-            discriminator_optimizer=keras.optimizers.SGD(0.5),
+            generator_optimizer=keras.optimizers.SGD(learning_rate),
+            discriminator_optimizer=keras.optimizers.SGD(learning_rate),
         )
     model.set_weights(initial)
     dataset = tf.data.Dataset.from_tensors((images_a, images_b)).repeat()
@@ -139,23 +154,24 @@ def _one_sgd_step(initial, images_a, images_b, strategy):
 
 
 def _sgd_worker(tf_config, inputs, weights_path):
-    initial, images = inputs
+    objective, initial, images = inputs
     os.environ["TF_CONFIG"] = json.dumps(tf_config)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    np.savez(weights_path, *_one_sgd_step(initial, *images, strategy))
+    np.savez(weights_path, *_one_sgd_step(objective, initial, *images, strategy))
 
 
 @pytest.mark.slow
-def test_two_workers_with_a_global_batch_of_4_update_like_one_process_on_the_4(tmp_path):
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_two_workers_with_a_global_batch_of_4_update_like_one_process_on_the_4(objective, tmp_path):
     import tensorflow as tf
 
-    initial, images = _initial_weights(), _images()
-    assert _run_workers(_sgd_worker, (initial, images), tmp_path) == [0, 0]
+    initial, images = _initial_weights(objective), _images()
+    assert _run_workers(_sgd_worker, (objective, initial, images), tmp_path) == [0, 0]
 
-    expected = _one_sgd_step(initial, *images, tf.distribute.get_strategy())
+    expected = _one_sgd_step(objective, initial, *images, tf.distribute.get_strategy())
     changed = 0
     for index in range(WORKERS):
         saved = np.load(tmp_path / f"weights_{index}.npz")

@@ -156,3 +156,56 @@ def test_a_run_written_before_objectives_resumes_and_exports(tmp_path, caplog):
     assert max(moved) > 0  # epoch 2 trained from the backup's weights
     assert json.load(open(run / "config.json"))["objective"] == "cyclegan"
     assert (run / "finished.json").exists() and not (run / "backup").exists()
+
+
+@pytest.mark.parametrize("objective", ["cut", "fastcut"])
+def test_the_export_is_served_and_a_12_megapixel_photo_is_translated_in_bands(
+    objective, objective_runs, tmp_path
+):
+    """The run's export behind cyclegan-serve, and its generator on a 12-MP photo in bounded memory."""
+    import resource
+    import subprocess
+    import sys
+
+    import requests
+    import tensorflow as tf
+    from PIL import Image
+
+    from cyclegan_tf.serving.process import ServerProcess
+    from cyclegan_tf.tools.tiled_benchmark import photo_like
+
+    root, _ = objective_runs.reference(objective)
+    exports = os.path.join(root, "exports")
+    local = tf.saved_model.load(os.path.join(exports, "apple2orange", "2"))
+    pixels = np.random.default_rng(3).integers(0, 256, (1, 48, 64, 3)).astype("float32")
+    expected = local.signatures["serving_default"](images=tf.constant(pixels))["images"].numpy()
+    args = ["--file-system-poll-wait-seconds", "0", "--log-level", "warning"]
+    with ServerProcess(exports, args, ready_model="apple2orange") as server:
+        url = f"{server.url}/v1/models/apple2orange"
+        response = requests.post(f"{url}:predict", json={"instances": pixels.tolist()}, timeout=120)
+        assert response.status_code == 200, response.text
+        assert np.abs(np.array(response.json()["predictions"]) - expected).max() <= 1.0
+        assert requests.get(url, timeout=30).json()["model_version_status"][0]["version"] == "2"
+
+    # 12 MP: whole, the anti-aliased generator would ask for about 10 GiB (estimate_whole_image_bytes);
+    # in bands it stays under an address-space limit of 3 GiB.
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(photo_like(12.0, seed=1)).save(photo, quality=90)
+    limit = 3 * 2**30
+    command = [sys.executable, "-m", "cyclegan_tf.cli.translate"]
+    command += ["--model", os.path.join(root, "run", "models", "netG.keras"), "--input", str(photo)]
+    command += ["--output", str(tmp_path / "out")]
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Translating 4000x3000 in tiles" in result.stdout
+    translated = Image.open(tmp_path / "out" / "photo.png")
+    assert translated.size == (4000, 3000)
+    assert np.asarray(translated).std() > 1.0
