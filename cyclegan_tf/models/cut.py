@@ -249,9 +249,11 @@ class CUT(GAN):
             name="netF",
             **init,
         )
-        # Shares the generator's layers; kept out of Keras' tracking so that its weights are saved
-        # (and counted) once, as the generator's.
+        # Both share the generator's layers; kept out of Keras' tracking so that its weights are
+        # saved (and counted) once, as the generator's. The forward pass gives the translation and
+        # the NCE maps of its input, which are the keys of the loss: no second pass of the sources.
         self._encoder = _Untracked(features)
+        self._forward = _Untracked(self.generator.feature_extractor(self.nce_layers, True))
         self.built = True
 
     @classmethod
@@ -305,14 +307,17 @@ class CUT(GAN):
         step = tf.cast(self.generator_optimizer.iterations, tf.int64)  # a tensor, not a variable
         if self._jit_per_replica:
             return self._train_step_in_parts(real_a, real_b, step)
+        count = tf.shape(real_a)[0]
         with tf.GradientTape() as tape:
-            fake_b, identity_b, flip = self._translate(real_a, real_b, step)
+            fake, flip, maps = self._translate(real_a, real_b, step)
             # The official update order: the discriminator first, on the same translation; the
             # generator's adversarial term then sees the updated discriminator.
             with tape.stop_recording():
-                d_grads, d_terms = self._discriminator_gradients(real_b, tf.stop_gradient(fake_b))
+                d_grads, d_terms = self._discriminator_gradients(
+                    real_b, tf.stop_gradient(fake[:count])
+                )
                 self.apply("discriminator", d_grads)
-            terms = self._generator_terms(real_a, real_b, fake_b, identity_b, flip, step)
+            terms = self._generator_terms(real_a, real_b, fake, flip, maps, step)
             scaled = self.scaled_loss(terms["g_loss"], "generator")
         self.apply("generator", self.gradients(tape, scaled, "generator"))
         return self.report({**terms, **d_terms})
@@ -323,7 +328,8 @@ class CUT(GAN):
         ``per_replica_jit`` keeps optimizer updates out of the compiled functions, so the generator's
         forward pass runs once for the discriminator's update and again under the generator's tape.
         """
-        fake_b, _, _ = self.jit_replica(self._translate)(real_a, real_b, step)
+        fake, _, _ = self.jit_replica(self._translate)(real_a, real_b, step)
+        fake_b = fake[: tf.shape(real_a)[0]]
         d_grads, d_terms = self.jit_replica(self._discriminator_gradients)(real_b, fake_b)
         self.apply("discriminator", d_grads)
         g_grads, terms = self.jit_replica(self._generator_gradients)(real_a, real_b, step)
@@ -332,20 +338,28 @@ class CUT(GAN):
 
     def _generator_gradients(self, real_a, real_b, step):
         with tf.GradientTape() as tape:
-            fake_b, identity_b, flip = self._translate(real_a, real_b, step)
-            terms = self._generator_terms(real_a, real_b, fake_b, identity_b, flip, step)
+            fake, flip, maps = self._translate(real_a, real_b, step)
+            terms = self._generator_terms(real_a, real_b, fake, flip, maps, step)
             scaled = self.scaled_loss(terms["g_loss"], "generator")
         return self.gradients(tape, scaled, "generator"), terms
 
+    def _sources(self, real_a, real_b):
+        """The images the generator translates in one pass: A, and B with the identity term."""
+        return tf.concat([real_a, real_b], axis=0) if self.nce_idt else real_a
+
     def _translate(self, real_a, real_b, step, training=True):
-        """G(a), and G(b) with the identity term, from one pass on both; the flip (or None)."""
-        count = tf.shape(real_a)[0]
-        real = tf.concat([real_a, real_b], axis=0) if self.nce_idt else real_a
+        """One generator pass on A (and B): the translations, the flip (or None), the NCE maps.
+
+        Returns:
+            ``(translated, flip, maps)``: G(a) (then G(b)) as one batch; whether the batch was
+            flipped (None without flip equivariance); the NCE maps of the pass's input.
+        """
+        real = self._sources(real_a, real_b)
         flip = self.flip_at(step) if self.flip_equivariance and training else None
         if flip is not None:
             real = tf.where(flip, tf.reverse(real, axis=[2]), real)
-        fake = self.generator(real, training=training)
-        return fake[:count], (fake[count:] if self.nce_idt else None), flip
+        fake, *maps = self._forward.model(real, training=training)
+        return fake, flip, maps
 
     def _discriminator_gradients(self, real_b, fake_b):
         with tf.GradientTape() as tape:
@@ -356,26 +370,44 @@ class CUT(GAN):
         terms = {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake}
         return self.gradients(tape, scaled, "discriminator"), terms
 
-    def _generator_terms(self, real_a, real_b, fake_b, identity_b, flip, step, training=True):
-        """The generator's objective: ``adv``, ``nce`` (and ``nce_y``) and their sum ``g_loss``."""
+    def _generator_terms(self, real_a, real_b, fake, flip, maps, step, training=True):
+        """The generator's objective: ``adv``, ``nce`` (and ``nce_y``) and their sum ``g_loss``.
+
+        The keys of PatchNCE are the maps of the sources, which the translating pass computed (the
+        official code computes them in a second pass): when the batch was flipped for it, they are
+        computed again from the unflipped sources. The queries are the maps of the translations,
+        computed in one pass for both terms.
+        """
+        count = tf.shape(real_a)[0]
         terms = {"adv": tf.constant(0.0), "nce": tf.constant(0.0)}
         if self.lambda_gan > 0 and training:
-            logits = self.discriminator(fake_b, training=True)
+            logits = self.discriminator(fake[:count], training=True)
             terms["adv"] = self._gan_loss(logits, True) * self.lambda_gan
         if self.lambda_nce > 0:
-            terms["nce"] = self._nce(real_a, fake_b, flip, step, 0, training)
+            keys = maps
+            if flip is not None:
+                sources = self._sources(real_a, real_b)
+                keys = tf.cond(
+                    flip,
+                    lambda: self._encoder.model(sources, training=training),
+                    lambda: list(maps),
+                )
+            queries = self._encoder.model(fake, training=training)
+            if flip is not None:  # the translations of flipped images, flipped back to match
+                queries = [tf.where(flip, tf.reverse(q, axis=[2]), q) for q in queries]
+            terms["nce"] = self._nce(
+                [k[:count] for k in keys], [q[:count] for q in queries], step, 0
+            )
             if self.nce_idt:
-                terms["nce_y"] = self._nce(real_b, identity_b, flip, step, 1, training)
+                terms["nce_y"] = self._nce(
+                    [k[count:] for k in keys], [q[count:] for q in queries], step, 1
+                )
         nce = 0.5 * (terms["nce"] + terms["nce_y"]) if "nce_y" in terms else terms["nce"]
         terms["g_loss"] = terms["adv"] + nce
         return terms
 
-    def _nce(self, source, target, flip, step, call, training):
-        """PatchNCE between ``source`` and its translation ``target``, averaged over the maps."""
-        queries = self._encoder.model(target, training=training)
-        if flip is not None:  # the translation of a flipped image, flipped back to match
-            queries = [tf.where(flip, tf.reverse(q, axis=[2]), q) for q in queries]
-        keys = self._encoder.model(source, training=training)
+    def _nce(self, keys, queries, step, call):
+        """PatchNCE between the maps of sources (keys) and of their translations (queries)."""
         ids = self.patch_ids_at(step, call, [tf.shape(k)[1] * tf.shape(k)[2] for k in keys])
         keys = self.projection([sample_patches(k, i) for k, i in zip(keys, ids)])
         queries = self.projection([sample_patches(q, i) for q, i in zip(queries, ids)])
@@ -389,8 +421,8 @@ class CUT(GAN):
         """The PatchNCE terms on held-out pairs (no adversarial term: no update happens)."""
         real_a, real_b, _ = keras.utils.unpack_x_y_sample_weight(data)
         step = tf.cast(self.generator_optimizer.iterations, tf.int64)
-        fake_b, identity_b, _ = self._translate(real_a, real_b, step, training=False)
-        terms = self._generator_terms(real_a, real_b, fake_b, identity_b, None, step, False)
+        fake, _, maps = self._translate(real_a, real_b, step, training=False)
+        terms = self._generator_terms(real_a, real_b, fake, None, maps, step, training=False)
         return self.report(terms, self.VALIDATION_KEYS)
 
     def sample_images(self, images_a, images_b):

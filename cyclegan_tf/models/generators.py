@@ -316,18 +316,20 @@ class ResnetGenerator(keras.Model):
         """The index of ``point`` in the official release's list of modules (``official_feature_indices``)."""
         return official_feature_indices(self.n_res_blocks, self.antialias)[point]
 
-    def feature_extractor(self, points):
+    def feature_extractor(self, points, with_output=False):
         """A model that maps images to the named maps (see ``feature_points``), sharing the weights.
 
-        It runs the generator only as far as the deepest point, as the official ``encode_only``
-        forward does.
+        Without ``with_output`` it runs the generator only as far as the deepest point, as the
+        official ``encode_only`` forward does; with it, the whole generator, whose translation it
+        returns first.
 
         Args:
             points: sequence of names from ``feature_points()``.
+            with_output: bool, also return the translated images (first). Defaults to False.
 
         Returns:
             A ``keras.Model`` from ``[batch, H, W, channels]`` images to a list of maps
-            ``[batch, h, w, c]``, one per point, in the order given.
+            ``[batch, h, w, c]``, one per point, in the order given (after the output images).
 
         Raises:
             ValueError: naming a point that this generator does not have.
@@ -343,9 +345,9 @@ class ResnetGenerator(keras.Model):
                 f"feature points must be some of {list(self.feature_points())}. "
                 f"Received: {list(points)}"
             )
-        return keras.Model(
-            self.input, [tensors[point] for point in points], name=f"{self.name}_features"
-        )
+        outputs = [tensors[point] for point in points]
+        outputs = [self.output, *outputs] if with_output else outputs
+        return keras.Model(self.input, outputs, name=f"{self.name}_features")
 
     def get_config(self):
         return {

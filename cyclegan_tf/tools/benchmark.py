@@ -425,7 +425,19 @@ def _pairs_per_second(iterator, batches, batch_size):
 
 
 def peak_rss_mb():
-    """The process's peak resident memory in MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    """The process's peak resident memory in MiB.
+
+    On Linux ``VmHWM`` (``/proc/self/status``): the high-water mark of this process's own memory.
+    ``ru_maxrss`` would not do for a child process: Linux keeps there the resident size of the parent
+    it was forked from, up to its ``exec``. Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
 
