@@ -12,66 +12,125 @@ import torch
 from torch import nn
 
 
-class ResidualBlock(nn.Module):
-    """``x + [pad, conv 3x3, IN, ReLU, pad, conv 3x3, IN](x)``."""
+def norm_module(norm, channels, affine=False):
+    """The official ``get_norm_layer(norm)(channels)``: instance (affine or not), batch or identity."""
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=affine, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    return nn.Identity()
 
-    def __init__(self, channels):
+
+class ResidualBlock(nn.Module):
+    """``x + [pad, conv 3x3, norm, ReLU, (dropout), pad, conv 3x3, norm](x)``.
+
+    ``block_name`` is the attribute holding the sequence: ``conv_block`` in the official release,
+    ``block`` in many re-implementations.
+    """
+
+    def __init__(
+        self, channels, norm="instance", affine=False, dropout=False, bias=True, block_name=None
+    ):
         super().__init__()
-        self.conv_block = nn.Sequential(
+        layers = [
             nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm_module(norm, channels, affine),
             nn.ReLU(True),
+        ]
+        layers += [nn.Dropout(0.5)] if dropout else []
+        layers += [
             nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
-        )
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm_module(norm, channels, affine),
+        ]
+        self.block_name = block_name or "conv_block"
+        setattr(self, self.block_name, nn.Sequential(*layers))
 
     def forward(self, x):
-        return x + self.conv_block(x)
+        return x + getattr(self, self.block_name)(x)
 
 
 class ResnetGenerator(nn.Module):
-    """The paper's ResNet generator; NCHW images in [-1, 1] to the same shape."""
+    """The paper's ResNet generator; NCHW images in [-1, 1] to the same shape.
 
-    def __init__(self, ngf=64, n_blocks=9, channels=3):
+    ``norm`` (``instance``, ``batch``, ``none``), ``affine``, ``dropout``, the channels in and out
+    and the biases are the official options: the convolutions followed by a norm have biases with
+    an instance norm only (a batch norm's shift replaces them, and ``none`` follows the same rule),
+    unless ``bias`` says otherwise (re-implementations keep them).
+    """
+
+    def __init__(
+        self,
+        ngf=64,
+        n_blocks=9,
+        channels=3,
+        norm="instance",
+        affine=False,
+        dropout=False,
+        output_channels=None,
+        bias=None,
+        block_name=None,
+    ):
         super().__init__()
+        bias = norm == "instance" if bias is None else bias
         layers = [
             nn.ReflectionPad2d(3),
-            nn.Conv2d(channels, ngf, 7),
-            nn.InstanceNorm2d(ngf),
+            nn.Conv2d(channels, ngf, 7, bias=bias),
+            norm_module(norm, ngf, affine),
             nn.ReLU(True),
         ]
         for i in range(2):  # d128, d256
             width = ngf * 2**i
             layers += [
-                nn.Conv2d(width, width * 2, 3, stride=2, padding=1),
-                nn.InstanceNorm2d(width * 2),
+                nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=bias),
+                norm_module(norm, width * 2, affine),
                 nn.ReLU(True),
             ]
-        layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
+        layers += [
+            ResidualBlock(ngf * 4, norm, affine, dropout, bias, block_name) for _ in range(n_blocks)
+        ]
         for i in range(2):  # u128, u64
             width = ngf * 2 ** (2 - i)
             layers += [
-                nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1),
-                nn.InstanceNorm2d(width // 2),
+                nn.ConvTranspose2d(
+                    width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                norm_module(norm, width // 2, affine),
                 nn.ReLU(True),
             ]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh()]
+        out = channels if output_channels is None else output_channels
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
         return self.model(x)
 
 
-def random_reference_generator(ngf=64, n_blocks=9, seed=0):
-    """A ``ResnetGenerator`` in eval mode with N(0, 0.02) weights and biases (the paper's init scale).
+def randomize(module, seed=0, scale=0.02):
+    """N(0, ``scale``) weights and biases; norm scales near 1, running variances in [0.5, 2].
 
-    Non-zero biases make a bias that lands in the wrong place visible at the output.
+    Non-zero biases and running means make a tensor that lands in the wrong place visible at the
+    output.
     """
-    generator = ResnetGenerator(ngf, n_blocks)
     rng = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for parameter in generator.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=rng) * 0.02)
-    return generator.eval()
+        for name, parameter in module.named_parameters():
+            noise = torch.randn(parameter.shape, generator=rng) * scale
+            is_norm_scale = parameter.ndim == 1 and name.endswith("weight")
+            parameter.copy_(1.0 + 10 * noise if is_norm_scale else noise)
+        for name, buffer in module.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.copy_(torch.randn(buffer.shape, generator=rng) * 0.1)
+            elif name.endswith("running_var"):
+                buffer.copy_(0.5 + 1.5 * torch.rand(buffer.shape, generator=rng))
+    return module.eval()
+
+
+def random_reference_generator(ngf=64, n_blocks=9, seed=0, scale=0.02, **options):
+    """A ``ResnetGenerator`` in eval mode with N(0, 0.02) weights and biases (the paper's init scale).
+
+    Non-zero biases make a bias that lands in the wrong place visible at the output. A larger
+    ``scale`` keeps the output of a tiny generator without instance norms away from 0.
+    """
+    return randomize(ResnetGenerator(ngf, n_blocks, **options), seed, scale)
