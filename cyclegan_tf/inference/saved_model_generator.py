@@ -2,7 +2,7 @@
 
 A loaded SavedModel offers only its signatures, which run the whole image at once. Our exports record
 the generator's config (``ResnetGenerator.get_config``) in a variable collection,
-``generator_config``, and track the generator's variables in the order of its weights; the generator
+``generator_config``, and track the generator's variables in order; the generator
 is rebuilt from that config, the weights are copied in order (every shape checked), and the tiled
 engine translates with it: the same result, in bounded memory.
 
@@ -63,8 +63,9 @@ def generator_from_saved_model(loaded):
         generator = ResnetGenerator.from_config(config)
     except (TypeError, ValueError):
         return None
-    if [tuple(w.shape) for w in generator.weights] != [tuple(v.shape) for v in variables]:
+    # ``variables``, not ``weights``: a dropout's seed state is tracked (and exported) too.
+    if [tuple(w.shape) for w in generator.variables] != [tuple(v.shape) for v in variables]:
         return None
-    for weight, variable in zip(generator.weights, variables):
+    for weight, variable in zip(generator.variables, variables):
         weight.assign(variable)
     return generator

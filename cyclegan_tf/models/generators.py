@@ -518,6 +518,27 @@ def resnet_generator(ngf=64, n_res_blocks=9, channels=3, name="generator"):
     return ResnetGenerator(ngf=ngf, n_res_blocks=n_res_blocks, channels=channels, name=name)
 
 
+GENERATORS = {"resnet": ResnetGenerator}
+
+
+def build_generator(kind="resnet", **kwargs):
+    """Builds a generator by name (``GENERATORS``).
+
+    Args:
+        kind: str, one of ``GENERATORS``. Defaults to ``"resnet"``.
+        **kwargs: the class's constructor arguments.
+
+    Returns:
+        A generator ``keras.Model`` that carries its own config.
+
+    Raises:
+        ValueError: naming the known generators, for another ``kind``.
+    """
+    if kind not in GENERATORS:
+        raise ValueError(f"generator must be one of {list(GENERATORS)}. Received: {kind!r}")
+    return GENERATORS[kind](**kwargs)
+
+
 def as_resnet_generator(model):
     """``model`` as a ``ResnetGenerator``, rebuilding one with its weights where it is not one.
 

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from cyclegan_tf import _keras_compat
 from cyclegan_tf.models.initializers import reference_initializer
 
 
@@ -50,7 +51,32 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
-def instance_norm(name=None, policy=None, affine=False):
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class InstanceNormalization(keras.layers.GroupNormalization):
+    """An instance norm (``GroupNormalization`` with one group per channel) differentiable twice.
+
+    The same values as the parent; its statistics come from ``_keras_compat.spatial_moments``, whose
+    second derivatives are right, so that a gradient penalty (WGAN-GP) through it is the reference's.
+    The discriminators use it.
+
+    Args:
+        **kwargs: ``GroupNormalization`` keyword arguments (``groups`` is -1).
+    """
+
+    def call(self, inputs):
+        dtype = inputs.dtype
+        x = ops.cast(inputs, "float32")
+        mean, variance = _keras_compat.spatial_moments(x)
+        inv = ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            inv = inv * ops.cast(self.gamma, x.dtype)
+        shift = -mean * inv
+        if self.beta is not None:
+            shift = shift + ops.cast(self.beta, x.dtype)
+        return ops.cast(x * inv + shift, dtype)
+
+
+def instance_norm(name=None, policy=None, affine=False, twice_differentiable=False):
     """Instance normalization as in PyTorch's ``InstanceNorm2d`` defaults (eps 1e-5, no affine).
 
     ``GroupNormalization`` with one group per channel normalises each image and channel over its spatial
@@ -62,11 +88,14 @@ def instance_norm(name=None, policy=None, affine=False):
         affine: bool, a learned scale (``gamma``, PyTorch's ``weight``, initially 1) and shift
             (``beta``, its ``bias``, initially 0) per channel: ``InstanceNorm2d(affine=True)``.
             Defaults to False.
+        twice_differentiable: bool, an ``InstanceNormalization``, whose second derivatives are
+            right (a discriminator's, for the gradient penalty). Defaults to False.
 
     Returns:
         A ``keras.layers.GroupNormalization`` layer.
     """
-    return keras.layers.GroupNormalization(
+    layer_class = InstanceNormalization if twice_differentiable else keras.layers.GroupNormalization
+    return layer_class(
         groups=-1,
         epsilon=1e-5,
         center=bool(affine),
@@ -80,7 +109,14 @@ def instance_norm(name=None, policy=None, affine=False):
 NORMS = ("instance", "batch", "none")
 
 
-def norm_layer(norm="instance", affine=False, name=None, policy=None, init_gain=0.02):
+def norm_layer(
+    norm="instance",
+    affine=False,
+    name=None,
+    policy=None,
+    init_gain=0.02,
+    twice_differentiable=False,
+):
     """The normalisation of the official ``--norm`` choices, or None for ``"none"``.
 
     ``"instance"``: ``InstanceNorm2d(affine=affine)`` (``instance_norm``; with ``affine``, a learned
@@ -97,6 +133,8 @@ def norm_layer(norm="instance", affine=False, name=None, policy=None, init_gain=
         name: str or None, the layer name.
         policy: the dtype policy of the network it belongs to; None for the global policy.
         init_gain: float, the spread of a batch norm's initial scale. Defaults to 0.02.
+        twice_differentiable: bool, an instance norm whose second derivatives are right
+            (``InstanceNormalization``; a batch norm's are, synchronised). Defaults to False.
 
     Returns:
         A Keras layer, or None for ``"none"``.
@@ -104,7 +142,7 @@ def norm_layer(norm="instance", affine=False, name=None, policy=None, init_gain=
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {list(NORMS)}. Received: norm={norm!r}")
     if norm == "instance":
-        return instance_norm(name=name, policy=policy, affine=affine)
+        return instance_norm(name, policy, affine, twice_differentiable)
     if norm == "batch":
         return keras.layers.BatchNormalization(
             momentum=0.9,

@@ -74,6 +74,23 @@ def test_architecture_options_round_trip_and_run_tiled(options, tmp_path):
     np.testing.assert_allclose(tiled, whole, atol=2e-5)
 
 
+def test_dropout_drops_half_while_training_and_nothing_in_inference():
+    from cyclegan_tf.models.generators import ResidualBlock
+
+    plain = ResidualBlock(8)
+    dropping = ResidualBlock(8, dropout=True)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 12, 12, 8)).astype("float32")
+    plain(x)
+    dropping(x)
+    dropping.set_weights(plain.get_weights())
+    np.testing.assert_array_equal(dropping(x, training=False), plain(x, training=False))
+    first, second = dropping(x, training=True), dropping(x, training=True)
+    assert not np.array_equal(first, second)
+    # The dropout sits between the two convolutions: its mask shows in the first one's activations.
+    inner = dropping.drop(np.ones((1, 64, 64, 8), "float32"), training=True).numpy()
+    assert set(np.unique(inner)) == {0.0, 2.0} and abs(np.mean(inner == 0) - 0.5) < 0.02
+
+
 def test_stages_follow_the_config():
     generator = ResnetGenerator(ngf=6, n_res_blocks=3)
     config = generator.get_config()
