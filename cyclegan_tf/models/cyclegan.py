@@ -10,6 +10,7 @@ from cyclegan_tf.models.discriminators import build_discriminator
 from cyclegan_tf.models.gan import GAN, default_optimizer
 from cyclegan_tf.models.generators import build_generator
 from cyclegan_tf.models.image_pool import ImagePool
+from cyclegan_tf.models.unet import check_unet_size
 
 # The seed's log names: the mean of the two directions for each term (g_loss is the reference's sum).
 _SUMMARY_METRICS = ("d_loss", "g_loss", "adv", "cycle", "identity")
@@ -145,7 +146,11 @@ class CycleGAN(GAN):
                 f"Received: lambda_cycle={lambda_cycle}, lambda_identity={lambda_identity}"
             )
         type(self).check_options(
-            lambda_identity=lambda_identity, input_nc=input_nc, output_nc=output_nc
+            lambda_identity=lambda_identity,
+            input_nc=input_nc,
+            output_nc=output_nc,
+            generator_kind=generator_kind,
+            image_size=image_size,
         )
         if image_size is not None:
             pixels.check_size_multiple("image_size", image_size)
@@ -230,13 +235,23 @@ class CycleGAN(GAN):
         self.built = True
 
     @classmethod
-    def check_options(cls, lambda_identity=0.5, input_nc=3, output_nc=3, **_):
-        """Refuses an identity term between domains of different channel counts.
+    def check_options(
+        cls,
+        lambda_identity=0.5,
+        input_nc=3,
+        output_nc=3,
+        generator_kind="resnet",
+        image_size=256,
+        **_,
+    ):
+        """Refuses an identity term between domains of different channel counts, and crops a U-Net cannot take.
 
         Raises:
             OptionError: for ``lambda_identity`` > 0 with ``input_nc`` != ``output_nc`` (the
-                reference asserts the same: G(b) needs B's images to be A's shape).
+                reference asserts the same: G(b) needs B's images to be A's shape), or a U-Net
+                generator with training images whose sides are not multiples of its size multiple.
         """
+        check_unet_size(generator_kind, image_size)
         if lambda_identity and lambda_identity > 0 and int(input_nc) != int(output_nc):
             raise OptionError(
                 "lambda_identity",

@@ -15,6 +15,8 @@ import keras
 from cyclegan_tf import pixels
 from cyclegan_tf.models import initializers
 from cyclegan_tf.models import layers as blocks
+from cyclegan_tf.models.layers import check_positive
+from cyclegan_tf.models.unet import UNET_DOWNS, unet_builder
 
 # The reference's padding (``padding_type='reflect'``) and its ``--norm`` choices; the tiled engine
 # computes every one exactly (instance norms with the whole map's statistics).
@@ -518,7 +520,10 @@ def resnet_generator(ngf=64, n_res_blocks=9, channels=3, name="generator"):
     return ResnetGenerator(ngf=ngf, n_res_blocks=n_res_blocks, channels=channels, name=name)
 
 
-GENERATORS = {"resnet": ResnetGenerator}
+GENERATORS = {
+    "resnet": ResnetGenerator,
+    **{name: unet_builder(downs) for name, downs in UNET_DOWNS.items()},
+}
 
 
 def build_generator(kind="resnet", **kwargs):
@@ -597,10 +602,3 @@ def _norm_relu(stage, x, prefix, policy):
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}. Received: {name}={value!r}")
-
-
-def check_positive(**values):
-    """Raises ``ValueError`` naming the first argument that is not a positive integer."""
-    for key, value in values.items():
-        if isinstance(value, bool) or int(value) <= 0:
-            raise ValueError(f"{key} must be a positive integer. Received: {key}={value}")

@@ -377,3 +377,10 @@ def _chain(layers):
         return x
 
     return apply
+
+
+def check_positive(**values):
+    """Raises ``ValueError`` naming the first argument that is not a positive integer."""
+    for key, value in values.items():
+        if isinstance(value, bool) or int(value) <= 0:
+            raise ValueError(f"{key} must be a positive integer. Received: {key}={value}")

@@ -50,6 +50,7 @@ from cyclegan_tf.errors import OptionError, first_line
 from cyclegan_tf.export import saved_model
 from cyclegan_tf.models import layers
 from cyclegan_tf.models.generators import ResnetGenerator
+from cyclegan_tf.models.unet import UnetGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +305,88 @@ def _resnet_candidate(state, overrides):
     return Candidate(layout, config, build)
 
 
-_CANDIDATES = (_resnet_candidate,)
+def unet_prefixes(num_downs):
+    """The module prefix of each level of the official ``UnetGenerator``, outermost first.
+
+    ``model.model`` is the outermost block's ``nn.Sequential``; its submodule is its module 1, and
+    every inner block's submodule its module 3.
+
+    Example:
+        >>> unet_prefixes(3)
+        ['model.model', 'model.model.1.model', 'model.model.1.model.3.model']
+    """
+    prefixes = ["model.model"]
+    for level in range(1, num_downs):
+        prefixes.append(f"{prefixes[-1]}.{1 if level == 1 else 3}.model")
+    return prefixes
+
+
+def _unet_indices(level, num_downs):
+    """``(down, down norm, up, up norm)``: where a level's modules sit in its ``nn.Sequential``.
+
+    Outermost ``[down, sub, ReLU, up, tanh]``; innermost ``[LeakyReLU, down, ReLU, up, norm]``; the
+    others ``[LeakyReLU, down, norm, sub, ReLU, up, norm (, dropout)]``.
+    """
+    if level == 0:
+        return 0, None, 3, None
+    if level == num_downs - 1:
+        return 1, None, 3, 4
+    return 1, 2, 5, 6
+
+
+def unet_tensor_map(generator):
+    """The ``TensorMap`` of a ``UnetGenerator`` in the official ``UnetGenerator``'s layout."""
+    tensors = TensorMap()
+    prefixes = unet_prefixes(generator.num_downs)
+    for index, (prefix, level) in enumerate(zip(prefixes, generator.levels)):
+        down, down_norm, up, up_norm = _unet_indices(index, generator.num_downs)
+        tensors.add_conv(f"{prefix}.{down}", level.down)
+        tensors.add_conv(f"{prefix}.{up}", level.up)
+        if down_norm is not None:
+            tensors.add_norm(f"{prefix}.{down_norm}", level.down_norm)
+        if up_norm is not None:
+            tensors.add_norm(f"{prefix}.{up_norm}", level.up_norm)
+    return tensors
+
+
+def _unet_candidate(state, overrides):
+    """The U-Net layout's reading of a state dict, or None where it has no ``model.model.0`` kernel."""
+    first = state.get("model.model.0.weight")
+    if first is None or np.ndim(first) != 4:
+        return None
+    prefixes = unet_prefixes(64)
+    num_downs = 1
+    while f"{prefixes[num_downs]}.1.weight" in state:
+        num_downs += 1
+    norm_prefix = f"{prefixes[1]}.2"
+    has_bias = "model.model.0.bias" in state
+    affine = f"{norm_prefix}.weight" in state
+    if affine and f"{norm_prefix}.running_mean" in state and not has_bias:
+        norm = "batch"
+    elif affine or has_bias:
+        norm = "instance"
+    else:
+        norm = "none"
+    last = state.get("model.model.3.weight")
+    config = {
+        "ngf": int(np.shape(first)[0]),
+        "num_downs": num_downs,
+        "channels": int(np.shape(first)[1]),
+        "output_channels": int(np.shape(last)[1]) if np.ndim(last) == 4 else 3,
+        "norm": norm,
+        "affine_norm": affine and norm == "instance",
+        "use_bias": has_bias,
+        **{key: value for key, value in overrides.items() if key != "n_res_blocks"},
+    }
+
+    def build(config, name="generator"):
+        generator = UnetGenerator(**config, name=name)
+        return generator, unet_tensor_map(generator)
+
+    return Candidate("unet", config, build)
+
+
+_CANDIDATES = (_resnet_candidate, _unet_candidate)
 
 
 def _sampling_of(state_dict):

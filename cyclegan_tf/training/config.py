@@ -26,7 +26,7 @@ def _option(default, help, choices=None, group="training", aliases=None):  # noq
 
 # The architectures' names, spelled here so that --help does not load Keras (a test checks them
 # against ``models``): generators, discriminators, norms, adversarial losses, image channels.
-GENERATOR_KINDS = ("resnet",)
+GENERATOR_KINDS = ("resnet", "unet_256", "unet_128")
 DISCRIMINATOR_KINDS = ("patch", "global", "pixel")
 NORMS = ("instance", "batch", "none")
 GAN_MODES = ("lsgan", "vanilla", "wgangp")
@@ -35,6 +35,8 @@ CHANNELS = (1, 3, 4)
 _NET_G = {
     "resnet_9blocks": {"generator": "resnet", "n_res_blocks": 9},
     "resnet_6blocks": {"generator": "resnet", "n_res_blocks": 6},
+    "unet_256": {"generator": "unet_256"},
+    "unet_128": {"generator": "unet_128"},
 }
 _NET_D = {
     "basic": {"discriminator": "patch", "n_disc_layers": 3},
@@ -90,7 +92,8 @@ class TrainConfig:
     )
     generator: str = _option(
         "resnet",
-        "Generator architecture: resnet (--n-res-blocks residual blocks).",
+        "Generator architecture: resnet (--n-res-blocks residual blocks), unet_256 or unet_128 "
+        "(the official U-Nets: --image-size a multiple of 256 or 128; cyclegan only).",
         choices=GENERATOR_KINDS,
         group="model",
         aliases={"netG": _NET_G},

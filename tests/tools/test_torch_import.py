@@ -9,6 +9,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch", reason="the [torch] extra is not installed")
 
+from cyclegan_tf import inference  # noqa: E402
 from cyclegan_tf.cli import import_torch  # noqa: E402
 from cyclegan_tf.inference import load_generator  # noqa: E402
 from cyclegan_tf.inference.tiled import TiledGenerator  # noqa: E402
@@ -372,3 +373,61 @@ def test_python_objects_in_a_checkpoint_are_not_loaded(tmp_path):
     torch.save({"netG": state, "args": argparse.Namespace(lr=2e-4)}, path)
     with pytest.raises(ValueError, match=r"holds a Python object \(argparse.Namespace\)"):
         torch_import.load_torch_checkpoint(str(path))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(num_downs=5, norm="batch"), dict(num_downs=6, norm="instance", channels=1)],
+    ids=["batch-5-levels", "instance-6-levels-grayscale"],
+)
+def test_official_unet_is_detected_and_equals_pytorch(options):
+    from tests.tools.torch_reference import UnetGenerator, randomize
+
+    reference = randomize(UnetGenerator(ngf=4, **options), seed=8, scale=0.1)
+    imported = torch_import.detect_generator(numpy_state(reference))
+    config = imported.generator.get_config()
+    assert imported.layout == "unet"
+    assert (config["num_downs"], config["norm"]) == (options["num_downs"], options["norm"])
+    assert imported.generator.size_multiple == 2 ** options["num_downs"]
+    channels = options.get("channels", 3)
+    for height, width in [(64, 64), (64, 128)]:
+        images = np.random.default_rng(width).uniform(-1, 1, (2, height, width, channels))
+        images = images.astype("float32")
+        with torch.no_grad():
+            expected = reference(torch.from_numpy(images).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        expected = expected.numpy()
+        assert expected.std() > 0.05
+        np.testing.assert_allclose(imported.generator(images), expected, atol=PARITY_TOLERANCE)
+
+
+def test_imported_unet_exports_translates_any_size_and_refuses_what_exceeds_the_budget(
+    tmp_path, capsys
+):
+    """pix2pix's layout through the command: the SavedModel rebuilds it; large images are refused."""
+    from cyclegan_tf.errors import OptionError
+    from cyclegan_tf.inference.keras_translator import KerasTranslator
+    from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
+    from tests.tools.torch_reference import UnetGenerator, randomize
+
+    reference = randomize(UnetGenerator(ngf=4, num_downs=5, norm="batch"), seed=9, scale=0.1)
+    weights = tmp_path / "latest_net_G.pth"
+    torch.save(reference.state_dict(), weights)
+    assert (
+        import_torch.main([str(weights), "--name", "facades", "--export-dir", str(tmp_path)]) == 0
+    )
+    assert "the official U-Net layout (ngf 4, 5 levels, batch norm" in capsys.readouterr().out
+    loaded = tf.saved_model.load(str(tmp_path / "facades" / "1"))
+    rebuilt = generator_from_saved_model(loaded)
+    assert type(rebuilt).__name__ == "UnetGenerator" and rebuilt.num_downs == 5
+    # Any size: padded by reflection to multiples of 32, translated, cropped back.
+    pixels = np.random.default_rng(2).integers(0, 256, (1, 50, 70, 3)).astype("float32")
+    served = loaded.signatures["serving_default"](images=tf.constant(pixels))["images"].numpy()
+    keras_model = load_generator(str(tmp_path / "facades" / "1.keras"))
+    expected = inference.translate_pixels(keras_model, pixels).numpy()
+    assert served.shape == (1, 50, 70, 3)
+    np.testing.assert_allclose(served, expected, atol=1e-3)
+    # A 12-MP photo would need more than a 1.5 GiB budget whole, and a U-Net cannot be tiled.
+    translator = KerasTranslator(rebuilt, max_memory_gb=1.5)
+    assert not translator.can_tile
+    with pytest.raises(OptionError, match=r"max_memory_gb: a 4000x3000 image needs about .* GiB"):
+        translator.translate_pixels(np.zeros((1, 3000, 4000, 3), np.uint8))

@@ -107,6 +107,68 @@ class ResnetGenerator(nn.Module):
         return self.model(x)
 
 
+class UnetBlock(nn.Module):
+    """One level of the official U-Net: ``cat(x, up(sub(down(x))))``, or the outermost without ``cat``.
+
+    Its down path starts with an in-place LeakyReLU, as the official one does: the ``x`` kept for the
+    concatenation is then the activated tensor.
+    """
+
+    def __init__(
+        self, outer, inner, input_nc=None, sub=None, outermost=False, innermost=False, **options
+    ):
+        super().__init__()
+        norm, affine, dropout = options["norm"], options["affine"], options.get("dropout", False)
+        bias = norm == "instance"
+        self.outermost = outermost
+        down = nn.Conv2d(input_nc or outer, inner, 4, stride=2, padding=1, bias=bias)
+        if outermost:
+            up = nn.ConvTranspose2d(2 * inner, outer, 4, stride=2, padding=1)
+            layers = [down, sub, nn.ReLU(True), up, nn.Tanh()]
+        elif innermost:
+            up = nn.ConvTranspose2d(inner, outer, 4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True), up]
+            layers += [norm_module(norm, outer, affine)]
+        else:
+            up = nn.ConvTranspose2d(2 * inner, outer, 4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2, True), down, norm_module(norm, inner, affine), sub]
+            layers += [nn.ReLU(True), up, norm_module(norm, outer, affine)]
+            layers += [nn.Dropout(0.5)] if dropout else []
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """The official ``UnetGenerator(input_nc, output_nc, num_downs, ngf, norm, use_dropout)``."""
+
+    def __init__(
+        self,
+        ngf=64,
+        num_downs=8,
+        channels=3,
+        output_channels=None,
+        norm="batch",
+        affine=False,
+        dropout=False,
+    ):
+        super().__init__()
+        options = {"norm": norm, "affine": affine}
+        block = UnetBlock(8 * ngf, 8 * ngf, innermost=True, **options)
+        for _ in range(num_downs - 5):
+            block = UnetBlock(8 * ngf, 8 * ngf, sub=block, dropout=dropout, **options)
+        for width in (4 * ngf, 2 * ngf, ngf):
+            block = UnetBlock(width, 2 * width, sub=block, **options)
+        out = channels if output_channels is None else output_channels
+        self.model = UnetBlock(out, ngf, channels, block, outermost=True, **options)
+
+    def forward(self, x):
+        return self.model(x)
+
+
 def randomize(module, seed=0, scale=0.02):
     """N(0, ``scale``) weights and biases; norm scales near 1, running variances in [0.5, 2].
 
