@@ -147,7 +147,9 @@ OPTION_CASES = {
     "gray-to-rgb-affine-wgangp": dict(
         affine_norm=True, gan_mode="wgangp", input_nc=1, output_nc=3, lambda_identity=0.0
     ),
-    "unet-128-batch-norm": dict(generator_kind="unet_128", norm="batch", image_size=128),
+    "unet-128-batch-norm": dict(
+        generator_kind="unet_128", norm="batch", image_size=128, discriminator_kind="pixel"
+    ),
 }
 
 
@@ -205,10 +207,11 @@ def test_architecture_options_train_as_the_official_step(case):
         run_eagerly=True,
     )
     rng = np.random.default_rng(len(case))
-    height, width = (128, 128) if model.generator_kind == "unet_128" else (SIZE, 24)
-    real_a = rng.uniform(-1, 1, (2, height, width, model.input_nc)).astype("float32")
-    real_b = rng.uniform(-1, 1, (2, height, width, model.output_nc)).astype("float32")
-    alpha_a, alpha_b = (model.penalty_mixing(0, stream, 2).numpy() for stream in (0, 1))
+    unet = model.generator_kind == "unet_128"
+    batch, height, width = (1, 128, 128) if unet else (2, SIZE, 24)
+    real_a = rng.uniform(-1, 1, (batch, height, width, model.input_nc)).astype("float32")
+    real_b = rng.uniform(-1, 1, (batch, height, width, model.output_nc)).astype("float32")
+    alpha_a, alpha_b = (model.penalty_mixing(0, stream, batch).numpy() for stream in (0, 1))
 
     before = {w.path: w.numpy() for w in model.trainable_weights}
     logs = model.train_on_batch(real_a, real_b, return_dict=True)
