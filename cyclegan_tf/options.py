@@ -6,6 +6,12 @@ its default, help text, choices and ``--help`` group. ``add_arguments`` turns su
 dataclass back from the parsed namespace, so a command-line tool never copies fields by hand. The
 values are checked by the dataclass that owns them, not by the parser.
 
+A field may have aliases: other spellings of the same option (the official releases' ``--netD``
+for ``discriminator``), each a plain second name or a translation of its values into values of one
+or more fields (``--netG resnet_6blocks`` is ``generator="resnet"``, ``n_res_blocks=6``). The field
+stays the one owner and its default the one default; flags that set the same option to different
+values are refused in one line.
+
 Bottom layer: imports nothing of this package.
 
 Example:
@@ -25,7 +31,7 @@ import dataclasses
 import types
 
 
-def option(default, help, choices=None, group=None, parse=None):  # noqa: A002 - mirrors argparse
+def option(default, help, choices=None, group=None, parse=None, aliases=None):  # noqa: A002
     """A dataclass field that ``add_arguments`` turns into a flag.
 
     Args:
@@ -35,11 +41,20 @@ def option(default, help, choices=None, group=None, parse=None):  # noqa: A002 -
         group: str or None, the ``--help`` section the flag is listed in.
         parse: callable or None, turns the flag's text into the value (default: from the field's
             type: int, float or str).
+        aliases: dict or None, ``{alias name: None}`` for another name of the same option
+            (``n_layers_D`` → ``--n-layers-D``), or ``{alias name: {alias value: {field: value}}}``
+            for one whose values stand for values of this and other fields.
 
     Returns:
         A ``dataclasses.Field``.
     """
-    metadata = {"help": help, "choices": choices, "group": group, "parse": parse}
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "group": group,
+        "parse": parse,
+        "aliases": aliases or {},
+    }
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -73,6 +88,12 @@ def add_arguments(parser, options_class, flags=None):
     """
     flags = flags or {}
     groups = {}
+    fields = {field.name: field for field in dataclasses.fields(options_class)}
+    aliased = set()
+    for field in fields.values():
+        for values in field.metadata.get("aliases", {}).values():
+            aliased.add(field.name)
+            aliased.update(name for targets in (values or {}).values() for name in targets)
     for field in dataclasses.fields(options_class):
         metadata = field.metadata
         group_name = metadata.get("group")
@@ -102,8 +123,89 @@ def add_arguments(parser, options_class, flags=None):
         kwargs["type"] = metadata.get("parse") or _base_type(field.type)
         if metadata.get("choices"):
             kwargs["choices"] = metadata["choices"]
+        if field.name in aliased:
+            kwargs["action"] = _OwnedValue
         flag = flags.get(field.name) or flag_name(field.name)
         target.add_argument(flag, metavar=field.name.upper(), **kwargs)
+        for alias, values in metadata.get("aliases", {}).items():
+            _add_alias(target, field, alias, values, kwargs)
+
+
+def _add_alias(target, field, alias, values, kwargs):
+    """The flag of another spelling of ``field``: the same values, or values that stand for others."""
+    flag = flag_name(alias)
+    if values is None:
+        target.add_argument(
+            flag,
+            metavar=field.name.upper(),
+            type=kwargs["type"],
+            choices=kwargs.get("choices"),
+            dest=field.name,
+            default=argparse.SUPPRESS,
+            action=_OwnedValue,
+            help=f"The same as {flag_name(field.name)}.",
+        )
+        return
+    meanings = "; ".join(
+        f"{value}: " + ", ".join(f"{flag_name(key)} {item}" for key, item in targets.items())
+        for value, targets in values.items()
+    )
+    target.add_argument(
+        flag,
+        choices=tuple(values),
+        dest=f"{_ALIAS_PREFIX}{alias}",
+        default=argparse.SUPPRESS,
+        action=_Alias,
+        meanings=values,
+        help=f"The official spelling: {meanings}.",
+    )
+
+
+# Where the parsed namespace keeps which flag set each aliased option, and the alias flags' values.
+_GIVEN = "_options_given"
+_ALIAS_PREFIX = "_alias_"
+
+
+def _set_owned(parser, namespace, field, value, flag, given_as):
+    """Sets ``field``, refusing in one line a value that another flag set differently.
+
+    ``flag`` is the flag (repeating one keeps the last value, as argparse does), ``given_as`` the
+    flag and its value as the user wrote them.
+    """
+    given = getattr(namespace, _GIVEN, None)
+    if given is None:
+        given = {}
+        setattr(namespace, _GIVEN, given)
+    if field in given and given[field][0] != flag and given[field][2] != value:
+        _, other, other_value = given[field]
+        parser.exit(
+            2,
+            f"{parser.prog}: error: {given_as} conflicts with {other}: they set "
+            f"{flag_name(field)} to {value} and {other_value}; give one of them\n",
+        )
+    given[field] = (flag, given_as, value)
+    setattr(namespace, field, value)
+
+
+class _OwnedValue(argparse.Action):
+    """Stores a flag's value, refusing another spelling's different value for the same option."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given_as = f"{option_string} {values}"
+        _set_owned(parser, namespace, self.dest, values, option_string, given_as)
+
+
+class _Alias(argparse.Action):
+    """A flag whose values stand for values of other options (``--netG resnet_6blocks``)."""
+
+    def __init__(self, *args, meanings, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meanings = meanings
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given_as = f"{option_string} {values}"
+        for field, value in self.meanings[values].items():
+            _set_owned(parser, namespace, field, value, option_string, given_as)
 
 
 def from_args(options_class, namespace):

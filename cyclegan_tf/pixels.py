@@ -14,6 +14,9 @@ from cyclegan_tf.lazy import LazyModule
 # Imported on first use: the commands read this module before TensorFlow loads (--help).
 tf = LazyModule("tensorflow")
 
+# The channels an image may have: grayscale, RGB, RGBA (PIL's "L", "RGB", "RGBA").
+CHANNELS = (1, 3, 4)
+
 # The reference ResNet generator's stride-2 convolutions (and as many transposed ones).
 GENERATOR_DOWNSAMPLINGS = 2
 SIZE_MULTIPLE = 2**GENERATOR_DOWNSAMPLINGS
@@ -37,6 +40,12 @@ def to_uint8(images):
     """Converts images in [-1, 1] (arrays or tensors) to a ``uint8`` NumPy array, rounded and clipped."""
     pixels = (np.asarray(images, dtype=np.float32) + 1.0) * 127.5
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+def to_rgb(image):
+    """An image array ``[..., C]`` (C 1, 3 or 4) as RGB to show: gray repeated, alpha dropped."""
+    image = np.asarray(image)
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
 def check_size_multiple(name, value, minimum=SIZE_MULTIPLE):

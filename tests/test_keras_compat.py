@@ -230,3 +230,49 @@ def test_clone_function_does_not_reach_nested_layers():
         generator, lambda layer: type(layer) is keras.layers.GroupNormalization, Marked
     )
     assert type(generator.res_blocks[0].norm_1) is Marked and type(generator.stem.norm) is Marked
+
+
+def test_gradient_penalty_through_keras_instance_norm_is_wrong_and_spatial_moments_is_right():
+    """WGAN-GP's penalty through Keras' ``GroupNormalization`` has the wrong weight gradient.
+
+    A two-convolution critic with an instance norm between them: the gradient of the penalty
+    ``|∂D/∂x|²`` with respect to the first kernel, with Keras' layer, with ``spatial_moments``, and
+    in float64 with the norm written out.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (2, 16, 16, 3))
+    first = rng.normal(0, 0.3, (4, 4, 3, 4))
+    second = rng.normal(0, 0.3, (3, 3, 4, 1))
+
+    def penalty_gradient(normalize, dtype):
+        x = tf.constant(images, dtype)
+        kernel = tf.Variable(first, dtype=dtype)
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                h = normalize(tf.nn.conv2d(x, kernel, 2, "VALID"))
+                logits = tf.nn.conv2d(
+                    tf.nn.leaky_relu(h, 0.2), tf.constant(second, dtype), 1, "VALID"
+                )
+            gradients = inner.gradient(logits, x)
+            penalty = tf.reduce_sum(tf.square(tf.sqrt(tf.reduce_sum(gradients**2, [1, 2, 3])) - 1))
+        return outer.gradient(penalty, kernel).numpy()
+
+    def written_out(h):
+        mean = tf.reduce_mean(h, axis=[1, 2], keepdims=True)
+        variance = tf.reduce_mean(tf.square(h - mean), axis=[1, 2], keepdims=True)
+        return (h - mean) / tf.sqrt(variance + 1e-5)
+
+    def with_spatial_moments(h):
+        mean, variance = _keras_compat.spatial_moments(h)
+        return (h - mean) / tf.sqrt(variance + 1e-5)
+
+    keras_norm = keras.layers.GroupNormalization(-1, epsilon=1e-5, center=False, scale=False)
+    truth = penalty_gradient(written_out, tf.float64)
+    scale = np.abs(truth).max()
+    assert np.abs(penalty_gradient(with_spatial_moments, tf.float32) - truth).max() < 1e-4 * scale
+    assert np.abs(penalty_gradient(keras_norm, tf.float32) - truth).max() > 1e-3 * scale

@@ -1,4 +1,4 @@
-"""``cyclegan-import-torch`` / ``scripts/import_torch.py``: import an official PyTorch generator."""
+"""``cyclegan-import-torch`` / ``scripts/import_torch.py``: import a PyTorch generator, any layout."""
 
 import argparse
 import sys
@@ -12,11 +12,15 @@ def build_parser():
     """The argument parser."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Import a ResNet generator of the official PyTorch CycleGAN release "
-        "(latest_net_G.pth / <name>.pth) as EXPORT_DIR/<name>/<version>/ (SavedModel) and "
-        "EXPORT_DIR/<name>/<version>.keras.",
+        description="Import a PyTorch generator (the official CycleGAN, pix2pix and CUT releases' "
+        "ResNet and U-Net generators, re-implementations' ResNet generators; a plain state dict or "
+        "a checkpoint holding several networks) as EXPORT_DIR/<name>/<version>/ (SavedModel) and "
+        "EXPORT_DIR/<name>/<version>.keras. The layout and the architecture are read from the "
+        "file's keys and shapes.",
     )
-    parser.add_argument("weights", help="The PyTorch state dict, e.g. latest_net_G.pth.")
+    parser.add_argument(
+        "weights", help="The PyTorch file, e.g. latest_net_G.pth or a training checkpoint."
+    )
     parser.add_argument("--name", required=True, help="Served model name, e.g. apple2orange.")
     parser.add_argument(
         "--export-dir", default="saved_models", help="Base path (default: %(default)s)."
@@ -25,13 +29,15 @@ def build_parser():
         "--version", type=int, help="Version number (default: one above the highest)."
     )
     parser.add_argument(
-        "--ngf", type=int, default=64, help="Filters of the first layer (default: 64)."
+        "--key",
+        help="The network to import from a checkpoint that holds several (G_A2B, netG_B, "
+        "state_dict/netG ...); without it, the only generator, or the command lists them.",
     )
     parser.add_argument(
-        "--n-res-blocks",
-        type=int,
-        default=9,
-        help="Residual blocks (default: 9; 6 for 128 px models).",
+        "--ngf", type=int, help="Filters of the first layer (default: read from the file)."
+    )
+    parser.add_argument(
+        "--n-res-blocks", type=int, help="Residual blocks (default: counted in the file)."
     )
     add_verbose_argument(parser)
     return parser
@@ -46,13 +52,21 @@ def main(argv=None):
         from cyclegan_tf.tools.torch_import import import_weights
 
         try:
-            saved_model_dir, keras_path = import_weights(
-                args.weights, args.name, args.export_dir, args.version, args.ngf, args.n_res_blocks
+            imported = import_weights(
+                args.weights,
+                args.name,
+                args.export_dir,
+                args.version,
+                args.ngf,
+                args.n_res_blocks,
+                args.key,
             )
         except ImportError as error:
             print(f"{PROG}: error: {error}", file=sys.stderr)
             return 2
-    print(f"{args.name}: {saved_model_dir} (SavedModel), {keras_path} (Keras)")
+    source = args.weights if imported.key is None else f"{args.weights} ({imported.key})"
+    print(f"{source}: {imported.description}")
+    print(f"{args.name}: {imported.saved_model_dir} (SavedModel), {imported.keras_path} (Keras)")
     return 0
 
 

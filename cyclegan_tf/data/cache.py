@@ -1,6 +1,6 @@
 """Where the training pipeline keeps images once they are resized (``preprocess``), before the crop.
 
-A resized image is ``load_size² × 3`` bytes in the resize modes (245 KB at 286 px) whatever the
+A resized RGB image is ``load_size² × 3`` bytes in the resize modes (245 KB at 286 px) whatever the
 size of its source file, so a cache of resized images is bounded by the number of images, never by
 their resolution (the ``crop`` and ``none`` modes keep the source resolution: their images are as
 large as the decoded files). Each store is filled lazily, the first time an image is read; all of
@@ -76,7 +76,14 @@ def resolve_cache_mode(mode, num_images, image_bytes, memory_budget=DEFAULT_MEMO
 
 
 class ImageStore:
-    """No store: every lookup misses. The base of the stores."""
+    """No store: every lookup misses. The base of the stores.
+
+    Args:
+        channels: int, the stored images' channels (1, 3 or 4). Defaults to 3.
+    """
+
+    def __init__(self, channels=3):
+        self.channels = int(channels)
 
     def _lookup(self, index):
         del index
@@ -93,12 +100,12 @@ class ImageStore:
             lambda: tf.io.parse_tensor(
                 tf.strings.substr(stored, 0, tf.maximum(length - len(_END), 0)), tf.uint8
             ),
-            lambda: tf.zeros([0, 0, 3], tf.uint8),
+            lambda: tf.zeros([0, 0, self.channels], tf.uint8),
         )
-        return found, tf.ensure_shape(image, [None, None, 3])
+        return found, tf.ensure_shape(image, [None, None, self.channels])
 
     def insert(self, index, image):
-        """An op that stores ``image`` (``uint8 [H, W, 3]``) under ``index``."""
+        """An op that stores ``image`` (``uint8 [H, W, channels]``) under ``index``."""
         del index, image
         return tf.no_op()
 
@@ -110,7 +117,8 @@ class ImageStore:
 class MemoryStore(ImageStore):
     """Resized images in an in-process hash table, filled as they are first read."""
 
-    def __init__(self):
+    def __init__(self, channels=3):
+        super().__init__(channels)
         self._table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, "")
 
     def _lookup(self, index):
@@ -130,9 +138,11 @@ class DiskStore(ImageStore):
 
     Args:
         folder: str, the store's own folder (created if needed).
+        channels: int, the stored images' channels. Defaults to 3.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, channels=3):
+        super().__init__(channels)
         self.folder = folder
         io.makedirs(folder)
         present = [
@@ -175,7 +185,7 @@ def disk_store_folder(cache_dir, domain_key, geometry):
     return io.join(cache_dir, f"{geometry}-{digest}")
 
 
-def make_store(mode, geometry, cache_dir=None, domain_key=""):
+def make_store(mode, geometry, cache_dir=None, domain_key="", channels=3):
     """The store of one domain for a resolved mode (``memory``, ``disk`` or ``none``).
 
     Args:
@@ -183,14 +193,15 @@ def make_store(mode, geometry, cache_dir=None, domain_key=""):
         geometry: str, names the stored images' sizes (``Preprocess.cache_key``), for ``disk``.
         cache_dir: str or None, the folder of the disk stores (needed for ``disk``).
         domain_key: str, identifies the domain's files (their fingerprint) for ``disk``.
+        channels: int, the stored images' channels (part of ``geometry``'s key). Defaults to 3.
 
     Raises:
         ValueError: for ``disk`` without ``cache_dir``.
     """
     if mode == "memory":
-        return MemoryStore()
+        return MemoryStore(channels)
     if mode == "disk":
         if not cache_dir:
             raise ValueError("cache='disk' needs a cache_dir. Received: cache_dir=None")
-        return DiskStore(disk_store_folder(cache_dir, domain_key, geometry))
-    return ImageStore()
+        return DiskStore(disk_store_folder(cache_dir, domain_key, geometry), channels)
+    return ImageStore(channels)

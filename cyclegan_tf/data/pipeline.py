@@ -39,7 +39,13 @@ import tensorflow as tf
 
 from cyclegan_tf import pixels
 from cyclegan_tf.data import cache as cache_lib
-from cyclegan_tf.data.decode import DataError, decode_to_shape, resize_like_pil
+from cyclegan_tf.data.decode import (
+    DataError,
+    decode_image,
+    decode_to_shape,
+    resize_like_pil,
+    to_channels,
+)
 from cyclegan_tf.data.preprocess import Preprocess
 
 logger = logging.getLogger(__name__)
@@ -113,11 +119,11 @@ def preprocess_eval(image, image_size):
     """Resizes to ``image_size`` × ``image_size`` and scales to [-1, 1]; no randomness.
 
     Args:
-        image: ``uint8`` tensor ``[H, W, 3]``.
+        image: ``uint8`` tensor ``[H, W, C]``.
         image_size: int, the output side (a multiple of 4).
 
     Returns:
-        ``float32`` tensor ``[image_size, image_size, 3]`` in [-1, 1].
+        ``float32`` tensor ``[image_size, image_size, C]`` in [-1, 1].
 
     Raises:
         ValueError: if ``image_size`` is not a positive multiple of 4.
@@ -126,7 +132,8 @@ def preprocess_eval(image, image_size):
     # Antialiased so that large photographs shrink without aliasing (PIL does the same).
     image = tf.image.resize(image, [image_size, image_size], method="bicubic", antialias=True)
     image = tf.round(tf.clip_by_value(image, 0.0, 255.0))
-    return tf.ensure_shape(pixels.to_model_range(image), [image_size, image_size, 3])
+    shape = [image_size, image_size, image.shape[-1]]
+    return tf.ensure_shape(pixels.to_model_range(image), shape)
 
 
 def _derived_seeds(seed, count):
@@ -183,7 +190,8 @@ def _domain_stream(domain, positions, geometry, shuffle_seed, jitter_seed, store
         found, cached = store.lookup(index)
 
         def decode():
-            image = decode_to_shape(tf.io.read_file(paths[index]), geometry.stored_shape)
+            contents = tf.io.read_file(paths[index])
+            image = decode_to_shape(contents, geometry.stored_shape, geometry.channels)
             with tf.control_dependencies([geometry.check_stored(image)]):
                 stored = store.insert(index, image)
             with tf.control_dependencies([stored]):
@@ -200,7 +208,7 @@ def _domain_stream(domain, positions, geometry, shuffle_seed, jitter_seed, store
         check = tf.debugging.Assert(False, [message, paths[candidates[0]]])
         with tf.control_dependencies([check]):
             return tf.constant(-1, tf.int64), tf.zeros(
-                [geometry.crop_size, geometry.crop_size, 3], tf.uint8
+                [geometry.crop_size, geometry.crop_size, geometry.channels], tf.uint8
             )
 
     def first_readable(position):
@@ -293,6 +301,7 @@ def make_train_dataset(
     memory_budget=cache_lib.DEFAULT_MEMORY_BUDGET,
     input_context=None,
     preprocess="resize_and_crop",
+    channels=(3, 3),
 ):
     """The infinite training stream of unpaired ``(real_a, real_b)`` batches.
 
@@ -330,12 +339,14 @@ def make_train_dataset(
         preprocess: str, one of ``preprocess.PREPROCESS_MODES`` (the reference's
             ``--preprocess``). ``scale_width`` and ``none`` keep each image's own size and need
             ``batch_size=1``. Defaults to ``"resize_and_crop"``.
+        channels: ``(channels_a, channels_b)``, each 1, 3 or 4: the images of each domain as
+            PIL converts them (``decode.to_channels``). Defaults to ``(3, 3)``.
 
     Returns:
         ``(dataset, steps_per_epoch)``: the dataset yields ``(real_a, real_b)``, each
-        ``float32 [b, image_size, image_size, 3]`` in [-1, 1] (``[1, H, W, 3]`` of each image's
+        ``float32 [b, image_size, image_size, C]`` in [-1, 1] (``[1, H, W, C]`` of each image's
         own size in the ``scale_width`` and ``none`` modes); ``b`` is ``batch_size``, or the
-        per-replica batch with ``input_context``.
+        per-replica batch with ``input_context``; ``C`` the domain's channels.
 
     Raises:
         ValueError: if the mode, a size, ``batch_size``, ``steps_per_epoch``, ``start_epoch``,
@@ -349,7 +360,8 @@ def make_train_dataset(
         model.fit(dataset, steps_per_epoch=steps, epochs=200)
         ```
     """
-    geometry = Preprocess(preprocess, load_size, image_size)
+    geometries = [Preprocess(preprocess, load_size, image_size, c) for c in channels]
+    geometry = geometries[0]
     _check_batch_size(batch_size)
     if geometry.variable_size and batch_size != 1:
         raise ValueError(
@@ -382,21 +394,29 @@ def make_train_dataset(
     mode = cache_lib.resolve_cache_mode(
         cache,
         domain_a.num_examples + domain_b.num_examples,
-        geometry.stored_image_bytes(),
+        None
+        if geometry.stored_image_bytes() is None
+        else max(g.stored_image_bytes() for g in geometries),
         memory_budget,
     )
     seeds = _derived_seeds(seed, 4)
     streams = []
-    for domain, shuffle_seed, jitter_seed in ((domain_a, *seeds[:2]), (domain_b, *seeds[2:])):
+    for domain, domain_geometry, shuffle_seed, jitter_seed in (
+        (domain_a, geometries[0], *seeds[:2]),
+        (domain_b, geometries[1], *seeds[2:]),
+    ):
         key = domain.fingerprint or "\0".join(domain.files)
+        store = cache_lib.make_store(
+            mode, domain_geometry.cache_key, cache_dir, key, domain_geometry.channels
+        )
         streams.append(
             _domain_stream(
                 domain,
                 _shard_positions(start_step, batch_size, shards, shard),
-                geometry,
+                domain_geometry,
                 shuffle_seed,
                 jitter_seed,
-                cache_lib.make_store(mode, geometry.cache_key, cache_dir, key),
+                store,
             )
         )
     dataset = tf.data.Dataset.zip(tuple(streams))
@@ -409,8 +429,25 @@ def make_train_dataset(
     return dataset, steps_per_epoch
 
 
-def _evaluated(domain, image_size, length):
-    images = domain.images.map(
+def domain_images(domain, channels=3):
+    """A domain's ``uint8`` images with ``channels`` channels (``decode.to_channels``).
+
+    Decoded from its files where it has them (an RGBA image keeps its alpha); otherwise its
+    (RGB) ``images`` converted.
+    """
+    if channels == 3:
+        return domain.images
+    if domain.files is not None:
+        files = tf.data.Dataset.from_tensor_slices(tf.constant(domain.files, tf.string))
+        return files.map(
+            lambda path: decode_image(tf.io.read_file(path), channels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return domain.images.map(lambda image: to_channels(image, channels))
+
+
+def _evaluated(domain, image_size, length, channels):
+    images = domain_images(domain, channels).map(
         lambda image: preprocess_eval(image, image_size), num_parallel_calls=tf.data.AUTOTUNE
     )
     if domain.num_examples < length:
@@ -418,7 +455,7 @@ def _evaluated(domain, image_size, length):
     return images.take(length)
 
 
-def make_eval_dataset(domain_a, domain_b, image_size=256, batch_size=1):
+def make_eval_dataset(domain_a, domain_b, image_size=256, batch_size=1, channels=(3, 3)):
     """A finite, ordered stream of ``(real_a, real_b)`` batches for evaluation.
 
     Both domains are resized to ``image_size`` (``preprocess_eval``) and paired in file order.
@@ -430,10 +467,11 @@ def make_eval_dataset(domain_a, domain_b, image_size=256, batch_size=1):
         domain_b: ``DomainData``, domain B.
         image_size: int, the side of the images (a multiple of 4). Defaults to 256.
         batch_size: int, pairs per batch. Defaults to 1.
+        channels: ``(channels_a, channels_b)``, each 1, 3 or 4. Defaults to ``(3, 3)``.
 
     Returns:
         ``tf.data.Dataset`` of ``(real_a, real_b)``, each ``float32 [b, image_size,
-        image_size, 3]`` in [-1, 1] with ``b <= batch_size``;
+        image_size, C]`` in [-1, 1] with ``b <= batch_size``;
         ``ceil(max(|A|, |B|) / batch_size)`` batches.
 
     Raises:
@@ -443,7 +481,10 @@ def make_eval_dataset(domain_a, domain_b, image_size=256, batch_size=1):
     _check_batch_size(batch_size)
     length = max(domain_a.num_examples, domain_b.num_examples)
     dataset = tf.data.Dataset.zip(
-        (_evaluated(domain_a, image_size, length), _evaluated(domain_b, image_size, length))
+        tuple(
+            _evaluated(domain, image_size, length, count)
+            for domain, count in zip((domain_a, domain_b), channels)
+        )
     )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

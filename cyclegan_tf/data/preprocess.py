@@ -51,11 +51,13 @@ class Preprocess:
         load_size: int, the resize (``resize_and_crop``) or the width (``scale_width*``).
         crop_size: int, the random crop, a multiple of 4 (``--image-size``); in ``scale_width``
             the smallest height, in ``none`` the smallest side.
+        channels: int, the images' channels (1, 3 or 4). Defaults to 3.
     """
 
     mode: str = "resize_and_crop"
     load_size: int = 286
     crop_size: int = 256
+    channels: int = 3
 
     def __post_init__(self):
         if self.mode not in PREPROCESS_MODES:
@@ -64,6 +66,10 @@ class Preprocess:
                 f"Received: preprocess={self.mode!r}"
             )
         pixels.check_size_multiple("image_size", self.crop_size)
+        if self.channels not in pixels.CHANNELS:
+            raise ValueError(
+                f"channels must be one of {list(pixels.CHANNELS)}. Received: {self.channels!r}"
+            )
         resizes = self.mode not in SOURCE_RESOLUTION_MODES
         if resizes and (not isinstance(self.load_size, int) or self.load_size < self.crop_size):
             raise ValueError(
@@ -85,9 +91,10 @@ class Preprocess:
     @property
     def cache_key(self):
         """Names the stored images' geometry: it keys the disk cache's folders."""
-        if self.mode in SOURCE_RESOLUTION_MODES:
-            return self.mode
-        return f"{self.mode}-{self.load_size}-{self.crop_size}"
+        key = self.mode
+        if self.mode not in SOURCE_RESOLUTION_MODES:
+            key = f"{key}-{self.load_size}-{self.crop_size}"
+        return key if self.channels == 3 else f"{key}-c{self.channels}"
 
     def stored_image_bytes(self):
         """Bytes of one image as stored before the crop, or None when it depends on the file.
@@ -96,7 +103,7 @@ class Preprocess:
         """
         if self.mode in SOURCE_RESOLUTION_MODES:
             return None
-        return self.load_size * self.load_size * 3
+        return self.load_size * self.load_size * self.channels
 
     def stored_shape(self, source_shape):
         """``[height, width]`` (int32 tensor) an image of ``source_shape`` is resized to.
@@ -146,17 +153,18 @@ class Preprocess:
         """The random crop (if any) and flip of a stored ``uint8`` image, in [-1, 1].
 
         Args:
-            image: ``uint8`` tensor ``[H, W, 3]``, as ``stored_shape`` says.
+            image: ``uint8`` tensor ``[H, W, channels]``, as ``stored_shape`` says.
             seed: int tensor ``[2]``, the seed of the stateless crop and flip.
 
         Returns:
-            ``float32 [crop_size, crop_size, 3]``, or ``[H, W, 3]`` for the variable-size modes.
+            ``float32 [crop_size, crop_size, channels]``, or ``[H, W, channels]`` for the
+            variable-size modes.
         """
         crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
         image = tf.cast(image, tf.float32)
         if self.crops:
             image = tf.image.stateless_random_crop(
-                image, [self.crop_size, self.crop_size, 3], seed=crop_seed
+                image, [self.crop_size, self.crop_size, self.channels], seed=crop_seed
             )
         image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
         return pixels.to_model_range(image)

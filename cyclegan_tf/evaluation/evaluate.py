@@ -19,7 +19,7 @@ import time
 
 from cyclegan_tf import inference, io
 from cyclegan_tf.data import load_domains
-from cyclegan_tf.data.decode import list_image_files, read_image_file
+from cyclegan_tf.data.decode import list_image_files, read_image_file, to_channels
 from cyclegan_tf.errors import OptionError
 from cyclegan_tf.evaluation import metrics
 from cyclegan_tf.evaluation.features import IMAGENET, InceptionFeatures, cached, file_features
@@ -47,11 +47,11 @@ class ImageSet:
     dataset: object = None
     cache_key: object = None
 
-    def images(self):
-        """A fresh iterator over the ``uint8 [H, W, 3]`` images."""
+    def images(self, channels=3):
+        """A fresh iterator over the ``uint8 [H, W, channels]`` images (``decode.to_channels``)."""
         if self.files is not None:
-            return (read_image_file(path) for path in self.files)
-        return (image.numpy() for image in self.dataset)
+            return (read_image_file(path, channels) for path in self.files)
+        return (to_channels(image, channels).numpy() for image in self.dataset)
 
 
 def other_split(split):
@@ -132,7 +132,9 @@ def set_features(inception, image_set, cache_dir):
 
 def translated_features(inception, translator, image_set):
     """Features of the translations of an ``ImageSet``, one image at a time (sizes may differ)."""
-    translations = (translator.translate_pixels(image[None])[0] for image in image_set.images())
+    channels = getattr(translator, "channels", 3)  # a grayscale generator reads its images gray
+    images = image_set.images(channels)
+    translations = (translator.translate_pixels(image[None])[0] for image in images)
     return inception(translations, count=image_set.count)
 
 

@@ -130,20 +130,26 @@ def build_inception(weights=IMAGENET):
 
 
 def preprocess(image):
-    """Resizes one ``[H, W, 3]`` image in [0, 255] to 299×299 and scales it as InceptionV3 expects.
+    """Resizes one image in [0, 255] to 299×299 RGB and scales it as InceptionV3 expects.
+
+    A grayscale image ``[H, W, 1]`` is repeated over three channels (as the official evaluation
+    of grayscale translations does); an RGBA one ``[H, W, 4]`` loses its alpha.
 
     Args:
-        image: array or tensor ``[H, W, 3]``, any numeric dtype, values in [0, 255].
+        image: array or tensor ``[H, W, C]`` (C 1, 3 or 4), any numeric dtype, values in [0, 255].
 
     Returns:
         float32 tensor ``[299, 299, 3]`` in [-1, 1].
 
     Raises:
-        ValueError: if the shape is not ``[H, W, 3]``.
+        ValueError: if the shape is not ``[H, W, 1]``, ``[H, W, 3]`` or ``[H, W, 4]``.
     """
     image = tf.convert_to_tensor(image)
-    if image.shape.rank != 3 or image.shape[-1] != 3:
-        raise ValueError(f"expected an RGB image of shape [H, W, 3]. Received: shape={image.shape}")
+    if image.shape.rank != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"expected an image of shape [H, W, 1, 3 or 4]. Received: shape={image.shape}"
+        )
+    image = tf.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
     resized = tf.image.resize(
         tf.cast(image, tf.float32), (INCEPTION_SIZE, INCEPTION_SIZE), antialias=True
     )

@@ -15,21 +15,23 @@ from cyclegan_tf.data.decode import list_image_files, read_image_file
 from cyclegan_tf.errors import OptionError
 
 
-def calibration_batches(images, image_size=None, limit=16):
-    """Turns calibration images into float32 batches ``[1, height, width, 3]`` in [0, 255].
+def calibration_batches(images, image_size=None, limit=16, channels=3):
+    """Turns calibration images into float32 batches ``[1, height, width, channels]`` in [0, 255].
 
     Args:
-        images: a folder of image files (str), an array ``[n, height, width, 3]`` or a sequence of
-            ``[height, width, 3]`` arrays, in [0, 255].
+        images: a folder of image files (str), an array ``[n, height, width, channels]`` or a
+            sequence of ``[height, width, channels]`` arrays, in [0, 255].
         image_size: None to keep each image's size, or ``(height, width)`` to resize to (for an export
             with a fixed input size).
         limit: int, at most this many images are used (the first in name order for a folder).
+        channels: int, the generator's input channels (a folder's files are converted as PIL
+            converts them). Defaults to 3.
 
     Returns:
-        A list of float32 numpy arrays ``[1, height, width, 3]``.
+        A list of float32 numpy arrays ``[1, height, width, channels]``.
 
     Raises:
-        ValueError: if there are no images or one is not ``[height, width, 3]``.
+        ValueError: if there are no images or one is not ``[height, width, channels]``.
     """
     if images is None:
         raise OptionError(
@@ -40,13 +42,14 @@ def calibration_batches(images, image_size=None, limit=16):
     if image_size is not None:
         image_size = model_store.check_image_size(image_size)
     if isinstance(images, (str, os.PathLike)):
-        images = _read_folder(os.fspath(images), limit)
+        images = _read_folder(os.fspath(images), limit, channels)
     batches = []
     for image in list(images)[:limit]:
         image = np.asarray(image, np.float32)
-        if image.ndim != 3 or image.shape[-1] != 3:
+        if image.ndim != 3 or image.shape[-1] != channels:
             raise ValueError(
-                f"calibration images must be [height, width, 3]. Received an image of shape {image.shape}"
+                f"calibration images must be [height, width, {channels}]. Received an image of "
+                f"shape {image.shape}"
             )
         if image_size is not None and image.shape[:2] != tuple(image_size):
             image = tf.image.resize(image, image_size, antialias=True).numpy()
@@ -56,7 +59,7 @@ def calibration_batches(images, image_size=None, limit=16):
     return batches
 
 
-def _read_folder(folder, limit):
+def _read_folder(folder, limit, channels):
     if not io.isdir(folder):
         raise OptionError("calibration_images", f"no such folder: {folder}")
-    return [read_image_file(path) for path in list_image_files(folder)[:limit]]
+    return [read_image_file(path, channels) for path in list_image_files(folder)[:limit]]

@@ -1,4 +1,6 @@
-"""LiteRT (TFLite) export of a generator: ``[batch, height, width, 3]`` pixels in [0, 255] in and out.
+"""LiteRT (TFLite) export of a generator: ``[batch, height, width, C]`` pixels in [0, 255] in and out.
+
+C is the generator's channels: 3 (RGB), or 1 or 4 in and out.
 
 The model is converted by ``keras.Model.export(format="litert")`` (the TFLite converter) with builtin
 ops only. Without ``image_size`` the ``.tflite`` has a dynamic shape signature ``[-1, -1, -1, 3]``: the
@@ -54,7 +56,9 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
             "target_spec": {"supported_types": [tf.float16]},
         }
     if quantize == "int8":
-        batches = calibration_batches(calibration_images, image_size)
+        batches = calibration_batches(
+            calibration_images, image_size, channels=pixel_graph.input_channels(generator)
+        )
         options = {
             "optimizations": [tf.lite.Optimize.DEFAULT],
             "representative_dataset": lambda: ([batch] for batch in batches),
@@ -62,7 +66,7 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
     pixel_graph.pixel_model(generator).export(
         path,
         format="litert",
-        input_signature=pixel_graph.input_signature(image_size),
+        input_signature=pixel_graph.generator_signature(generator, image_size),
         verbose=False,
         **options,
     )

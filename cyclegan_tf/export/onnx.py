@@ -1,4 +1,6 @@
-"""ONNX export of a generator: ``[batch, height, width, 3]`` pixels in [0, 255] in and out.
+"""ONNX export of a generator: ``[batch, height, width, C]`` pixels in [0, 255] in and out.
+
+C is the generator's channels: 3 (RGB), or 1 or 4 in and out.
 
 The model is converted by ``keras.Model.export(format="onnx")`` (tf2onnx). Batch, height and width stay
 dynamic unless ``image_size`` fixes them; any height and width >= 1 work (see ``graph``). tf2onnx moves
@@ -60,13 +62,15 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
     onnx = require("onnx", "ONNX export")
     batches = None
     if quantize == "int8":
-        batches = calibration_batches(calibration_images, image_size)
+        batches = calibration_batches(
+            calibration_images, image_size, channels=pixel_graph.input_channels(generator)
+        )
     with tempfile.TemporaryDirectory() as workdir:
         float_path = os.path.join(workdir, "float32.onnx")
         pixel_graph.pixel_model(generator).export(
             float_path,
             format="onnx",
-            input_signature=pixel_graph.input_signature(image_size),
+            input_signature=pixel_graph.generator_signature(generator, image_size),
             opset_version=OPSET,
             verbose=False,
         )

@@ -1,4 +1,6 @@
-"""OpenVINO IR export of a generator: ``[batch, height, width, 3]`` pixels in [0, 255] in and out.
+"""OpenVINO IR export of a generator: ``[batch, height, width, C]`` pixels in [0, 255] in and out.
+
+C is the generator's channels: 3 (RGB), or 1 or 4 in and out.
 
 The model is converted by ``keras.Model.export(format="openvino")`` (OpenVINO's TensorFlow frontend)
 and written as ``.xml`` (graph) plus ``.bin`` (weights). Batch, height and width stay dynamic unless
@@ -53,13 +55,15 @@ def write(generator, path, quantize="none", image_size=None, calibration_images=
     batches = None
     if quantize == "int8":
         nncf = require("nncf", "OpenVINO int8 quantization")
-        batches = calibration_batches(calibration_images, image_size)
+        batches = calibration_batches(
+            calibration_images, image_size, channels=pixel_graph.input_channels(generator)
+        )
     with tempfile.TemporaryDirectory() as workdir:
         float_path = os.path.join(workdir, "float32.xml")
         pixel_graph.pixel_model(generator).export(
             float_path,
             format="openvino",
-            input_signature=pixel_graph.input_signature(image_size),
+            input_signature=pixel_graph.generator_signature(generator, image_size),
             verbose=False,
         )
         model = ov.Core().read_model(float_path)

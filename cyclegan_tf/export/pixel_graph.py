@@ -1,6 +1,6 @@
 """The graph every export format holds: pixels in [0, 255] in, translated pixels in [0, 255] out.
 
-It is the contract of the SavedModel's ``serving_default``: float32 ``[batch, height, width, 3]`` in
+It is the contract of the SavedModel's ``serving_default``: float32 ``[batch, height, width, C]`` in
 [0, 255] of any height and width >= 1, reflection-padded in the graph to the generator's multiple of 4,
 scaled to [-1, 1], translated, cropped back and clipped to [0, 255]. The padding is plain gathers with
 computed indices, which tf2onnx, OpenVINO's TensorFlow frontend and the LiteRT converter all convert.
@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from cyclegan_tf import _keras_compat, model_store
-from cyclegan_tf.inference.generator import translate_pixels
+from cyclegan_tf.inference.generator import channels_of, size_multiple, translate_pixels
 from cyclegan_tf.inference.padding import MIN_SIZE
 
 INPUT_NAME = "images"
@@ -70,31 +70,46 @@ class PixelTranslator(keras.Model):
     """Wraps a generator so that it maps pixels in [0, 255] to pixels in [0, 255], any size.
 
     Args:
-        generator: a ``keras.Model`` from ``resnet_generator`` (images in [-1, 1], sides multiples of 4).
+        generator: a generator ``keras.Model`` (images in [-1, 1], sides multiples of ``multiple``).
+        multiple: int, the generator's size multiple (``size_multiple``). Defaults to 4.
         **kwargs: Base model keyword arguments.
     """
 
-    def __init__(self, generator, **kwargs):
+    def __init__(self, generator, multiple=4, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
+        self.multiple = int(multiple)
 
     def call(self, images):
-        return translate_pixels(self.generator, images)
+        return translate_pixels(self.generator, images, self.multiple)
 
 
 def pixel_model(generator):
     """The model every format exports: ``PixelTranslator(export_generator(generator))``, built."""
-    model = PixelTranslator(export_generator(generator), name=f"{generator.name}_pixels")
-    model(tf.zeros([1, MIN_SIZE, MIN_SIZE, 3]))
+    model = PixelTranslator(
+        export_generator(generator), size_multiple(generator), name=f"{generator.name}_pixels"
+    )
+    model(tf.zeros([1, MIN_SIZE, MIN_SIZE, channels_of(generator)[0]]))
     return model
 
 
-def input_signature(image_size=None, batch_size=None):
-    """The exported input: ``[batch, height, width, 3]`` float32, each dimension None unless fixed.
+def input_channels(generator):
+    """int, the channels of ``generator``'s input images (``channels_of``)."""
+    return channels_of(generator)[0]
+
+
+def generator_signature(generator, image_size=None):
+    """``input_signature`` of ``generator``'s pixels: its input channels, any batch."""
+    return input_signature(image_size, channels=input_channels(generator))
+
+
+def input_signature(image_size=None, batch_size=None, channels=3):
+    """The exported input: ``[batch, height, width, channels]`` float32, sizes None unless fixed.
 
     Args:
         image_size: None (any size) or ``(height, width)`` (an int for a square).
         batch_size: None (any batch) or an int.
+        channels: int, the generator's input channels (``channels_of``). Defaults to 3.
 
     Returns:
         A one-element list of ``tf.TensorSpec`` named ``images``.
@@ -102,4 +117,5 @@ def input_signature(image_size=None, batch_size=None):
     height, width = None, None
     if image_size is not None:
         height, width = model_store.check_image_size(image_size)
-    return [tf.TensorSpec([batch_size, height, width, 3], tf.float32, name=INPUT_NAME)]
+    shape = [batch_size, height, width, int(channels)]
+    return [tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)]

@@ -17,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_tf import io
+from cyclegan_tf import io, pixels
 from cyclegan_tf.data.decode import read_image_file
+from cyclegan_tf.data.pipeline import domain_images
 from cyclegan_tf.errors import OptionError, first_line
 from cyclegan_tf.inference.video import OUTPUT_EXTENSION as VIDEO_OUTPUT_EXTENSION
 from cyclegan_tf.inference.video import is_video_file, translate_video
@@ -59,11 +60,11 @@ class TranslationInterrupted(KeyboardInterrupt):
 
 
 def translate_array(translator, image, progress=False):
-    """Translates one ``uint8 [H, W, 3]`` image at its own size and returns ``uint8 [H, W, 3]``.
+    """Translates one ``uint8 [H, W, C]`` image at its own size and returns ``uint8 [H, W, C']``.
 
     Args:
         translator: anything with ``translate_pixels`` (see ``cyclegan_tf.inference.load_translator``).
-        image: ``uint8`` array ``[H, W, 3]``.
+        image: ``uint8`` array ``[H, W, C]``, C the translator's ``channels``.
         progress: bool, show a progress bar while an image too large for the translator's memory
             budget is translated tiled.
     """
@@ -204,7 +205,7 @@ def translate_files(
                 )
                 result.output = result.video.output
             else:
-                image = read_image_file(path)
+                image = read_image_file(path, getattr(translator, "channels", 3))
                 result.output = write_translation(
                     translator, image, output_dir, stem, side_by_side, progress
                 )
@@ -248,7 +249,8 @@ def translate_domain(translator, domain, output_dir, side_by_side=False, progres
         A list of ``TranslationResult``.
     """
     names = domain.names or [f"image_{i + 1:04d}" for i in range(domain.num_examples)]
-    pairs = zip(names, domain.images.as_numpy_iterator())
+    images = domain_images(domain, getattr(translator, "channels", 3))
+    pairs = zip(names, images.as_numpy_iterator())
     return [
         TranslationResult(
             source=name,
@@ -259,9 +261,9 @@ def translate_domain(translator, domain, output_dir, side_by_side=False, progres
 
 
 def png_bytes(image):
-    """A ``uint8 [H, W, 3]`` array as PNG bytes."""
+    """A ``uint8 [H, W, C]`` array as PNG bytes (grayscale, RGB or RGBA)."""
     buffer = bytes_io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -283,6 +285,8 @@ def write_translation(translator, image, output_dir, stem, side_by_side=False, p
     output = io.join(output_dir, f"{stem}.png")
     io.write_bytes(output, png_bytes(translated))
     if side_by_side:
+        if image.shape[-1] != translated.shape[-1]:  # e.g. grayscale to RGB: shown as RGB
+            image, translated = pixels.to_rgb(image), pixels.to_rgb(translated)
         pair = np.concatenate([image, translated], axis=1)
         io.write_bytes(io.join(output_dir, f"{stem}{COMPARE_SUFFIX}.png"), png_bytes(pair))
     return output

@@ -16,15 +16,57 @@ from cyclegan_tf.inference.generator import CompiledGenerator
 from cyclegan_tf.inference.tiled import (
     TiledGenerator,
     check_precision,
+    convolution_buffer_bytes,
     estimate_runtime_bytes,
     estimate_whole_image_bytes,
 )
+from cyclegan_tf.models.unet import UnetGenerator
 
 # Input (uint8, then float32 in the whole-image graph), output (float32) and its rounded copy, per
 # pixel and channel: what a translation holds besides the generator's own maps.
 _IMAGE_BYTES_PER_VALUE = 1 + 4 + 4 + 1
 # The least the tiled maps get, however small the budget: below it, everything spills to disk.
 _MIN_TILED_BYTES = 2**26
+# Peak resident memory of a U-Net (``UnetGenerator``, 8 levels) translating one image whole, measured
+# with /usr/bin/time -v (TensorFlow 2.21 on CPU, graph mode, uint8 in and out): 1.31, 2.22 and 4.63 GiB
+# at 1024², 2048² and 3072² for ngf 64 (1.53 GiB at 2048² for ngf 32), so about 1 GiB plus 4.2 to 6.5
+# bytes per padded pixel and unit of ngf. Rounded up.
+_UNET_BYTES_PER_PIXEL_AND_NGF = 7.0
+
+
+def estimate_unet_image_bytes(generator, height, width):
+    """The memory that translating one image whole with a ``UnetGenerator`` may ask for, on any CPU.
+
+    The measured resident peak (see ``_UNET_BYTES_PER_PIXEL_AND_NGF``) of the image padded to the
+    U-Net's size multiple, plus the largest buffer one of its convolutions may ask for on TensorFlow's
+    own CPU kernels (``convolution_buffer_bytes``), as ``estimate_whole_image_bytes`` does for a ResNet.
+
+    Args:
+        generator: a ``UnetGenerator``.
+        height: int, image height (before padding).
+        width: int, image width.
+
+    Returns:
+        int, bytes of the whole process (TensorFlow's runtime included).
+    """
+    multiple = generator.size_multiple
+    pixels = -(-height // multiple) * multiple * -(-width // multiple) * multiple
+    resident = estimate_runtime_bytes() + _UNET_BYTES_PER_PIXEL_AND_NGF * generator.ngf * pixels
+    buffers = []
+    in_channels, resolution = generator.channels, pixels
+    for level in generator.levels:
+        out_channels = int(level.down.filters)
+        buffers.append(
+            convolution_buffer_bytes(4, in_channels, out_channels, resolution, resolution // 4)
+        )
+        up_in = int(level.up.kernel.shape[3])
+        buffers.append(
+            convolution_buffer_bytes(
+                4, up_in, int(level.up.filters), resolution // 4, resolution, True
+            )
+        )
+        in_channels, resolution = out_channels, resolution // 4
+    return int(resident + max(buffers))
 
 
 class KerasTranslator:
@@ -55,6 +97,7 @@ class KerasTranslator:
         self.max_memory_gb = check_max_memory_gb(max_memory_gb)
         self.precision = precision
         self._whole = CompiledGenerator(generator)
+        self.channels, self.output_channels = self._whole.channels, self._whole.output_channels
         try:
             self._tiled = TiledGenerator(generator, precision=precision, spill_dir=spill_dir)
         except ValueError as error:
@@ -77,10 +120,12 @@ class KerasTranslator:
     def whole_image_bytes(self, height, width):
         """Int or None, the estimated peak memory of translating a ``height`` x ``width`` image whole.
 
-        The whole process's (TensorFlow's runtime included); see ``estimate_whole_image_bytes``.
-        None for a generator that is not a ``ResnetGenerator``: its memory is unknown (it always
-        runs whole).
+        The whole process's (TensorFlow's runtime included); see ``estimate_whole_image_bytes`` and,
+        for a U-Net, ``estimate_unet_image_bytes``. None for another architecture: its memory is
+        unknown (it always runs whole).
         """
+        if isinstance(self.generator, UnetGenerator):
+            return estimate_unet_image_bytes(self.generator, height, width)
         if self._tiled is None:
             return None
         ngf, n_res_blocks = self._tiled.architecture()
@@ -102,7 +147,7 @@ class KerasTranslator:
         Tiled images run one by one (1); whole ones as many as fit the budget together, at most
         ``limit`` (a batch of ``n`` costs what one image ``n`` times as tall costs).
         """
-        if self._tiled is None or self.tiles(height, width):
+        if self.tiles(height, width) or self.whole_image_bytes(height, width) is None:
             return 1
         count = 1
         while (
@@ -118,25 +163,42 @@ class KerasTranslator:
         The budget less the runtime and the image arrays, at least 64 MiB (what does not fit spills
         to disk).
         """
-        image_bytes = _IMAGE_BYTES_PER_VALUE * 3 * height * width
+        image_bytes = (
+            _IMAGE_BYTES_PER_VALUE * max(self.channels, self.output_channels) * height * width
+        )
         available = self.max_memory_bytes - estimate_runtime_bytes() - image_bytes
         return max(available, _MIN_TILED_BYTES)
 
     def translate_pixels(self, images, progress=None):
-        """Translates ``[batch, H, W, 3]`` pixels in [0, 255].
+        """Translates ``[batch, H, W, C]`` pixels in [0, 255] (``C`` the generator's ``channels``).
 
         Args:
-            images: array or tensor ``[batch, H, W, 3]``, any numeric dtype.
+            images: array or tensor ``[batch, H, W, C]``, any numeric dtype.
             progress: callable or None; for a tiled image, called with the fraction done (0 to 1)
                 after each band.
 
         Returns:
-            float32 NumPy array ``[batch, H, W, 3]`` of pixels in [0, 255].
+            float32 NumPy array ``[batch, H, W, C']`` of pixels in [0, 255] (``output_channels``).
         """
         images = np.asarray(images)
         if not self.tiles(*images.shape[1:3]):
+            self._check_whole_fits(*images.shape[:3])
             return np.asarray(self._whole.translate_pixels(images))
         return np.stack([self.translate_tiled(image, progress) for image in images])
+
+    def _check_whole_fits(self, batch, height, width):
+        """Refuses a U-Net's image that would exceed the budget whole (it cannot be tiled)."""
+        if self.can_tile or not isinstance(self.generator, UnetGenerator):
+            return
+        needed = self.whole_image_bytes(height * batch, width)
+        if needed > self.max_memory_bytes:
+            raise OptionError(
+                "max_memory_gb",
+                f"a {width}x{height} image needs about {needed / 2**30:.1f} GiB translated whole by "
+                f"this U-Net generator, over the budget of {self.max_memory_gb:g} GiB; a U-Net cannot "
+                "be translated in tiles (each output pixel depends on the whole image): raise the "
+                "budget, or translate a smaller image",
+            )
 
     def translate_tiled(self, image, progress=None):
         """Translates one ``[H, W, 3]`` image on the tiled engine, whatever its size.

@@ -23,7 +23,8 @@ from cyclegan_tf.inference.keras_translator import (
 )
 from cyclegan_tf.inference.saved_model_generator import generator_from_saved_model
 from cyclegan_tf.model_store import SAVED_MODEL_FILE, existing_versions
-from cyclegan_tf.models.generators import as_resnet_generator
+from cyclegan_tf.models.generators import ResnetGenerator, as_resnet_generator
+from cyclegan_tf.models.unet import UnetGenerator
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -45,6 +46,10 @@ class SavedModelTranslator:
         self.path = path
         loaded = tf.saved_model.load(path)
         self._signature = loaded.signatures["serving_default"]
+        spec = self._signature.structured_input_signature[1]["images"]
+        outputs = self._signature.structured_outputs["images"]
+        self.channels = int(spec.shape[-1]) if spec.shape[-1] is not None else 3
+        self.output_channels = int(outputs.shape[-1]) if outputs.shape[-1] is not None else 3
         generator = generator_from_saved_model(loaded)
         if generator is None and precision != "float32":
             raise OptionError(
@@ -80,6 +85,7 @@ class ExportTranslator:
     def __init__(self, runtime, max_memory_gb=DEFAULT_MAX_MEMORY_GB):
         self.runtime = runtime
         self.max_memory_gb = check_max_memory_gb(max_memory_gb)
+        self.channels = getattr(runtime, "channels", 3)
 
     def images_per_call(self, height, width, limit):
         """int, how many ``height`` x ``width`` images fit one call within the budget (at least 1)."""
@@ -198,6 +204,8 @@ def load_generator(model_path):
     model = keras.models.load_model(model_path, compile=False)
     if hasattr(model, "generator_ab"):
         return model.generator_ab
+    if isinstance(model, (ResnetGenerator, UnetGenerator)):
+        return model  # its config says what it takes: 1, 3 or 4 channels
     inputs, outputs = model.inputs, model.outputs
     if (
         len(inputs) != 1
@@ -239,9 +247,11 @@ class TensorFlowRuntime:
             self._translator = SavedModelTranslator(os.fspath(model))
         else:
             self._translator = KerasTranslator(model)
+        self.channels = self._translator.channels
 
     def translate_pixels(self, images):
-        return np.asarray(self._translator.translate_pixels(runtimes.check_pixels(images)))
+        images = runtimes.check_pixels(images, self.channels)
+        return np.asarray(self._translator.translate_pixels(images))
 
 
 def load_runtime(path, **options):

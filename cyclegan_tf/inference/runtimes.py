@@ -1,7 +1,9 @@
 """Running an exported generator: one runtime per format, each with ``translate_pixels``.
 
-Every runtime takes float32 ``[batch, height, width, 3]`` pixels in [0, 255] and returns a float32
-numpy array of the same shape in [0, 255], so translation and serving code can use any of them:
+Every runtime takes float32 ``[batch, height, width, channels]`` pixels in [0, 255] and returns a
+float32 numpy array of the same height and width in [0, 255] (the export's output channels), so
+translation and serving code can use any of them; ``channels`` is the export's input channels (3 for
+RGB, 1 grayscale, 4 RGBA):
 
     runtime = load_runtime("saved_models/horse2zebra/1.openvino", precision="bf16")
     translated = runtime.translate_pixels(images)
@@ -55,12 +57,20 @@ def thread_count(threads):
     return threads
 
 
-def check_pixels(images):
-    """``images`` as a float32 array ``[batch, height, width, 3]``; ValueError otherwise."""
+def check_pixels(images, channels=3):
+    """``images`` as a float32 array ``[batch, height, width, channels]``; ValueError otherwise."""
     images = np.asarray(images, np.float32)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be [batch, height, width, 3]. Received shape {images.shape}")
+    if images.ndim != 4 or images.shape[-1] != channels:
+        raise ValueError(
+            f"images must be [batch, height, width, {channels}]. Received shape {images.shape}"
+        )
     return images
+
+
+def _channels(shape):
+    """The last dimension of an input shape, or 3 where it is not a fixed number."""
+    last = shape[-1] if len(shape) else None
+    return int(last) if isinstance(last, (int, np.integer)) and last > 0 else 3
 
 
 class OnnxRuntime:
@@ -96,9 +106,10 @@ class OnnxRuntime:
             os.fspath(path), options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
+        self.channels = _channels(self._session.get_inputs()[0].shape)
 
     def translate_pixels(self, images):
-        return self._session.run(None, {self._input: check_pixels(images)})[0]
+        return self._session.run(None, {self._input: check_pixels(images, self.channels)})[0]
 
 
 # OpenVINO element types by name, as the precision hints spell them.
@@ -141,6 +152,8 @@ class OpenVinoRuntime:
             path = os.path.join(path, model_store.OPENVINO_MODEL_FILE)
         self._compiled = ov.Core().compile_model(path, "CPU", config)
         self._request = self._compiled.create_infer_request()
+        last = self._compiled.inputs[0].get_partial_shape()[-1]
+        self.channels = last.get_length() if last.is_static else 3
 
     @property
     def inference_precision(self):
@@ -153,7 +166,7 @@ class OpenVinoRuntime:
         return _OPENVINO_PRECISIONS.get(str(element_type.get_type_name()), str(element_type))
 
     def translate_pixels(self, images):
-        return self._request.infer({0: check_pixels(images)})[0].copy()
+        return self._request.infer({0: check_pixels(images, self.channels)})[0].copy()
 
 
 class LiteRtRuntime:
@@ -175,10 +188,11 @@ class LiteRtRuntime:
         (self._input,) = self._interpreter.get_input_details()
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._signature = tuple(int(d) for d in self._input["shape_signature"])
+        self.channels = _channels(self._signature)
         self._shape = None
 
     def translate_pixels(self, images):
-        images = check_pixels(images)
+        images = check_pixels(images, self.channels)
         if images.shape != self._shape:
             fixed = [(want, got) for want, got in zip(self._signature, images.shape) if want != -1]
             if any(want != got for want, got in fixed):

@@ -2,9 +2,11 @@
 
 A loaded SavedModel offers only its signatures, which run the whole image at once. Our exports record
 the generator's config (``ResnetGenerator.get_config``) in a variable collection,
-``generator_config``, and track the generator's variables in the order of its weights; the generator
+``generator_config``, and track the generator's variables in order; the generator
 is rebuilt from that config, the weights are copied in order (every shape checked), and the tiled
-engine translates with it: the same result, in bounded memory.
+engine translates with it: the same result, in bounded memory. A U-Net (``UnetGenerator``, whose
+config has ``num_downs``) is rebuilt the same way; it cannot be tiled, and its memory model then
+bounds the images it translates whole.
 
 Exports written before 0.2 have no recorded config: their architecture is read from the variables'
 structure instead (``ngf`` and ``channels`` from the first kernel, ``n_res_blocks`` from the count).
@@ -14,6 +16,7 @@ Any other SavedModel is left to its signatures.
 import json
 
 from cyclegan_tf.models.generators import ResnetGenerator
+from cyclegan_tf.models.unet import UnetGenerator
 
 CONFIG_COLLECTION = "generator_config"
 # Variables of a ResNet generator besides its residual blocks (kernel and bias of the stem, the two
@@ -49,8 +52,8 @@ def generator_from_saved_model(loaded):
         loaded: what ``tf.saved_model.load`` returned.
 
     Returns:
-        A ``ResnetGenerator`` with the SavedModel's weights, or None when its variables are not
-        those of a ResNet generator (another architecture, or not exported by this package).
+        A ``ResnetGenerator`` (or ``UnetGenerator``) with the SavedModel's weights, or None when
+        its variables are not those of one (another architecture, or not exported by this package).
     """
     variables = list(getattr(loaded, "variables", ()))
     if not variables:
@@ -59,12 +62,14 @@ def generator_from_saved_model(loaded):
     if config is None:
         return None
     config = {key: value for key, value in config.items() if key not in ("dtype", "trainable")}
+    generator_class = UnetGenerator if "num_downs" in config else ResnetGenerator
     try:
-        generator = ResnetGenerator.from_config(config)
+        generator = generator_class.from_config(config)
     except (TypeError, ValueError):
         return None
-    if [tuple(w.shape) for w in generator.weights] != [tuple(v.shape) for v in variables]:
+    # ``variables``, not ``weights``: a dropout's seed state is tracked (and exported) too.
+    if [tuple(w.shape) for w in generator.variables] != [tuple(v.shape) for v in variables]:
         return None
-    for weight, variable in zip(generator.weights, variables):
+    for weight, variable in zip(generator.variables, variables):
         weight.assign(variable)
     return generator

@@ -129,17 +129,34 @@ class _ConvSpec:
 
 @dataclasses.dataclass
 class _Conv:
-    """A convolution of the generator: its geometry, its Keras layer, the norm epsilon after it.
+    """A convolution of the generator: its geometry, its Keras layer, the norm layer after it.
 
     A fixed blur (``spec.blur``) has no layer: ``channels`` gives its width.
     """
 
     spec: _ConvSpec
     layer: object
-    epsilon: float | None  # None: no norm follows (the head, a blur)
+    norm: object = None  # None: no norm follows (the head, a blur, a generator without norms)
     downsample: bool = False  # a blur-pool follows the norm and ReLU (anti-aliased sampling)
     upsample: bool = False  # a blur-upsample comes before the convolution
     channels: int | None = None
+    running_statistics: bool = False  # the norm is a batch norm: fixed statistics in inference
+
+    def statistics(self):
+        """A fresh ``_Stats`` for the norm after this convolution, or None where there is none.
+
+        An instance norm's statistics are the map's own, accumulated band by band; a batch norm's
+        (in inference) are its running statistics, known before the map is computed.
+        """
+        norm = self.norm
+        if norm is None:
+            return None
+        gamma = None if norm.gamma is None else np.asarray(norm.gamma, np.float64)
+        beta = None if norm.beta is None else np.asarray(norm.beta, np.float64)
+        stats = _Stats(self.filters, float(norm.epsilon), gamma, beta)
+        if self.running_statistics:
+            stats.fix(np.asarray(norm.moving_mean), np.asarray(norm.moving_variance))
+        return stats
 
     @property
     def filters(self):
@@ -161,6 +178,8 @@ class _Conv:
             kernel = tf.zeros([self.spec.kernel_size] * 2 + [0, 0])  # computed by formula
         else:
             kernel, bias = self.layer.kernel, self.layer.bias
+            if bias is None:  # a convolution before a batch norm (or none) has no bias
+                bias = tf.zeros([self.filters])
             return tf.cast(kernel, compute_dtype), tf.cast(bias, compute_dtype)
         return tf.cast(kernel, compute_dtype), tf.zeros([self.channels], compute_dtype)
 
@@ -171,22 +190,36 @@ def _blur(kind, channels):
         spec = _ConvSpec(3, stride=2, pad=1, pad_mode="reflect", blur="down")
     else:
         spec = _ConvSpec(4, pad=1, pad_mode="symmetric", blur="up")
-    return _Conv(spec, None, None, channels=channels)
+    return _Conv(spec, None, channels=channels)
 
 
 class _Stats:
     """Per-channel mean and sum of squared deviations of a map, accumulated band by band in float64.
 
+    Or, for a batch norm, fixed running statistics (``fix``): nothing is accumulated.
+
     Args:
         channels: int.
-        epsilon: float, the epsilon of the instance norm that uses these statistics.
+        epsilon: float, the epsilon of the norm that uses these statistics.
+        gamma: float64 array or None, the norm's learned scale (None: 1).
+        beta: float64 array or None, its learned shift (None: 0).
     """
 
-    def __init__(self, channels, epsilon):
+    def __init__(self, channels, epsilon, gamma=None, beta=None):
         self.epsilon = epsilon
         self.count = 0
         self.mean = np.zeros(channels, np.float64)
         self.m2 = np.zeros(channels, np.float64)
+        self.gamma = np.ones(channels) if gamma is None else gamma
+        self.beta = np.zeros(channels) if beta is None else beta
+        self.accumulates = True
+
+    def fix(self, mean, variance):
+        """Uses running statistics (a batch norm in inference) instead of the map's own."""
+        self.mean = np.asarray(mean, np.float64)
+        self.count = 1
+        self.m2 = np.asarray(variance, np.float64)
+        self.accumulates = False
 
     def add(self, count, mean, m2):
         """Folds in a band of ``count`` values per channel with its own mean and squared deviations."""
@@ -197,9 +230,9 @@ class _Stats:
         self.count = total
 
     def normalizer(self):
-        """``(mean, 1 / sqrt(variance + epsilon))`` as float32, the population variance as in IN."""
-        inv_std = 1.0 / np.sqrt(self.m2 / self.count + self.epsilon)
-        return self.mean.astype(np.float32), inv_std.astype(np.float32)
+        """``(mean, gamma / sqrt(variance + epsilon), beta)`` as float32 (the population variance)."""
+        scale = self.gamma / np.sqrt(self.m2 / self.count + self.epsilon)
+        return self.mean.astype(np.float32), scale.astype(np.float32), self.beta.astype(np.float32)
 
 
 class _ImageRows:
@@ -260,7 +293,7 @@ class _StoredRows:
 
 @dataclasses.dataclass
 class _Input:
-    """What a convolution reads: ``skip + relu?((source - mean) * inv_std)``, each part optional."""
+    """What a convolution reads: ``skip + relu?((source - mean) * scale + shift)``, each optional."""
 
     source: object
     stats: _Stats | None = None
@@ -304,7 +337,7 @@ class _ConvNode:
         self.width = conv.spec.output_size(source.width)
         self.channels = conv.filters
         self.dtype = tf.float32 if tanh else engine.host_dtype
-        self.stats = None if conv.epsilon is None else _Stats(self.channels, conv.epsilon)
+        self.stats = conv.statistics()
 
     def compute(self, start, stop, stats=False, keep_input=False):
         """Output rows ``[start, stop)`` and, optionally, their statistics and the input rows.
@@ -319,9 +352,10 @@ class _ConvNode:
         )
         if inputs.stats is None:
             mean = np.zeros(inputs.source.channels, np.float32)
-            inv_std = np.ones(inputs.source.channels, np.float32)
+            scale = np.ones(inputs.source.channels, np.float32)
+            shift = np.zeros(inputs.source.channels, np.float32)
         else:
-            mean, inv_std = inputs.stats.normalizer()
+            mean, scale, shift = inputs.stats.normalizer()
         config = _BandConfig(
             spec=self.conv.spec,
             input_dtype=inputs.source.dtype,
@@ -341,7 +375,8 @@ class _ConvNode:
             inputs.source.rows(lo, hi),
             skip,
             mean,
-            inv_std,
+            scale,
+            shift,
             pad_top,
             pad_bottom,
             keep_start,
@@ -406,7 +441,7 @@ class _Pass:
     def run(self, on_band):
         """Sweeps the node's rows; ``on_band`` is called with the fraction of the rows each band did."""
         node = self.node
-        stats = node.stats is not None
+        stats = node.stats is not None and node.stats.accumulates
         for start in range(0, node.height, self.band_rows):
             stop = min(start + self.band_rows, node.height)
             band = node.compute(start, stop, stats=stats, keep_input=self.writeback is not None)
@@ -516,7 +551,7 @@ class TiledGenerator:
             float32 array ``[H, W, 3]`` in [-1, 1].
         """
         image = _check_image(image, self.convs.channels)
-        output = np.empty(image.shape[:2] + (self.convs.channels,), np.float32)
+        output = np.empty(image.shape[:2] + (self.convs.head.filters,), np.float32)
         source = _ImageRows(image, pixels=False)
 
         def sink(start, rows):
@@ -538,7 +573,7 @@ class TiledGenerator:
             ``inference.translate_pixels`` returns.
         """
         pixels = _check_image(pixels, self.convs.channels)
-        output = np.empty(pixels.shape[:2] + (self.convs.channels,), np.float32)
+        output = np.empty(pixels.shape[:2] + (self.convs.head.filters,), np.float32)
         source = _ImageRows(pixels, pixels=True)
 
         def sink(start, rows):
@@ -749,7 +784,8 @@ def _band_function(config, compute_dtype, storage_dtype):
         tf.TensorSpec([None, None, None], config.input_dtype),  # source rows
         tf.TensorSpec([None, None, None], _HOST_DTYPES[storage_dtype]),  # skip (empty if unused)
         tf.TensorSpec([None], tf.float32),  # mean
-        tf.TensorSpec([None], tf.float32),  # 1 / sqrt(var + eps)
+        tf.TensorSpec([None], tf.float32),  # gamma / sqrt(var + eps)
+        tf.TensorSpec([None], tf.float32),  # beta
         tf.TensorSpec([], tf.int32),  # rows to pad above
         tf.TensorSpec([], tf.int32),  # rows to pad below
         tf.TensorSpec([], tf.int32),  # first output row kept
@@ -761,12 +797,23 @@ def _band_function(config, compute_dtype, storage_dtype):
 
     @tf.function(input_signature=signature)
     def band(
-        x, skip, mean, inv_std, pad_top, pad_bottom, keep_start, count, input_start, kernel, bias
+        x,
+        skip,
+        mean,
+        scale,
+        shift,
+        pad_top,
+        pad_bottom,
+        keep_start,
+        count,
+        input_start,
+        kernel,
+        bias,
     ):
         outputs = {}
         v = tf.cast(_from_host(x, storage_dtype), tf.float32)
         if config.normalize:
-            v = (v - mean) * inv_std
+            v = (v - mean) * scale + shift
         if config.relu:
             v = tf.nn.relu(v)
         if config.skip:
@@ -874,7 +921,14 @@ def _generator_convs(generator):
             pad_mode=stage.pad_mode,
             transpose=stage.transpose,
         )
-        result = _Conv(spec, stage.conv, stage.epsilon, stage.downsample, stage.upsample)
+        result = _Conv(
+            spec,
+            stage.conv,
+            stage.norm,
+            stage.downsample,
+            stage.upsample,
+            running_statistics=stage.batch_norm,
+        )
         if stage.downsample:
             blurs[id(result)] = _blur("down", result.filters)
         if stage.upsample:

@@ -538,9 +538,16 @@ def translate_video(
     Raises:
         VideoError: for a file that is not a readable, decodable video (one line naming it).
         MissingDependencyError: without the ``[video]`` extra.
+        ValueError: for a translator of other images than RGB (videos are RGB).
     """
     av = require_av()
     check_temporal_smoothing(temporal_smoothing)
+    channels = (getattr(translator, "channels", 3), getattr(translator, "output_channels", 3))
+    if channels != (3, 3):
+        raise ValueError(
+            f"{source}: videos are translated by RGB generators; this one maps {channels[0]} "
+            f"channel(s) to {channels[1]}"
+        )
     started = time.monotonic()
     with io.local_copy(source) as local_source:
         clip = _Source(av, local_source, source)

@@ -38,6 +38,7 @@ _EXPORTS = {
     "PatchProjection": "cyclegan_tf.models.patchnce",
     "patch_nce_loss": "cyclegan_tf.models.patchnce",
     "LinearDecayAfter": "cyclegan_tf.models.schedules",
+    "UnetGenerator": "cyclegan_tf.models.unet",
 }
 _exported, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -75,6 +76,7 @@ __all__ = [
     "ReflectionPadding2D",
     "ResidualBlock",
     "ResnetGenerator",
+    "UnetGenerator",
     "build_discriminator",
     "default_optimizer",
     "global_discriminator",

@@ -19,7 +19,7 @@ from cyclegan_tf.models import losses
 from cyclegan_tf.models.discriminators import build_discriminator
 from cyclegan_tf.models.gan import GAN
 from cyclegan_tf.models.generators import (
-    ResnetGenerator,
+    build_generator,
     feature_map_side,
     feature_points,
     official_feature_indices,
@@ -110,8 +110,9 @@ class CUT(GAN):
         ndf: int, discriminator filters. Defaults to 64.
         n_res_blocks: int, residual blocks of the generator. Defaults to 9.
         n_disc_layers: int, downsampling layers of the discriminator. Defaults to 3.
-        discriminator_kind: str, ``"patch"`` or ``"global"``. Defaults to ``"patch"``.
-        gan_mode: str, ``"lsgan"`` or ``"vanilla"``. Defaults to ``"lsgan"``.
+        discriminator_kind: str, ``"patch"``, ``"pixel"`` or ``"global"``. Defaults to ``"patch"``.
+        gan_mode: str, ``"lsgan"``, ``"vanilla"`` or ``"wgangp"`` (with the gradient penalty).
+            Defaults to ``"lsgan"``.
         lambda_gan: float, weight of the adversarial term (``--lambda_GAN``). Defaults to 1.
         lambda_nce: float, weight of each map's PatchNCE loss (``--lambda_NCE``). Defaults to 1.
         nce_idt: bool, add the identity term NCE(b, G(b)) (``--nce_idt``). Defaults to True.
@@ -128,7 +129,15 @@ class CUT(GAN):
         antialias_up: bool or None, blurred upsampling in the generator (None: as ``antialias``).
         init_type: str, the initialisation. Defaults to ``"xavier"``.
         init_gain: float, its scale. Defaults to 0.02.
-        seed: int, seed of the flips and the patch sampling. Defaults to 0.
+        seed: int, seed of the flips, the patch sampling and the gradient penalty's mixing.
+            Defaults to 0.
+        generator_kind: str, ``"resnet"``: PatchNCE reads a ResNet generator's stages.
+        norm: str, the networks' norm: ``"instance"``, ``"batch"`` or ``"none"``. Defaults to
+            ``"instance"`` (the official ``--normG``/``--normD``).
+        affine_norm: bool, the instance norms' learned scale and shift. Defaults to False.
+        dropout: bool, dropout in the generator's residual blocks. Defaults to False.
+        input_nc: int, channels of domain A's images. Defaults to 3.
+        output_nc: int, channels of domain B's images. Defaults to 3.
         **kwargs: Base ``keras.Model`` keyword arguments.
 
     Example:
@@ -189,6 +198,12 @@ class CUT(GAN):
         init_type="xavier",
         init_gain=0.02,
         seed=0,
+        generator_kind="resnet",
+        norm="instance",
+        affine_norm=False,
+        dropout=False,
+        input_nc=3,
+        output_nc=3,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -203,6 +218,10 @@ class CUT(GAN):
             num_patches=num_patches,
             image_size=image_size,
             antialias=antialias,
+            generator_kind=generator_kind,
+            nce_idt=nce_idt,
+            input_nc=input_nc,
+            output_nc=output_nc,
         )
         self.ngf = ngf
         self.ndf = ndf
@@ -223,23 +242,37 @@ class CUT(GAN):
         self.init_type = init_type
         self.init_gain = float(init_gain)
         self.seed = int(seed)
+        self.generator_kind = generator_kind
+        self.norm = norm
+        self.affine_norm = bool(affine_norm)
+        self.dropout = bool(dropout)
+        self.input_nc = int(input_nc)
+        self.output_nc = int(output_nc)
         self._gan_loss = losses.get_gan_loss(gan_mode)
 
         init = {"init_type": init_type, "init_gain": init_gain}
-        self.generator = ResnetGenerator(
+        norms = {"norm": norm, "affine_norm": self.affine_norm}
+        self.generator = build_generator(
+            generator_kind,
             ngf=ngf,
             n_res_blocks=n_res_blocks,
+            channels=self.input_nc,
+            output_channels=self.output_nc,
             antialias=self.antialias,
             antialias_up=self.antialias_up,
+            dropout=self.dropout,
             name="netG",
+            **norms,
             **init,
         )
         self.discriminator = build_discriminator(
             kind=discriminator_kind,
             ndf=ndf,
             n_layers=n_disc_layers,
+            channels=self.output_nc,
             antialias=self.antialias,
             name="netD",
+            **norms,
             **init,
         )
         features = self.generator.feature_extractor(self.nce_layers)
@@ -258,14 +291,38 @@ class CUT(GAN):
 
     @classmethod
     def check_options(
-        cls, n_res_blocks=9, nce_layers=None, num_patches=None, image_size=256, antialias=True, **_
+        cls,
+        n_res_blocks=9,
+        nce_layers=None,
+        num_patches=None,
+        image_size=256,
+        antialias=True,
+        generator_kind="resnet",
+        nce_idt=True,
+        input_nc=3,
+        output_nc=3,
+        **_,
     ):
         """Checks the NCE maps and the patch count for a generator and crop size; returns the maps.
 
         Raises:
-            OptionError: for ``nce_layers`` naming a map the generator does not have, or
-                ``num_patches`` above the locations of the smallest map at ``image_size``.
+            OptionError: for ``nce_layers`` naming a map the generator does not have,
+                ``num_patches`` above the locations of the smallest map at ``image_size``, a
+                generator other than the ResNet (PatchNCE reads its stages), or the identity term
+                between domains of different channel counts.
         """
+        if generator_kind != "resnet":
+            raise OptionError(
+                "generator",
+                "PatchNCE reads its maps from a ResNet generator's stages; use resnet "
+                f"(--netG resnet_9blocks or resnet_6blocks). Received: {generator_kind}",
+            )
+        if nce_idt and int(input_nc) != int(output_nc):
+            raise OptionError(
+                "nce_idt",
+                f"the identity term translates B's images, which needs input_nc == output_nc "
+                f"(got {input_nc} and {output_nc}); turn it off (--no-nce-idt)",
+            )
         names = resolve_nce_layers(nce_layers, n_res_blocks, antialias)
         if num_patches is not None:
             if int(num_patches) < 1:
@@ -363,11 +420,10 @@ class CUT(GAN):
 
     def _discriminator_gradients(self, real_b, fake_b):
         with tf.GradientTape() as tape:
-            d_fake = self._gan_loss(self.discriminator(fake_b, training=True), False)
-            d_real = self._gan_loss(self.discriminator(real_b, training=True), True)
-            d_loss = 0.5 * (d_fake + d_real)
+            d_terms = self.discriminator_terms(self.discriminator, real_b, fake_b)
+            d_loss = 0.5 * (d_terms["fake"] + d_terms["real"]) + d_terms["penalty"]
             scaled = self.scaled_loss(d_loss, "discriminator")
-        terms = {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake}
+        terms = {"d_loss": d_loss, "d_real": d_terms["real"], "d_fake": d_terms["fake"]}
         return self.gradients(tape, scaled, "discriminator"), terms
 
     def _generator_terms(self, real_a, real_b, fake, flip, maps, step, training=True):
@@ -454,6 +510,12 @@ class CUT(GAN):
             "init_type": self.init_type,
             "init_gain": self.init_gain,
             "seed": self.seed,
+            "generator_kind": self.generator_kind,
+            "norm": self.norm,
+            "affine_norm": self.affine_norm,
+            "dropout": self.dropout,
+            "input_nc": self.input_nc,
+            "output_nc": self.output_nc,
         }
 
 

@@ -4,11 +4,13 @@ import keras
 import tensorflow as tf
 
 from cyclegan_tf import pixels
+from cyclegan_tf.errors import OptionError
 from cyclegan_tf.models import losses
 from cyclegan_tf.models.discriminators import build_discriminator
 from cyclegan_tf.models.gan import GAN, default_optimizer
-from cyclegan_tf.models.generators import ResnetGenerator
+from cyclegan_tf.models.generators import build_generator
 from cyclegan_tf.models.image_pool import ImagePool
+from cyclegan_tf.models.unet import check_unet_size
 
 # The seed's log names: the mean of the two directions for each term (g_loss is the reference's sum).
 _SUMMARY_METRICS = ("d_loss", "g_loss", "adv", "cycle", "identity")
@@ -56,9 +58,10 @@ class CycleGAN(GAN):
         ndf: int, discriminator filters. Defaults to 64.
         n_res_blocks: int, residual blocks per generator. Defaults to 9.
         n_disc_layers: int, stride-2 layers per discriminator. Defaults to 3.
-        discriminator_kind: str, ``"patch"`` (the reference PatchGAN) or ``"global"``. Defaults to
-            ``"patch"``.
-        gan_mode: str, ``"lsgan"`` or ``"vanilla"``. Defaults to ``"lsgan"``.
+        discriminator_kind: str, ``"patch"`` (the reference PatchGAN), ``"pixel"`` (its 1x1
+            PixelGAN) or ``"global"``. Defaults to ``"patch"``.
+        gan_mode: str, ``"lsgan"``, ``"vanilla"`` or ``"wgangp"`` (with the gradient penalty).
+            Defaults to ``"lsgan"``.
         lambda_cycle: float, weight of each cycle-consistency term. Defaults to 10.
         lambda_identity: float, identity weight relative to ``lambda_cycle``; 0 skips the identity
             passes. Defaults to 0.5.
@@ -71,7 +74,16 @@ class CycleGAN(GAN):
         antialias_up: bool or None, blurred upsampling in the generators (None: as ``antialias``).
         init_type: str, the initialisation (``initializers.INIT_TYPES``). Defaults to ``"normal"``.
         init_gain: float, its scale. Defaults to 0.02.
-        seed: int, seed of the image pools. Defaults to 0.
+        seed: int, seed of the image pools and of the gradient penalty's mixing. Defaults to 0.
+        generator_kind: str, the generators' architecture (``generators.GENERATORS``). Defaults to
+            ``"resnet"``.
+        norm: str, the networks' norm: ``"instance"``, ``"batch"`` or ``"none"``. Defaults to
+            ``"instance"``.
+        affine_norm: bool, the instance norms' learned scale and shift. Defaults to False.
+        dropout: bool, dropout in the generators (the official ``--no_dropout`` off). Defaults to
+            False.
+        input_nc: int, channels of domain A's images. Defaults to 3.
+        output_nc: int, channels of domain B's images. Defaults to 3.
         **kwargs: Base ``keras.Model`` keyword arguments.
 
     Example:
@@ -119,6 +131,12 @@ class CycleGAN(GAN):
         init_type="normal",
         init_gain=0.02,
         seed=0,
+        generator_kind="resnet",
+        norm="instance",
+        affine_norm=False,
+        dropout=False,
+        input_nc=3,
+        output_nc=3,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -127,6 +145,13 @@ class CycleGAN(GAN):
                 "Loss weights must be >= 0. "
                 f"Received: lambda_cycle={lambda_cycle}, lambda_identity={lambda_identity}"
             )
+        type(self).check_options(
+            lambda_identity=lambda_identity,
+            input_nc=input_nc,
+            output_nc=output_nc,
+            generator_kind=generator_kind,
+            image_size=image_size,
+        )
         if image_size is not None:
             pixels.check_size_multiple("image_size", image_size)
         self.ngf = ngf
@@ -144,27 +169,96 @@ class CycleGAN(GAN):
         self.init_type = init_type
         self.init_gain = float(init_gain)
         self.seed = seed
+        self.generator_kind = generator_kind
+        self.norm = norm
+        self.affine_norm = bool(affine_norm)
+        self.dropout = bool(dropout)
+        self.input_nc = int(input_nc)
+        self.output_nc = int(output_nc)
         self._gan_loss = losses.get_gan_loss(gan_mode)
 
         init = {"init_type": init_type, "init_gain": init_gain}
+        norms = {"norm": norm, "affine_norm": self.affine_norm}
         gen_args = {
             "ngf": ngf,
             "n_res_blocks": n_res_blocks,
             "antialias": self.antialias,
             "antialias_up": self.antialias_up,
+            "dropout": self.dropout,
+            **norms,
             **init,
         }
-        self.generator_ab = ResnetGenerator(name="netG_A2B", **gen_args)
-        self.generator_ba = ResnetGenerator(name="netG_B2A", **gen_args)
-        disc_args = {"kind": discriminator_kind, "ndf": ndf, "n_layers": n_disc_layers, **init}
-        self.discriminator_a = build_discriminator(name="netD_A", antialias=antialias, **disc_args)
-        self.discriminator_b = build_discriminator(name="netD_B", antialias=antialias, **disc_args)
-        pool_shape = (image_size, image_size, 3)
+        self.generator_ab = build_generator(
+            generator_kind,
+            channels=self.input_nc,
+            output_channels=self.output_nc,
+            name="netG_A2B",
+            **gen_args,
+        )
+        self.generator_ba = build_generator(
+            generator_kind,
+            channels=self.output_nc,
+            output_channels=self.input_nc,
+            name="netG_B2A",
+            **gen_args,
+        )
+        disc_args = {
+            "kind": discriminator_kind,
+            "ndf": ndf,
+            "n_layers": n_disc_layers,
+            "antialias": self.antialias,
+            **norms,
+            **init,
+        }
+        self.discriminator_a = build_discriminator(
+            channels=self.input_nc, name="netD_A", **disc_args
+        )
+        self.discriminator_b = build_discriminator(
+            channels=self.output_nc, name="netD_B", **disc_args
+        )
         # float32 whatever the policy: a mixed policy would autocast the pool's variables to tensors.
         pool_args = {"dtype": "float32"}
-        self.pool_a = ImagePool(pool_size, pool_shape, seed=seed, name="pool_a", **pool_args)
-        self.pool_b = ImagePool(pool_size, pool_shape, seed=seed + 1, name="pool_b", **pool_args)
+        self.pool_a = ImagePool(
+            pool_size,
+            (image_size, image_size, self.input_nc),
+            seed=seed,
+            name="pool_a",
+            **pool_args,
+        )
+        self.pool_b = ImagePool(
+            pool_size,
+            (image_size, image_size, self.output_nc),
+            seed=seed + 1,
+            name="pool_b",
+            **pool_args,
+        )
         self.built = True
+
+    @classmethod
+    def check_options(
+        cls,
+        lambda_identity=0.5,
+        input_nc=3,
+        output_nc=3,
+        generator_kind="resnet",
+        image_size=256,
+        **_,
+    ):
+        """Refuses an identity term between domains of different channel counts, and crops a U-Net cannot take.
+
+        Raises:
+            OptionError: for ``lambda_identity`` > 0 with ``input_nc`` != ``output_nc`` (the
+                reference asserts the same: G(b) needs B's images to be A's shape), or a U-Net
+                generator with training images whose sides are not multiples of its size multiple.
+        """
+        check_unet_size(generator_kind, image_size)
+        if lambda_identity and lambda_identity > 0 and int(input_nc) != int(output_nc):
+            raise OptionError(
+                "lambda_identity",
+                f"the identity term translates B's images with the A→B generator, which needs "
+                f"input_nc == output_nc (got {input_nc} and {output_nc}); set it to 0. "
+                f"Received: lambda_identity={lambda_identity}",
+            )
 
     @property
     def generator_variables(self):
@@ -237,8 +331,8 @@ class CycleGAN(GAN):
         """The discriminators' objective on real images and pooled fakes: gradients and terms."""
         with tf.GradientTape() as tape:
             terms = {
-                "d_a": self._discriminator_loss(self.discriminator_a, real_a, fake_a),
-                "d_b": self._discriminator_loss(self.discriminator_b, real_b, fake_b),
+                "d_a": self._discriminator_loss(self.discriminator_a, real_a, fake_a, stream=0),
+                "d_b": self._discriminator_loss(self.discriminator_b, real_b, fake_b, stream=1),
             }
             scaled = self.scaled_loss(terms["d_a"] + terms["d_b"], "discriminator")
         return self.gradients(tape, scaled, "discriminator"), terms
@@ -269,10 +363,9 @@ class CycleGAN(GAN):
             )
         return terms
 
-    def _discriminator_loss(self, discriminator, real, fake):
-        real_loss = self._gan_loss(discriminator(real, training=True), True)
-        fake_loss = self._gan_loss(discriminator(fake, training=True), False)
-        return 0.5 * (real_loss + fake_loss)
+    def _discriminator_loss(self, discriminator, real, fake, stream):
+        terms = self.discriminator_terms(discriminator, real, fake, stream)
+        return 0.5 * (terms["real"] + terms["fake"]) + terms["penalty"]
 
     def get_config(self):
         return {
@@ -292,6 +385,12 @@ class CycleGAN(GAN):
             "init_type": self.init_type,
             "init_gain": self.init_gain,
             "seed": self.seed,
+            "generator_kind": self.generator_kind,
+            "norm": self.norm,
+            "affine_norm": self.affine_norm,
+            "dropout": self.dropout,
+            "input_nc": self.input_nc,
+            "output_nc": self.output_nc,
         }
 
 

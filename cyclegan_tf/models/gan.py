@@ -27,6 +27,12 @@ import keras
 import tensorflow as tf
 
 from cyclegan_tf import _keras_compat
+from cyclegan_tf.models import losses
+from cyclegan_tf.models.patchnce import derive_seed, random_unit_floats
+
+# The random streams of the gradient penalty's mixing weights, apart from an objective's own
+# (CUT's flips and patches use streams below 2**16).
+_PENALTY_STREAM = 1 << 16
 
 
 class GAN(_keras_compat.PrebuiltModelMixin, keras.Model):
@@ -177,6 +183,47 @@ class GAN(_keras_compat.PrebuiltModelMixin, keras.Model):
     def apply(self, group, gradients):
         """Applies ``gradients`` (from ``gradients``) with ``group``'s optimizer."""
         self.optimizer_of(group).apply_gradients(zip(gradients, self.group_variables(group)))
+
+    def discriminator_terms(self, discriminator, real, fake, stream=0):
+        """A discriminator's loss on ``real`` and ``fake`` images: ``{"real", "fake", "penalty"}``.
+
+        ``real`` and ``fake`` are the adversarial loss (``gan_mode``) of its logits against "real"
+        and "fake"; ``penalty`` is WGAN-GP's gradient penalty at random mixes of the two
+        (``losses.gradient_penalty``, weight 10) with ``gan_mode="wgangp"``, else 0. The official
+        releases define the penalty (``cal_gradient_penalty``) but leave it out of their
+        discriminator losses; here it is added to them, after their ``0.5 * (real + fake)``.
+
+        The mixing weights are drawn from ``seed``, the step and ``stream`` (one per discriminator
+        and call), and the replica: a resumed run draws what the uninterrupted one did. Subclasses
+        set ``gan_mode`` and ``seed``.
+
+        Args:
+            discriminator: the ``keras.Model`` whose loss it is (called in training mode).
+            real: float tensor ``[batch, H, W, C]``, real images.
+            fake: float tensor of the same shape, generated images (not differentiated).
+            stream: int, distinguishes the penalties of one step.
+
+        Returns:
+            dict of scalar tensors.
+        """
+        gan_loss = losses.get_gan_loss(self.gan_mode)
+        terms = {
+            "real": gan_loss(discriminator(real, training=True), True),
+            "fake": gan_loss(discriminator(fake, training=True), False),
+            "penalty": tf.constant(0.0),
+        }
+        if self.gan_mode == "wgangp":
+            replica = tf.distribute.get_replica_context()
+            replica_id = 0 if replica is None else replica.replica_id_in_sync_group
+            step = tf.cast(self.optimizer.iterations, tf.int64)
+            mixing = self.penalty_mixing(step, stream, tf.shape(real)[0], replica_id)
+            terms["penalty"] = losses.gradient_penalty(discriminator, real, fake, mixing)
+        return terms
+
+    def penalty_mixing(self, step, stream, batch_size, replica_id=0):
+        """The mixing weights ``discriminator_terms`` draws at ``step`` for ``stream``: ``[batch]``."""
+        seed = derive_seed(self.seed, step, _PENALTY_STREAM + stream, replica_id)
+        return random_unit_floats(batch_size, seed)
 
     def report(self, terms, keys=None):
         """Updates the loss trackers of ``keys`` (default: all) with ``terms``; returns their means.

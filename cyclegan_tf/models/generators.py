@@ -15,11 +15,13 @@ import keras
 from cyclegan_tf import pixels
 from cyclegan_tf.models import initializers
 from cyclegan_tf.models import layers as blocks
+from cyclegan_tf.models.layers import check_positive
+from cyclegan_tf.models.unet import UNET_DOWNS, unet_builder
 
-# The reference's choices (``padding_type='reflect'``, ``--norm instance``); the tiled engine
-# computes instance norms exactly and the PyTorch import maps this layout only.
+# The reference's padding (``padding_type='reflect'``) and its ``--norm`` choices; the tiled engine
+# computes every one exactly (instance norms with the whole map's statistics).
 PADDING_TYPES = ("reflect",)
-NORMS = ("instance",)
+NORMS = blocks.NORMS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +37,8 @@ class ConvStage:
         pad: int, pixels padded on every side of the input before ``conv`` (0 for a transposed one,
             whose PyTorch padding is a crop of the output's first row and column).
         pad_mode: str, ``"reflect"`` or ``"zero"``.
-        norm: the instance-norm layer that follows, or None (the head, followed by tanh).
+        norm: the norm layer that follows (an instance or a batch norm), or None (the head,
+            followed by tanh, or any convolution of a generator with ``norm="none"``).
         upsample: bool, a ``BlurUpsample2D`` comes before the padding.
         downsample: bool, a ``BlurPool2D`` comes after the norm and ReLU.
     """
@@ -72,43 +75,77 @@ class ConvStage:
         """Float or None, the epsilon of the norm after the convolution."""
         return None if self.norm is None else float(self.norm.epsilon)
 
+    @property
+    def batch_norm(self):
+        """bool, the norm is a batch norm (per-channel running statistics in inference)."""
+        return isinstance(self.norm, keras.layers.BatchNormalization)
+
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
 class ResidualBlock(keras.layers.Layer):
-    """``x + [ReflectionPad 1, Conv 3x3, IN, ReLU, ReflectionPad 1, Conv 3x3, IN](x)``.
+    """``x + [ReflectionPad 1, Conv 3x3, norm, ReLU, (Dropout 0.5), ReflectionPad 1, Conv 3x3, norm](x)``.
 
-    The reference's ``ResnetBlock`` with reflection padding, no dropout and biased convolutions.
-    ``stages`` is its two convolutions as ``ConvStage``s.
+    The reference's ``ResnetBlock`` with reflection padding. ``stages`` is its two convolutions as
+    ``ConvStage``s.
 
     Args:
         filters: int, channels in and out.
         init_type: str, the kernels' initialisation (``initializers.INIT_TYPES``). Defaults to
             ``"normal"``.
         init_gain: float, its scale. Defaults to 0.02.
+        norm: str, ``"instance"``, ``"batch"`` or ``"none"`` (``layers.NORMS``). Defaults to
+            ``"instance"``.
+        affine_norm: bool, the instance norms' learned scale and shift. Defaults to False.
+        dropout: bool, a ``Dropout(0.5)`` between the two convolutions (the official
+            ``use_dropout``), active in training only. Defaults to False.
+        use_bias: bool, biases on the two convolutions. Defaults to True.
         **kwargs: Base layer keyword arguments (``dtype`` sets the policy of the sublayers too).
     """
 
-    def __init__(self, filters, init_type="normal", init_gain=0.02, **kwargs):
+    def __init__(
+        self,
+        filters,
+        init_type="normal",
+        init_gain=0.02,
+        norm="instance",
+        affine_norm=False,
+        dropout=False,
+        use_bias=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         initializers.check_init_type(init_type)
         self.filters = filters
         self.init_type = init_type
         self.init_gain = float(init_gain)
+        self.norm = norm
+        self.affine_norm = bool(affine_norm)
+        self.dropout = bool(dropout)
+        self.use_bias = bool(use_bias)
         policy = self.dtype_policy
 
         def conv(name):
             # An initializer per kernel: an unseeded Keras initializer called twice repeats itself.
             initializer = initializers.initializer(init_type, init_gain)
             return blocks.conv2d(
-                filters, 3, policy=policy, kernel_initializer=initializer, name=name
+                filters,
+                3,
+                policy=policy,
+                kernel_initializer=initializer,
+                use_bias=self.use_bias,
+                name=name,
             )
+
+        def norm_layer(name):
+            return blocks.norm_layer(norm, self.affine_norm, name, policy, init_gain)
 
         self.pad_1 = blocks.ReflectionPadding2D(1, name="pad_1", dtype=policy)
         self.conv_1 = conv(name="conv_1")
-        self.norm_1 = blocks.instance_norm(name="norm_1", policy=policy)
+        self.norm_1 = norm_layer("norm_1")
+        self.drop = keras.layers.Dropout(0.5, name="dropout", dtype=policy) if dropout else None
         self.pad_2 = blocks.ReflectionPadding2D(1, name="pad_2", dtype=policy)
         self.conv_2 = conv(name="conv_2")
-        self.norm_2 = blocks.instance_norm(name="norm_2", policy=policy)
+        self.norm_2 = norm_layer("norm_2")
         self.stages = (
             ConvStage(self.conv_1, self.pad_1.padding, "reflect", self.norm_1),
             ConvStage(self.conv_2, self.pad_2.padding, "reflect", self.norm_2),
@@ -118,15 +155,18 @@ class ResidualBlock(keras.layers.Layer):
         padded = self.pad_1.compute_output_shape(input_shape)
         self.conv_1.build(padded)
         conv_shape = self.conv_1.compute_output_shape(padded)
-        self.norm_1.build(conv_shape)
         self.conv_2.build(padded)
-        self.norm_2.build(conv_shape)
+        for norm in (self.norm_1, self.norm_2):
+            if norm is not None:
+                norm.build(conv_shape)
         self.built = True
 
-    def call(self, inputs):
-        x = self.norm_1(self.conv_1(self.pad_1(inputs)))
+    def call(self, inputs, training=None):
+        x = _normalized(self.norm_1, self.conv_1(self.pad_1(inputs)), training)
         x = keras.ops.relu(x)
-        x = self.norm_2(self.conv_2(self.pad_2(x)))
+        if self.drop is not None:
+            x = self.drop(x, training=training)
+        x = _normalized(self.norm_2, self.conv_2(self.pad_2(x)), training)
         return inputs + keras.ops.cast(x, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
@@ -138,7 +178,15 @@ class ResidualBlock(keras.layers.Layer):
             "filters": self.filters,
             "init_type": self.init_type,
             "init_gain": self.init_gain,
+            "norm": self.norm,
+            "affine_norm": self.affine_norm,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
         }
+
+
+def _normalized(norm, x, training):
+    return x if norm is None else norm(x, training=training)
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
@@ -165,7 +213,16 @@ class ResnetGenerator(keras.Model):
         n_res_blocks: int, residual blocks at the bottleneck. Defaults to 9.
         channels: int, image channels in and out. Defaults to 3.
         padding_type: str, the residual blocks' padding; ``"reflect"`` (the reference's).
-        norm: str, the normalization; ``"instance"`` (the reference's for CycleGAN).
+        norm: str, the normalization: ``"instance"`` (the reference's for CycleGAN and CUT),
+            ``"batch"`` (synchronised across replicas, running statistics in inference) or
+            ``"none"`` (``layers.NORMS``). Defaults to ``"instance"``.
+        affine_norm: bool, the instance norms' learned scale and shift (``InstanceNorm2d(affine=
+            True)``, as many re-implementations have). Defaults to False.
+        dropout: bool, ``Dropout(0.5)`` inside each residual block (the official ``--no_dropout``
+            off). Defaults to False.
+        use_bias: bool or None, biases on the convolutions followed by a norm; None: the official
+            rule, only with ``norm="instance"`` (the head always has one).
+        output_channels: int or None, image channels out; None: ``channels``.
         antialias: bool, CUT's blurred downsampling instead of stride-2 convolutions. Defaults to
             False.
         antialias_up: bool or None, CUT's blurred upsampling instead of transposed convolutions;
@@ -204,16 +261,24 @@ class ResnetGenerator(keras.Model):
         antialias_up=None,
         init_type="normal",
         init_gain=0.02,
+        affine_norm=False,
+        dropout=False,
+        use_bias=None,
+        output_channels=None,
         dtype=None,
         name="generator",
         **kwargs,
     ):
-        check_positive(ngf=ngf, channels=channels)
+        output_channels = channels if output_channels is None else output_channels
+        check_positive(ngf=ngf, channels=channels, output_channels=output_channels)
         if isinstance(n_res_blocks, bool) or int(n_res_blocks) < 0:
             raise ValueError(f"n_res_blocks must be >= 0. Received: n_res_blocks={n_res_blocks}")
         _check_choice("padding_type", padding_type, PADDING_TYPES)
         _check_choice("norm", norm, NORMS)
         ngf, n_res_blocks, channels = int(ngf), int(n_res_blocks), int(channels)
+        output_channels = int(output_channels)
+        use_bias = norm == "instance" if use_bias is None else bool(use_bias)
+        affine_norm, dropout = bool(affine_norm), bool(dropout)
         antialias = bool(antialias)
         antialias_up = antialias if antialias_up is None else bool(antialias_up)
         initializers.check_init_type(init_type)
@@ -223,11 +288,11 @@ class ResnetGenerator(keras.Model):
         def init():  # a new initializer per kernel (see ResidualBlock)
             return initializers.initializer(init_type, init_gain)
 
-        def conv(filters, kernel_size, strides=1, name=None):
-            return blocks.conv2d(filters, kernel_size, strides, name, policy, init())
+        def conv(filters, kernel_size, strides=1, name=None, bias=use_bias):
+            return blocks.conv2d(filters, kernel_size, strides, name, policy, init(), bias)
 
         def norm_layer(name):
-            return blocks.instance_norm(name=name, policy=policy)
+            return blocks.norm_layer(norm, affine_norm, name, policy, init_gain)
 
         stem = ConvStage(conv(ngf, 7, name="stem_conv"), 3, "reflect", norm_layer("stem_norm"))
         inputs = keras.Input((None, None, channels), name="images")
@@ -252,7 +317,17 @@ class ResnetGenerator(keras.Model):
         bottleneck = ngf * 2**pixels.GENERATOR_DOWNSAMPLINGS
         res_blocks = []
         for i in range(n_res_blocks):
-            block = ResidualBlock(bottleneck, init_type, init_gain, name=f"res_{i}", dtype=policy)
+            block = ResidualBlock(
+                bottleneck,
+                init_type,
+                init_gain,
+                norm,
+                affine_norm,
+                dropout,
+                use_bias,
+                name=f"res_{i}",
+                dtype=policy,
+            )
             x = block(x)
             res_blocks.append(block)
         upsamplings = []
@@ -274,7 +349,7 @@ class ResnetGenerator(keras.Model):
                 x = stage.conv(x)
             else:
                 stage = ConvStage(
-                    blocks.conv_transpose2d(filters, f"{name_i}_conv", policy, init()),
+                    blocks.conv_transpose2d(filters, f"{name_i}_conv", policy, init(), use_bias),
                     norm=norm_layer(f"{name_i}_norm"),
                 )
                 x = blocks.torch_transpose_crop(name=f"{name_i}_conv_crop", policy=policy)(
@@ -282,7 +357,7 @@ class ResnetGenerator(keras.Model):
                 )
             x = _norm_relu(stage, x, name_i, policy)
             upsamplings.append(stage)
-        head = ConvStage(conv(channels, 7, name="head_conv"), 3, "reflect")
+        head = ConvStage(conv(output_channels, 7, name="head_conv", bias=True), 3, "reflect")
         x = blocks.ReflectionPadding2D(head.pad, name="head_pad", dtype=policy)(x)
         outputs = keras.layers.Activation("tanh", dtype=island, name="tanh")(head.conv(x))
         super().__init__(inputs=inputs, outputs=outputs, name=name, dtype=policy, **kwargs)
@@ -292,6 +367,10 @@ class ResnetGenerator(keras.Model):
         self.channels = channels
         self.padding_type = padding_type
         self.norm = norm
+        self.affine_norm = affine_norm
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.output_channels = output_channels
         self.antialias = antialias
         self.antialias_up = antialias_up
         self.init_type = init_type
@@ -363,6 +442,10 @@ class ResnetGenerator(keras.Model):
             "antialias_up": self.antialias_up,
             "init_type": self.init_type,
             "init_gain": self.init_gain,
+            "affine_norm": self.affine_norm,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "output_channels": self.output_channels,
         }
 
     @classmethod
@@ -439,6 +522,30 @@ def resnet_generator(ngf=64, n_res_blocks=9, channels=3, name="generator"):
     return ResnetGenerator(ngf=ngf, n_res_blocks=n_res_blocks, channels=channels, name=name)
 
 
+GENERATORS = {
+    "resnet": ResnetGenerator,
+    **{name: unet_builder(downs) for name, downs in UNET_DOWNS.items()},
+}
+
+
+def build_generator(kind="resnet", **kwargs):
+    """Builds a generator by name (``GENERATORS``).
+
+    Args:
+        kind: str, one of ``GENERATORS``. Defaults to ``"resnet"``.
+        **kwargs: the class's constructor arguments.
+
+    Returns:
+        A generator ``keras.Model`` that carries its own config.
+
+    Raises:
+        ValueError: naming the known generators, for another ``kind``.
+    """
+    if kind not in GENERATORS:
+        raise ValueError(f"generator must be one of {list(GENERATORS)}. Received: {kind!r}")
+    return GENERATORS[kind](**kwargs)
+
+
 def as_resnet_generator(model):
     """``model`` as a ``ResnetGenerator``, rebuilding one with its weights where it is not one.
 
@@ -490,16 +597,10 @@ def _flat_layers(model):
 
 
 def _norm_relu(stage, x, prefix, policy):
-    return keras.layers.ReLU(name=f"{prefix}_relu", dtype=policy)(stage.norm(x))
+    x = x if stage.norm is None else stage.norm(x)
+    return keras.layers.ReLU(name=f"{prefix}_relu", dtype=policy)(x)
 
 
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}. Received: {name}={value!r}")
-
-
-def check_positive(**values):
-    """Raises ``ValueError`` naming the first argument that is not a positive integer."""
-    for key, value in values.items():
-        if isinstance(value, bool) or int(value) <= 0:
-            raise ValueError(f"{key} must be a positive integer. Received: {key}={value}")

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from cyclegan_tf import _keras_compat
 from cyclegan_tf.models.initializers import reference_initializer
 
 
@@ -50,7 +51,32 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
-def instance_norm(name=None, policy=None):
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class InstanceNormalization(keras.layers.GroupNormalization):
+    """An instance norm (``GroupNormalization`` with one group per channel) differentiable twice.
+
+    The same values as the parent; its statistics come from ``_keras_compat.spatial_moments``, whose
+    second derivatives are right, so that a gradient penalty (WGAN-GP) through it is the reference's.
+    The discriminators use it.
+
+    Args:
+        **kwargs: ``GroupNormalization`` keyword arguments (``groups`` is -1).
+    """
+
+    def call(self, inputs):
+        dtype = inputs.dtype
+        x = ops.cast(inputs, "float32")
+        mean, variance = _keras_compat.spatial_moments(x)
+        inv = ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            inv = inv * ops.cast(self.gamma, x.dtype)
+        shift = -mean * inv
+        if self.beta is not None:
+            shift = shift + ops.cast(self.beta, x.dtype)
+        return ops.cast(x * inv + shift, dtype)
+
+
+def instance_norm(name=None, policy=None, affine=False, twice_differentiable=False):
     """Instance normalization as in PyTorch's ``InstanceNorm2d`` defaults (eps 1e-5, no affine).
 
     ``GroupNormalization`` with one group per channel normalises each image and channel over its spatial
@@ -59,18 +85,74 @@ def instance_norm(name=None, policy=None):
     Args:
         name: str or None, the layer name.
         policy: the dtype policy of the network it belongs to; None for the global policy.
+        affine: bool, a learned scale (``gamma``, PyTorch's ``weight``, initially 1) and shift
+            (``beta``, its ``bias``, initially 0) per channel: ``InstanceNorm2d(affine=True)``.
+            Defaults to False.
+        twice_differentiable: bool, an ``InstanceNormalization``, whose second derivatives are
+            right (a discriminator's, for the gradient penalty). Defaults to False.
 
     Returns:
         A ``keras.layers.GroupNormalization`` layer.
     """
-    return keras.layers.GroupNormalization(
+    layer_class = InstanceNormalization if twice_differentiable else keras.layers.GroupNormalization
+    return layer_class(
         groups=-1,
         epsilon=1e-5,
-        center=False,
-        scale=False,
+        center=bool(affine),
+        scale=bool(affine),
         dtype=float32_if_mixed(policy),
         name=name,
     )
+
+
+# The official releases' ``--norm`` choices (``get_norm_layer`` in their ``networks.py``).
+NORMS = ("instance", "batch", "none")
+
+
+def norm_layer(
+    norm="instance",
+    affine=False,
+    name=None,
+    policy=None,
+    init_gain=0.02,
+    twice_differentiable=False,
+):
+    """The normalisation of the official ``--norm`` choices, or None for ``"none"``.
+
+    ``"instance"``: ``InstanceNorm2d(affine=affine)`` (``instance_norm``; with ``affine``, a learned
+    scale and shift per channel, as many re-implementations have). ``"batch"``:
+    ``BatchNorm2d(affine=True, track_running_stats=True)``, PyTorch's momentum 0.1 (Keras' 0.9) and
+    epsilon 1e-5, synchronised across the replicas of a distribution strategy (``synchronized``,
+    the statistics of the global batch); inference uses the running statistics. ``"none"``: no
+    layer (the official ``Identity``). A batch norm's scale starts at N(1, ``init_gain``), as the
+    official ``init_weights`` draws it.
+
+    Args:
+        norm: str, one of ``NORMS``. Defaults to ``"instance"``.
+        affine: bool, the instance norm's learned scale and shift (a batch norm always has them).
+        name: str or None, the layer name.
+        policy: the dtype policy of the network it belongs to; None for the global policy.
+        init_gain: float, the spread of a batch norm's initial scale. Defaults to 0.02.
+        twice_differentiable: bool, an instance norm whose second derivatives are right
+            (``InstanceNormalization``; a batch norm's are, synchronised). Defaults to False.
+
+    Returns:
+        A Keras layer, or None for ``"none"``.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {list(NORMS)}. Received: norm={norm!r}")
+    if norm == "instance":
+        return instance_norm(name, policy, affine, twice_differentiable)
+    if norm == "batch":
+        return keras.layers.BatchNormalization(
+            momentum=0.9,
+            epsilon=1e-5,
+            synchronized=True,
+            gamma_initializer=keras.initializers.RandomNormal(1.0, float(init_gain)),
+            dtype=float32_if_mixed(policy),
+            name=name,
+        )
+    return None
 
 
 def float32_if_mixed(policy=None):
@@ -89,16 +171,20 @@ def float32_if_mixed(policy=None):
     return "float32" if resolved.compute_dtype != resolved.variable_dtype else policy
 
 
-def conv2d(filters, kernel_size, strides=1, name=None, policy=None, kernel_initializer=None):
+def conv2d(
+    filters, kernel_size, strides=1, name=None, policy=None, kernel_initializer=None, use_bias=True
+):
     """A ``"valid"`` ``Conv2D`` initialised as the reference's (N(0, 0.02) kernel, zero bias).
 
-    ``kernel_initializer`` (an ``initializer``) replaces the N(0, 0.02) kernel.
+    ``kernel_initializer`` (an ``initializer``) replaces the N(0, 0.02) kernel; ``use_bias=False``
+    leaves the bias out (the reference's convolutions before a batch norm).
     """
     return keras.layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding="valid",
+        use_bias=use_bias,
         kernel_initializer=kernel_initializer or reference_initializer(),
         bias_initializer="zeros",
         dtype=policy,
@@ -106,7 +192,15 @@ def conv2d(filters, kernel_size, strides=1, name=None, policy=None, kernel_initi
     )
 
 
-def conv(filters, kernel_size, strides=1, torch_padding=0, name=None, kernel_initializer=None):
+def conv(
+    filters,
+    kernel_size,
+    strides=1,
+    torch_padding=0,
+    name=None,
+    kernel_initializer=None,
+    use_bias=True,
+):
     """A convolution padded the way PyTorch's ``nn.Conv2d(padding=torch_padding)`` is.
 
     Args:
@@ -116,6 +210,7 @@ def conv(filters, kernel_size, strides=1, torch_padding=0, name=None, kernel_ini
         torch_padding: int, zero padding added on every side before a ``"valid"`` convolution.
         name: str or None, the convolution's name; the padding layer gets ``name + "_pad"``.
         kernel_initializer: an ``initializer`` or None for N(0, 0.02).
+        use_bias: bool, a bias (zeros at first). Defaults to True.
 
     Returns:
         A callable mapping a tensor to the convolved tensor.
@@ -127,22 +222,32 @@ def conv(filters, kernel_size, strides=1, torch_padding=0, name=None, kernel_ini
         )
     layers.append(
         conv2d(
-            filters, kernel_size, strides=strides, name=name, kernel_initializer=kernel_initializer
+            filters,
+            kernel_size,
+            strides=strides,
+            name=name,
+            kernel_initializer=kernel_initializer,
+            use_bias=use_bias,
         )
     )
     return _chain(layers)
 
 
-def conv_transpose2d(filters, name=None, policy=None, kernel_initializer=None):
-    """The ``Conv2DTranspose`` (3x3, stride 2, ``"valid"``) of PyTorch's upsampling.
+def conv_transpose2d(
+    filters, name=None, policy=None, kernel_initializer=None, use_bias=True, kernel_size=3
+):
+    """The ``Conv2DTranspose`` (stride 2, ``"valid"``) of PyTorch's upsampling, 3x3 by default.
 
-    ``kernel_initializer`` (an ``initializer``) replaces the N(0, 0.02) kernel.
+    ``kernel_initializer`` (an ``initializer``) replaces the N(0, 0.02) kernel; ``use_bias=False``
+    leaves the bias out. PyTorch's ``padding=p`` is a crop of ``p`` rows and columns of the full
+    output (``torch_transpose_crop`` for the ResNet's 3x3 kernels, which also has ``output_padding``).
     """
     return keras.layers.Conv2DTranspose(
         filters,
-        3,
+        kernel_size,
         strides=2,
         padding="valid",
+        use_bias=use_bias,
         kernel_initializer=kernel_initializer or reference_initializer(),
         bias_initializer="zeros",
         dtype=policy,
@@ -272,3 +377,10 @@ def _chain(layers):
         return x
 
     return apply
+
+
+def check_positive(**values):
+    """Raises ``ValueError`` naming the first argument that is not a positive integer."""
+    for key, value in values.items():
+        if isinstance(value, bool) or int(value) <= 0:
+            raise ValueError(f"{key} must be a positive integer. Received: {key}={value}")

@@ -145,6 +145,21 @@ def random_bit(seed):
     return tf.bitwise.right_shift(_mix(seed), 31) > 0
 
 
+def random_unit_floats(count, seed):
+    """``count`` floats uniform in [0, 1) (24 bits each) from a ``derive_seed`` seed, as ``random_bit``.
+
+    Args:
+        count: int or scalar tensor.
+        seed: scalar ``uint32`` tensor.
+
+    Returns:
+        float32 tensor ``[count]``.
+    """
+    index = tf.cast(tf.range(count), tf.uint32)
+    bits = tf.bitwise.right_shift(_mix(tf.bitwise.bitwise_xor(_mix(index), seed)), 8)
+    return tf.cast(bits, tf.float32) * (1.0 / 2**24)
+
+
 def random_patch_ids(locations, num_patches, seed):
     """The first ``num_patches`` of a random permutation of ``range(locations)`` (all if fewer).
 

@@ -6,7 +6,8 @@ layout); ``ExportSource`` reads ``<version><suffix>`` files written by ``cyclega
 (``3.onnx``, ``3.int8.openvino/``, ``3.tflite``) and runs them in their runtime
 (``cyclegan_tf.inference.runtimes``) behind the two signatures a SavedModel has:
 
-* ``serving_default``: ``images`` float32 ``[batch, height, width, 3]`` in [0, 255] → ``images``.
+* ``serving_default``: ``images`` float32 ``[batch, height, width, C]`` in [0, 255] → ``images``
+  (``C`` the export's channels: 3, or 1 or 4).
 * ``translate_bytes``: ``image_bytes`` encoded images ``[batch]`` (turned as their EXIF orientation
   says) → ``image_bytes`` PNGs.
 
@@ -23,10 +24,13 @@ from cyclegan_tf.data.decode import decode_image
 from cyclegan_tf.inference import loading, runtimes
 from cyclegan_tf.serving import registry
 
-_SIGNATURES = {
-    "serving_default": ("images", tf.float32, [None, None, None, 3]),
-    "translate_bytes": ("image_bytes", tf.string, [None]),
-}
+
+def _signature_inputs(channels=3):
+    """``{signature: (input name, dtype, shape)}``; the images have ``channels`` channels."""
+    return {
+        "serving_default": ("images", tf.float32, [None, None, None, int(channels)]),
+        "translate_bytes": ("image_bytes", tf.string, [None]),
+    }
 
 
 class ExportSource:
@@ -84,7 +88,7 @@ class ExportSource:
             version=version,
             path=path,
             signatures=_signatures(runtime),
-            signature_defs=_signature_defs(),
+            signature_defs=_signature_defs(runtime.channels),
             loaded=runtime,
         )
 
@@ -104,7 +108,7 @@ class ExportedVersion(registry.ServedVersion):
 
     def input_specs(self, signature_name):
         """``{input_name: tf.TensorSpec}`` of a signature."""
-        key, dtype, shape = _SIGNATURES[signature_name]
+        key, dtype, shape = _signature_inputs(self.loaded.channels)[signature_name]
         return {key: tf.TensorSpec(shape, dtype, name=key)}
 
     def output_specs(self, signature_name):
@@ -117,7 +121,7 @@ def _signatures(runtime):
         return {"images": tf.constant(runtime.translate_pixels(images.numpy()))}
 
     def translate_one(encoded):
-        image = decode_image(encoded)
+        image = decode_image(encoded, runtime.channels)
         translated = runtime.translate_pixels(image.numpy()[None].astype("float32"))[0]
         return tf.io.encode_png(tf.cast(tf.round(translated), tf.uint8))
 
@@ -127,10 +131,10 @@ def _signatures(runtime):
     return {"serving_default": serving_default, "translate_bytes": translate_bytes}
 
 
-def _signature_defs():
+def _signature_defs(channels=3):
     """The SignatureDefMap of the SavedModel export, as TF Serving's metadata API prints it."""
     definitions = {}
-    for name, (key, dtype, shape) in _SIGNATURES.items():
+    for name, (key, dtype, shape) in _signature_inputs(channels).items():
         definition = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
         for tensors, suffix in ((definition.inputs, "_input"), (definition.outputs, "_output")):
             info = tensors[key]

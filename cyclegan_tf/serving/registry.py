@@ -69,6 +69,13 @@ class ServedVersion:
         """``{output_name: tf.TensorSpec}`` of a signature."""
         return dict(self.signatures[signature_name].structured_outputs)
 
+    @property
+    def channels(self):
+        """int, the channels of the images ``serving_default`` takes (3 where it does not say)."""
+        spec = self.input_specs("serving_default").get("images") if self.signatures else None
+        last = None if spec is None or spec.shape.rank != 4 else spec.shape[-1]
+        return 3 if last is None else int(last)
+
     def estimate_image_bytes(self, height, width):
         """Int or None: what translating one image whole takes, where the version knows it.
 

@@ -278,11 +278,11 @@ class ModelRuns:
         return {name: np.asarray(tensor) for name, tensor in outputs.items()}
 
     def _tiles(self, served, whole_bytes):
-        tileable = served.generator is not None
+        tileable = served.generator is not None and self._translator(served).can_tile
         return tileable and (self.precision != "float32" or whole_bytes > self.tiled_run_bytes)
 
     def _translate_pixels(self, served, images, deadline):
-        """``[batch, H, W, 3]`` pixels, in chunks of at most ``CHUNK_PIXELS`` or one at a time tiled."""
+        """``[batch, H, W, C]`` pixels, in chunks of at most ``CHUNK_PIXELS`` or one at a time tiled."""
         if not len(images):
             return self._call(served, "serving_default", {"images": images})["images"]
         height, width = images.shape[1:3]
@@ -309,11 +309,11 @@ class ModelRuns:
             whole = self.whole_run_bytes(served, [size])
             if self._tiles(served, whole):
                 with self.budget.reserve(self.tiled_run_bytes, deadline=deadline):
-                    image = _decode(data, index)
+                    image = _decode(data, index, served.channels)
                     pixels = self._translator(served).translate_tiled(image, deadline.check)
             else:
                 with self.budget.reserve(whole, deadline=deadline):
-                    image = _decode(data, index)
+                    image = _decode(data, index, served.channels)
                     pixels = self._call(served, "serving_default", {"images": image[None]})
                     pixels = pixels["images"][0]
             pixels = np.round(np.clip(pixels, 0, 255)).astype(np.uint8)
@@ -337,9 +337,9 @@ class ModelRuns:
             return cached[1]
 
 
-def _decode(data, index):
+def _decode(data, index, channels=3):
     try:
-        return decode_image(data).numpy()
+        return decode_image(data, channels).numpy()
     except tf.errors.InvalidArgumentError as error:
         raise RequestError(
             400, f"image_bytes[{index}] could not be decoded: {_graph_error_message(error)}"

@@ -20,8 +20,29 @@ from cyclegan_tf.training import distribute
 _DEFAULT_DATASET = "apple2orange"
 
 
-def _option(default, help, choices=None, group="training"):  # noqa: A002 - mirrors argparse
-    return option(default, help, choices=choices, group=group)
+def _option(default, help, choices=None, group="training", aliases=None):  # noqa: A002
+    return option(default, help, choices=choices, group=group, aliases=aliases)
+
+
+# The architectures' names, spelled here so that --help does not load Keras (a test checks them
+# against ``models``): generators, discriminators, norms, adversarial losses, image channels.
+GENERATOR_KINDS = ("resnet", "unet_256", "unet_128")
+DISCRIMINATOR_KINDS = ("patch", "global", "pixel")
+NORMS = ("instance", "batch", "none")
+GAN_MODES = ("lsgan", "vanilla", "wgangp")
+CHANNELS = (1, 3, 4)
+# The official releases' --netG and --netD, in this package's options.
+_NET_G = {
+    "resnet_9blocks": {"generator": "resnet", "n_res_blocks": 9},
+    "resnet_6blocks": {"generator": "resnet", "n_res_blocks": 6},
+    "unet_256": {"generator": "unet_256"},
+    "unet_128": {"generator": "unet_128"},
+}
+_NET_D = {
+    "basic": {"discriminator": "patch", "n_disc_layers": 3},
+    "n_layers": {"discriminator": "patch"},
+    "pixel": {"discriminator": "pixel"},
+}
 
 
 @dataclasses.dataclass
@@ -69,15 +90,59 @@ class TrainConfig:
         choices=tuple(OBJECTIVES),
         group="model",
     )
+    generator: str = _option(
+        "resnet",
+        "Generator architecture: resnet (--n-res-blocks residual blocks), unet_256 or unet_128 "
+        "(the official U-Nets: --image-size a multiple of 256 or 128; cyclegan only).",
+        choices=GENERATOR_KINDS,
+        group="model",
+        aliases={"netG": _NET_G},
+    )
     ngf: int = _option(64, "Generator filters in the first layer.", group="model")
     ndf: int = _option(64, "Discriminator filters in the first layer.", group="model")
     n_res_blocks: int = _option(9, "Residual blocks per generator.", group="model")
-    n_disc_layers: int = _option(3, "Stride-2 layers per discriminator.", group="model")
+    n_disc_layers: int = _option(
+        3,
+        "Stride-2 layers per discriminator.",
+        group="model",
+        aliases={"n_layers_D": None},
+    )
     discriminator: str = _option(
-        "patch", "Discriminator kind.", choices=("patch", "global"), group="model"
+        "patch",
+        "Discriminator kind: patch (the PatchGAN of --n-disc-layers layers), pixel (1x1, one logit "
+        "per pixel) or global (one logit per image).",
+        choices=DISCRIMINATOR_KINDS,
+        group="model",
+        aliases={"netD": _NET_D},
     )
     gan_mode: str = _option(
-        "lsgan", "Adversarial loss.", choices=("lsgan", "vanilla"), group="model"
+        "lsgan",
+        "Adversarial loss: lsgan, vanilla (cross-entropy) or wgangp (Wasserstein, with the gradient "
+        "penalty, weight 10).",
+        choices=GAN_MODES,
+        group="model",
+    )
+    norm: str = _option(
+        "instance",
+        "Normalisation in the generators and discriminators: instance, batch (synchronised across "
+        "replicas; running statistics when translating) or none.",
+        choices=NORMS,
+        group="model",
+    )
+    affine_norm: bool = _option(
+        False, "A learned scale and shift per channel in the instance norms.", group="model"
+    )
+    dropout: bool = _option(
+        False, "Dropout (0.5) in the generators' residual blocks, while training.", group="model"
+    )
+    input_nc: int = _option(
+        3,
+        "Channels of domain A's images: 1 (grayscale), 3 (RGB) or 4 (RGBA).",
+        choices=CHANNELS,
+        group="model",
+    )
+    output_nc: int = _option(
+        3, "Channels of domain B's images: 1, 3 or 4.", choices=CHANNELS, group="model"
     )
     antialias: bool | None = _option(
         None,
@@ -340,10 +405,20 @@ class TrainConfig:
         options.update({key: getattr(self, key) for key in self.objective_class().OPTIONS})
         if self.preprocess in VARIABLE_SIZE_MODES:
             options["image_size"] = None  # the image pools keep images of any size
-        return {**options, "discriminator_kind": self.discriminator}
+        return {
+            **options,
+            "generator_kind": self.generator,
+            "discriminator_kind": self.discriminator,
+        }
 
     ARCHITECTURE_KEYS = (
         "objective",
+        "generator",
+        "norm",
+        "affine_norm",
+        "dropout",
+        "input_nc",
+        "output_nc",
         "ngf",
         "ndf",
         "n_res_blocks",
@@ -415,6 +490,11 @@ _SHARED_MODEL_OPTIONS = (
     "gan_mode",
     "image_size",
     "seed",
+    "norm",
+    "affine_norm",
+    "dropout",
+    "input_nc",
+    "output_nc",
 )
 _OBJECTIVE_DEFAULTED = ("antialias", "init_type", "init_gain")
 

@@ -71,6 +71,7 @@ def load_training_data(config, start_step=0, domains=None, cache_dir=None, input
         cache_dir=cache_dir,
         input_context=input_context,
         preprocess=config.preprocess,
+        channels=(config.input_nc, config.output_nc),
     )
 
 
@@ -128,7 +129,8 @@ def load_sample_images(config, count=SAMPLE_IMAGES):
     """A fixed handful of test images per domain (train images if there is no test split).
 
     Returns:
-        ``(images_a, images_b)``, float32 arrays ``[count, image_size, image_size, 3]`` in [-1, 1].
+        ``(images_a, images_b)``, float32 arrays ``[count, image_size, image_size, C]`` in [-1, 1],
+        ``C`` each domain's channels.
     """
     try:
         domain_a, domain_b = data.load_domains(
@@ -138,7 +140,10 @@ def load_sample_images(config, count=SAMPLE_IMAGES):
         domain_a, domain_b = data.load_domains(
             dataset=config.dataset, data_dir=config.data_dir, split="train", seed=config.seed
         )
-    pairs = data.make_eval_dataset(domain_a, domain_b, config.image_size, batch_size=count)
+    channels = (config.input_nc, config.output_nc)
+    pairs = data.make_eval_dataset(
+        domain_a, domain_b, config.image_size, batch_size=count, channels=channels
+    )
     images_a, images_b = next(iter(pairs))
     return images_a.numpy(), images_b.numpy()
 
@@ -323,8 +328,9 @@ def evaluation_callbacks(config, run):
         return []
 
     test_a, test_b = load_test_domains(config, "fid_every")
-    source = list(test_a.images.take(FID_SUBSET).as_numpy_iterator())
-    target = list(test_b.images.take(FID_SUBSET).as_numpy_iterator())
+    source = data.domain_images(test_a, config.input_nc).take(FID_SUBSET)
+    target = data.domain_images(test_b, config.output_nc).take(FID_SUBSET)
+    source, target = list(source.as_numpy_iterator()), list(target.as_numpy_iterator())
     keep_best = run.best_generator if config.keep_best else None
     return [
         FidCallback(
@@ -343,7 +349,13 @@ def validation_data(config):
     if not config.eval_every:
         return None
     test_a, test_b = load_test_domains(config, "eval_every")
-    return data.make_eval_dataset(test_a, test_b, config.image_size, batch_size=config.batch_size)
+    return data.make_eval_dataset(
+        test_a,
+        test_b,
+        config.image_size,
+        batch_size=config.batch_size,
+        channels=(config.input_nc, config.output_nc),
+    )
 
 
 @contextlib.contextmanager

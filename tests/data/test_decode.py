@@ -213,3 +213,28 @@ def test_decode_resized_resizes_the_upright_photo():
     )
     assert resized.shape == (100, 75, 3)
     _assert_same_photo(resized.numpy(), decode.resize_like_pil(upright, [100, 75]).numpy())
+
+
+def test_grayscale_and_rgba_are_pils_conversions():
+    """``channels=1`` is PIL's ``convert("RGB").convert("L")`` (the reference's ``Grayscale(1)``);
+    ``channels=4`` PIL's ``convert("RGBA")``, a JPEG opaque. Resizing keeps the channels."""
+    jpeg = textured_jpeg(40, 56)
+    rgba = np.random.default_rng(1).integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    for contents in (jpeg, buffer.getvalue()):
+        with Image.open(io.BytesIO(contents)) as image:
+            gray = np.asarray(image.convert("RGB").convert("L"))[..., None]
+            with_alpha = np.asarray(image.convert("RGBA"))
+        np.testing.assert_array_equal(decode.decode_image(contents, channels=1), gray)
+        np.testing.assert_array_equal(decode.decode_image(contents, channels=4), with_alpha)
+        assert decode.decode_image(contents, channels=3).shape[-1] == 3
+    resized = decode.decode_resized(jpeg, 24, channels=1).numpy()
+    with Image.open(io.BytesIO(jpeg)) as image:
+        expected = np.asarray(image.convert("RGB").convert("L").resize((24, 24), Image.BICUBIC))
+    assert resized.shape == (24, 24, 1)
+    assert np.abs(resized[..., 0].astype(int) - expected).max() <= 1
+    with pytest.raises(
+        ValueError, match=r"channels must be one of \[1, 3, 4\]. Received: channels=2"
+    ):
+        decode.decode_image(jpeg, channels=2)

@@ -290,3 +290,31 @@ def test_translate_dataset_keeps_order_and_count(synthetic_dir):
     assert [batch.shape for batch in batches] == [(3, 32, 32, 3)] * 2 + [(2, 32, 32, 3)]
     first = pipeline.preprocess_eval(next(iter(domain_a.images)), 32).numpy()
     np.testing.assert_allclose(batches[0][0], first, atol=1e-6)
+
+
+def test_each_domain_has_its_channels_in_training_evaluation_and_the_disk_cache(
+    synthetic_dir, tmp_path
+):
+    """Grayscale A (PIL's "L") and RGBA B: in the train stream, its disk cache, in evaluation."""
+    from PIL import Image
+
+    domain_a, domain_b = sources.load_folder(synthetic_dir, "train")
+    dataset, _ = pipeline.make_train_dataset(
+        domain_a,
+        domain_b,
+        image_size=32,
+        load_size=36,
+        batch_size=2,
+        cache="disk",
+        cache_dir=str(tmp_path),
+        channels=(1, 4),
+    )
+    real_a, real_b = next(iter(dataset))
+    assert real_a.shape == (2, 32, 32, 1) and real_b.shape == (2, 32, 32, 4)
+    assert np.all(real_b.numpy()[..., 3] == 1.0)  # JPEGs are opaque
+    assert sorted(name.split("-")[-2] for name in os.listdir(tmp_path)) == ["c1", "c4"]
+    real_a, real_b = next(iter(pipeline.make_eval_dataset(domain_a, domain_b, 32, 2, (1, 4))))
+    with Image.open(domain_a.files[0]) as image:
+        gray = np.asarray(image.convert("RGB").convert("L").resize((32, 32), Image.BICUBIC))
+    assert np.abs((real_a[0, ..., 0].numpy() + 1) * 127.5 - gray).max() < 1.01
+    assert real_b.shape == (2, 32, 32, 4)

@@ -41,6 +41,17 @@ def test_preprocess_resizes_to_299_and_scales_to_minus_one_one():
 def test_preprocess_rejects_non_rgb_shapes():
     with pytest.raises(ValueError, match=r"Received: shape=\(8, 8\)"):
         features.preprocess(np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"Received: shape=\(8, 8, 2\)"):
+        features.preprocess(np.zeros((8, 8, 2), np.uint8))
+
+
+def test_grayscale_is_repeated_over_three_channels_and_alpha_dropped():
+    """FID of grayscale translations as the official evaluation does: gray replicated to RGB."""
+    gray = np.random.default_rng(0).integers(0, 256, (30, 40, 1), dtype=np.uint8)
+    rgb = np.repeat(gray, 3, axis=-1)
+    np.testing.assert_array_equal(features.preprocess(gray), features.preprocess(rgb))
+    rgba = np.concatenate([rgb, np.zeros_like(gray)], axis=-1)
+    np.testing.assert_array_equal(features.preprocess(rgba), features.preprocess(rgb))
 
 
 def test_features_do_not_depend_on_batching_or_input_container(inception):

@@ -232,3 +232,37 @@ def test_impossible_nce_options_are_refused_in_one_line(kwargs, match):
     with pytest.raises(OptionError, match=match) as error:
         CUT(ngf=2, ndf=2, n_res_blocks=1, image_size=SIZE, **kwargs)
     assert "\n" not in str(error.value)
+
+
+def test_cut_trains_with_the_official_architecture_options():
+    """Batch norms, the PixelGAN and WGAN-GP: CUT builds them as CycleGAN does and steps on them."""
+    model = CUT(
+        ngf=4,
+        ndf=4,
+        n_res_blocks=1,
+        image_size=16,
+        num_patches=8,
+        projection_units=8,
+        norm="batch",
+        discriminator_kind="pixel",
+        gan_mode="wgangp",
+        dropout=True,
+    )
+    generator = model.generator.get_config()
+    assert (generator["norm"], generator["dropout"], generator["use_bias"]) == (
+        "batch",
+        True,
+        False,
+    )
+    model.compile(run_eagerly=True)
+    rng = np.random.default_rng(0)
+    real_a, real_b = rng.uniform(-1, 1, (2, 2, 16, 16, 3)).astype("float32")
+    alpha = model.penalty_mixing(0, 0, 2).numpy()
+    assert np.all((alpha >= 0) & (alpha < 1)) and alpha[0] != alpha[1]
+    logs = model.train_on_batch(real_a, real_b, return_dict=True)
+    assert all(np.isfinite(value) for value in logs.values())
+    # wgangp: d_loss is 0.5 (D(fake) - D(real)) plus a penalty, which is positive.
+    assert logs["d_loss"] > 0.5 * (logs["d_real"] + logs["d_fake"])
+    assert CUT.from_config(model.get_config()).get_config() == model.get_config()
+    with pytest.raises(OptionError, match="generator: PatchNCE reads its maps from a ResNet"):
+        CUT(generator_kind="unet_256")

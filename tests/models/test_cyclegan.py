@@ -135,3 +135,112 @@ def test_invalid_options_are_rejected():
         _tiny(lambda_cycle=-1)
     with pytest.raises(ValueError, match="gan_mode"):
         _tiny(gan_mode="hinge")
+
+
+# The official architecture options, one step against tests/models/torch_cyclegan.py: the options
+# of both generators and discriminators, the adversarial loss, and the images' channels.
+OPTION_CASES = {
+    "batch-norm-pixel-wgangp": dict(norm="batch", discriminator_kind="pixel", gan_mode="wgangp"),
+    "gray-no-norm-vanilla": dict(
+        norm="none", n_disc_layers=2, gan_mode="vanilla", input_nc=1, output_nc=1
+    ),
+    "gray-to-rgb-affine-wgangp": dict(
+        affine_norm=True, gan_mode="wgangp", input_nc=1, output_nc=3, lambda_identity=0.0
+    ),
+    "unet-128-batch-norm": dict(
+        generator_kind="unet_128", norm="batch", image_size=128, discriminator_kind="pixel"
+    ),
+}
+
+
+def _torch_networks(options, seed):
+    """The PyTorch generators and discriminators of ``options``, randomised."""
+    from tests.models import torch_cyclegan
+    from tests.tools.torch_reference import ResnetGenerator, UnetGenerator, randomize
+
+    norm = options.get("norm", "instance")
+    affine = options.get("affine_norm", False)
+    channels = {"a": options.get("input_nc", 3), "b": options.get("output_nc", 3)}
+
+    def generator(source, target, offset):
+        if options.get("generator_kind") == "unet_128":
+            module = UnetGenerator(4, 7, channels[source], channels[target], norm, affine)
+        else:
+            module = ResnetGenerator(4, 1, channels[source], norm, affine, False, channels[target])
+        return randomize(module, seed + offset, scale=0.1).train()
+
+    def discriminator(domain, offset):
+        if options.get("discriminator_kind") == "pixel":
+            module = torch_cyclegan.PixelDiscriminator(4, channels[domain], norm, affine)
+        else:
+            layers = options.get("n_disc_layers", 3)
+            module = torch_cyclegan.NLayerDiscriminator(4, layers, channels[domain], norm, affine)
+        # The reference's initial scale: a gradient penalty stays near 10, within float32's reach.
+        return randomize(module, seed + offset, scale=0.02).train()
+
+    return (
+        generator("a", "b", 1),
+        generator("b", "a", 2),
+        discriminator("a", 3),
+        discriminator("b", 4),
+    )
+
+
+@pytest.mark.parametrize("case", list(OPTION_CASES))
+def test_architecture_options_train_as_the_official_step(case):
+    torch = pytest.importorskip("torch", reason="the [torch] extra is not installed")
+    from cyclegan_tf.tools.torch_import import detect_generator
+    from tests.models import torch_cyclegan
+
+    options = OPTION_CASES[case]
+    learning_rate = 0.05
+    g_ab, g_ba, d_a, d_b = _torch_networks(options, seed=len(case))
+    model = _tiny(**options)
+    for ours, theirs in ((model.generator_ab, g_ab), (model.generator_ba, g_ba)):
+        state = {key: value.numpy() for key, value in theirs.state_dict().items()}
+        ours.set_weights(detect_generator(state).generator.get_weights())
+    torch_cyclegan.copy_weights(d_a, model.discriminator_a)
+    torch_cyclegan.copy_weights(d_b, model.discriminator_b)
+    model.compile(
+        generator_optimizer=keras.optimizers.SGD(learning_rate),
+        discriminator_optimizer=keras.optimizers.SGD(learning_rate),
+        run_eagerly=True,
+    )
+    rng = np.random.default_rng(len(case))
+    unet = model.generator_kind == "unet_128"
+    batch, height, width = (1, 128, 128) if unet else (2, SIZE, 24)
+    real_a = rng.uniform(-1, 1, (batch, height, width, model.input_nc)).astype("float32")
+    real_b = rng.uniform(-1, 1, (batch, height, width, model.output_nc)).astype("float32")
+    alpha_a, alpha_b = (model.penalty_mixing(0, stream, batch).numpy() for stream in (0, 1))
+
+    before = {w.path: w.numpy() for w in model.trainable_weights}
+    logs = model.train_on_batch(real_a, real_b, return_dict=True)
+    step = torch_cyclegan.CycleGANStep(
+        g_ab, g_ba, d_a, d_b, model.gan_mode, learning_rate, model.lambda_identity
+    )
+    nchw = {"a": torch.from_numpy(real_a).permute(0, 3, 1, 2).contiguous()}
+    nchw["b"] = torch.from_numpy(real_b).permute(0, 3, 1, 2).contiguous()
+    terms = step.step(nchw["a"], nchw["b"], torch.from_numpy(alpha_a), torch.from_numpy(alpha_b))
+    for name, value in terms.items():
+        assert logs[name] == pytest.approx(value, abs=1e-4), name
+
+    updated = {}
+    for ours, theirs in ((model.generator_ab, g_ab), (model.generator_ba, g_ba)):
+        state = {key: value.detach().numpy() for key, value in theirs.state_dict().items()}
+        updated[ours.name] = detect_generator(state).generator.trainable_weights
+    for keras_d, torch_d in ((model.discriminator_a, d_a), (model.discriminator_b, d_b)):
+        twin = keras.models.clone_model(keras_d)
+        torch_cyclegan.copy_weights(torch_d, twin)
+        updated[keras_d.name] = twin.trainable_weights
+    moved = 0.0
+    networks = (
+        model.generator_ab,
+        model.generator_ba,
+        model.discriminator_a,
+        model.discriminator_b,
+    )
+    for network in networks:
+        for ours, theirs in zip(network.trainable_weights, updated[network.name], strict=True):
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-4, err_msg=ours.path)
+            moved = max(moved, float(np.abs(ours.numpy() - before[ours.path]).max()))
+    assert moved > 1e-3  # the step changed the weights, so matching them says something

@@ -25,8 +25,8 @@ def test_leaky_relu_slope_is_the_reference_0_2():
 
 
 def test_unknown_discriminator_lists_choices():
-    with pytest.raises(ValueError, match=r"'global', 'patch'.*Received: kind='pixel'"):
-        build_discriminator("pixel")
+    with pytest.raises(ValueError, match=r"'global', 'patch', 'pixel'.*Received: kind='hinge'"):
+        build_discriminator("hinge")
 
 
 @pytest.mark.parametrize("antialias", [True, False])
@@ -59,3 +59,19 @@ def test_initialisations_have_the_reference_scale():
     assert np.std(kernel.numpy()) == pytest.approx(np.sqrt(2 / fan_in), rel=0.03)
     with pytest.raises(ValueError, match="init_type must be one of"):
         patch_discriminator(init_type="uniform")
+    # A batch norm's scale starts at N(1, gain), as the reference's init_weights draws it.
+    batch = patch_discriminator(ndf=64, norm="batch", init_gain=0.05)
+    (gamma,) = [w for w in batch.weights if w.path.endswith("conv_2_norm/gamma")]
+    assert np.mean(gamma.numpy()) == pytest.approx(1.0, abs=0.02)
+    assert np.std(gamma.numpy()) == pytest.approx(0.05, rel=0.2)
+
+
+def test_norm_options_set_the_layers_and_the_biases():
+    batch = patch_discriminator(ndf=4, norm="batch")
+    biased = {w.path.split("/")[0] for w in batch.weights if w.path.endswith("bias")}
+    assert biased == {"conv_0", "logits"}  # the convolutions before a batch norm have none
+    names = {layer.name for layer in patch_discriminator(ndf=4, norm="none").layers}
+    assert not any(name.endswith("_norm") for name in names)
+    pixel = build_discriminator("pixel", ndf=4, n_layers=5, antialias=True)
+    assert pixel(np.zeros((2, 9, 7, 3), "float32")).shape == (2, 9, 7, 1)
+    assert pixel.count_params() == 3 * 4 + 4 + 4 * 8 + 8 + 8 * 1 + 1

@@ -19,6 +19,7 @@ from tests.conftest import REPO_ROOT
 
 LEGACY = REPO_ROOT / "tests" / "fixtures" / "legacy_0_1"
 ARCHITECTURE_KEYS = ("ngf", "n_res_blocks", "channels", "padding_type", "norm")
+OPTION_KEYS = ("norm", "affine_norm", "dropout", "use_bias", "channels", "output_channels")
 
 
 def _architecture(generator):
@@ -36,6 +37,58 @@ def _randomized(generator, seed=0):
 @pytest.fixture(scope="module")
 def generator():
     return _randomized(ResnetGenerator(ngf=4, n_res_blocks=2, name="netG_A2B"))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"norm": "batch"},
+        {"norm": "none"},
+        {"affine_norm": True, "dropout": True},
+        {"channels": 1, "output_channels": 3},
+    ],
+    ids=str,
+)
+def test_architecture_options_round_trip_and_run_tiled(options, tmp_path):
+    """Each option is in the config, the .keras file, the SavedModel, and the tiled engine reads it."""
+    generator = ResnetGenerator(ngf=4, n_res_blocks=1, **options)
+    _randomized(generator, seed=3)
+    for weight in generator.weights:  # a batch norm's running variance must stay positive
+        if "variance" in weight.path:
+            weight.assign(np.abs(weight.numpy()) + 0.5)
+    config = generator.get_config()
+    assert {key: config[key] for key in options} == options
+    assert config["use_bias"] is (config["norm"] == "instance")
+    path = str(tmp_path / "g.keras")
+    generator.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    assert {key: loaded.get_config()[key] for key in OPTION_KEYS} == {
+        key: config[key] for key in OPTION_KEYS
+    }
+    channels = config["channels"]
+    image = np.random.default_rng(2).uniform(-1, 1, (21, 30, channels)).astype("float32")
+    whole = inference.translate(loaded, image[None])[0].numpy()
+    assert whole.shape == (21, 30, config["output_channels"])
+    np.testing.assert_array_equal(whole, inference.translate(generator, image[None])[0])
+    tiled = TiledGenerator(loaded, band_rows=3).translate(image)
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)
+
+
+def test_dropout_drops_half_while_training_and_nothing_in_inference():
+    from cyclegan_tf.models.generators import ResidualBlock
+
+    plain = ResidualBlock(8)
+    dropping = ResidualBlock(8, dropout=True)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 12, 12, 8)).astype("float32")
+    plain(x)
+    dropping(x)
+    dropping.set_weights(plain.get_weights())
+    np.testing.assert_array_equal(dropping(x, training=False), plain(x, training=False))
+    first, second = dropping(x, training=True), dropping(x, training=True)
+    assert not np.array_equal(first, second)
+    # The dropout sits between the two convolutions: its mask shows in the first one's activations.
+    inner = dropping.drop(np.ones((1, 64, 64, 8), "float32"), training=True).numpy()
+    assert set(np.unique(inner)) == {0.0, 2.0} and abs(np.mean(inner == 0) - 0.5) < 0.02
 
 
 def test_stages_follow_the_config():
@@ -84,8 +137,10 @@ def test_reference_size_and_bad_arguments():
         ResnetGenerator(ngf=0)
     with pytest.raises(ValueError, match="padding_type must be one of \\['reflect'\\]"):
         ResnetGenerator(padding_type="zero")
-    with pytest.raises(ValueError, match="norm must be one of"):
-        ResnetGenerator(norm="batch")
+    with pytest.raises(ValueError, match=r"norm must be one of \['instance', 'batch', 'none'\]"):
+        ResnetGenerator(norm="group")
+    with pytest.raises(ValueError, match="output_channels=0"):
+        ResnetGenerator(output_channels=0)
 
 
 def test_config_and_keras_file_round_trip(generator, tmp_path):

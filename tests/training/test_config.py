@@ -119,3 +119,84 @@ def test_source_resolution_modes_ignore_load_size_and_variable_sizes_have_any_si
     assert config.model_options()["image_size"] == 256
     options = TrainConfig(preprocess="none", batch_size=1).resolved().model_options()
     assert options["image_size"] is None
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--netG", "resnet_6blocks"], {"generator": "resnet", "n_res_blocks": 6}),
+        (["--netG", "resnet_6blocks", "--n-res-blocks", "6"], {"n_res_blocks": 6}),
+        (["--netD", "basic"], {"discriminator": "patch", "n_disc_layers": 3}),
+        (
+            ["--netD", "n_layers", "--n-layers-D", "5"],
+            {"discriminator": "patch", "n_disc_layers": 5},
+        ),
+        (["--netD", "pixel", "--norm", "batch"], {"discriminator": "pixel", "norm": "batch"}),
+        (["--n-layers-D", "4"], {"n_disc_layers": 4}),
+    ],
+)
+def test_official_spellings_set_the_options_they_stand_for(argv, expected):
+    config = _parse(argv)
+    assert {key: getattr(config, key) for key in expected} == expected
+    # Only the owners are options: config.json holds no alias.
+    assert not {"netG", "netD", "n_layers_D"} & set(dataclasses.asdict(config))
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["--netG", "resnet_6blocks", "--n-res-blocks", "9"],
+            "--n-res-blocks 9 conflicts with --netG resnet_6blocks: they set --n-res-blocks to 9 "
+            "and 6",
+        ),
+        (
+            ["--n-disc-layers", "4", "--netD", "basic"],
+            "--netD basic conflicts with --n-disc-layers 4: they set --n-disc-layers to 3 and 4",
+        ),
+        (
+            ["--discriminator", "global", "--netD", "pixel"],
+            "--netD pixel conflicts with --discriminator global",
+        ),
+        (["--n-layers-D", "2", "--n-disc-layers", "5"], "--n-disc-layers 5 conflicts with"),
+    ],
+)
+def test_flags_that_set_one_option_twice_are_refused_in_one_line(argv, message, capsys):
+    from cyclegan_tf.cli import train
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cyclegan-train: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_architecture_options_reach_the_objective_and_their_checks():
+    config = TrainConfig(norm="batch", affine_norm=True, dropout=True, gan_mode="wgangp").resolved()
+    model_options = config.model_options()
+    assert {key: model_options[key] for key in ("norm", "affine_norm", "dropout", "gan_mode")} == {
+        "norm": "batch",
+        "affine_norm": True,
+        "dropout": True,
+        "gan_mode": "wgangp",
+    }
+    assert model_options["generator_kind"] == "resnet"
+    with pytest.raises(OptionError, match="lambda_identity: .*input_nc == output_nc"):
+        TrainConfig(input_nc=1, output_nc=3).resolved()
+    assert TrainConfig(input_nc=1, output_nc=3, lambda_identity=0.0).resolved().output_nc == 3
+    with pytest.raises(OptionError, match="nce_idt: .*input_nc == output_nc"):
+        TrainConfig(objective="cut", input_nc=1, output_nc=3).resolved()
+    with pytest.raises(OptionError, match="input_nc: must be one of"):
+        TrainConfig(input_nc=2, output_nc=2).resolved()
+
+
+def test_architecture_choices_are_the_models_own():
+    """The choices spelled in the config (read without Keras) are the ones the networks accept."""
+    from cyclegan_tf.models import discriminators, generators, layers, losses
+    from cyclegan_tf.training import config
+
+    assert config.GENERATOR_KINDS == tuple(generators.GENERATORS)
+    assert config.DISCRIMINATOR_KINDS == tuple(discriminators.DISCRIMINATORS)
+    assert config.NORMS == layers.NORMS
+    assert config.GAN_MODES == tuple(losses.GAN_LOSSES)

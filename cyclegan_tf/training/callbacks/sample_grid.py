@@ -95,8 +95,8 @@ def grid_mosaic(columns, gap, max_side=None):
     """Tiles image columns into one picture, one row per image, ``gap`` white pixels between cells.
 
     Args:
-        columns: list of arrays ``[n, H, W, 3]`` in [-1, 1], one per column (sizes may differ; each
-            cell is as large as the largest image).
+        columns: list of arrays ``[n, H, W, C]`` in [-1, 1], one per column (sizes may differ; each
+            cell is as large as the largest image; C 1, 3 or 4, shown as RGB).
         gap: int, pixels between cells.
         max_side: int or None, images larger than this on a side are first shrunk to fit (averaging
             whole blocks of pixels), so a grid of large images stays small in memory.
@@ -106,7 +106,7 @@ def grid_mosaic(columns, gap, max_side=None):
     """
 
     def cell(image):
-        image = pixels.to_uint8(image)
+        image = pixels.to_rgb(pixels.to_uint8(image))  # grayscale and RGBA columns show as RGB
         return _shrunk(image, max_side) if max_side else image
 
     cells = [[cell(image) for image in images] for images in columns]
