@@ -73,9 +73,10 @@ def format_table(report):
     for objective, row in (report.get("objectives") or {}).items():
         rows.append(
             (
-                f"{objective} step, peak RSS",
+                f"{objective} step, peak RSS (training)",
                 f"{row['train_step_s']:.4f} s ({row['relative_step']:.2f}x), "
-                f"{row['peak_rss_mb']:.0f} MiB",
+                f"{row['peak_rss_mb']:.0f} MiB ({row['training_mb']:.0f} MiB, "
+                f"{row['relative_training_mb']:.2f}x)",
             )
         )
     width = max(len(label) for label, _ in rows)

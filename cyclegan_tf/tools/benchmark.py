@@ -11,9 +11,11 @@ Keys of the report (``run_benchmark``'s dict and the ``--json`` file):
 * ``train_step_s``: median seconds of one ``fit`` step of the first ``--objective`` (a CycleGAN's:
   pool, metrics and both optimizers); ``images_per_s``: ``batch_size / train_step_s``.
 * ``objectives`` (with several ``--objective``): ``{objective: {"train_step_s", "relative_step",
-  "peak_rss_mb"}}``: each objective's ``fit`` step, timed in the same interleaved rounds, its ratio to
-  the first one's, and the peak resident memory of a process that builds and trains only that
-  objective (a child process each, the same options, ``--steps 2``).
+  "peak_rss_mb", "training_mb", "relative_training_mb"}}``: each objective's ``fit`` step, timed in
+  the same interleaved rounds, and its ratio to the first one's; the peak resident memory of a process
+  that builds and trains only that objective (a child process each, the same options, ``--steps 2``),
+  what of it training added to the runtime (``peak_rss_mb - runtime_rss_mb`` of that process), and
+  that figure's ratio to the first objective's.
 * ``handwritten_step_s`` (for ``--objective cyclegan``): the same networks, losses and Adam updates
   in one hand-written ``tf.function`` (no image pool, no metrics), as the Keras guides write a
   CycleGAN step; ``fit_overhead``: ``train_step_s / handwritten_step_s - 1``.
@@ -24,7 +26,8 @@ Keys of the report (``run_benchmark``'s dict and the ``--json`` file):
   runtime, load average around it (see ``cyclegan_tf.tools.runtime_benchmark``).
 * ``pipeline_images_per_s``: the ``tf.data`` train pipeline alone (JPEG files, decode to batch), in
   training pairs per second once its cache is warm; ``pipeline_first_pass_images_per_s`` includes decoding.
-* ``peak_rss_mb``: the process's peak resident memory; ``device``: CPU model, GPU name, versions.
+* ``peak_rss_mb``: the process's peak resident memory; ``runtime_rss_mb``: its resident memory once
+  TensorFlow and the strategy are up, before anything is built; ``device``: CPU model, GPU name, versions.
 """
 
 import json
@@ -71,6 +74,7 @@ def run_benchmark(options):
     options.validate()
     strategy, _ = distribute.make_strategy(options.mirrored_strategy, options.cpu_replicas)
     distribute.check_batch_size(options.batch_size, strategy)
+    runtime_rss_mb = resident_mb()
     report = {
         "image_size": options.image_size,
         "batch_size": options.batch_size,
@@ -100,6 +104,7 @@ def run_benchmark(options):
     if "pipeline" in options.parts:
         report.update(measure_pipeline(options))
     report["peak_rss_mb"] = peak_rss_mb()
+    report["runtime_rss_mb"] = runtime_rss_mb
     report["device"] = device_description()
     return report
 
@@ -145,11 +150,13 @@ def _measure_training(options, strategy, report):
         report["speedup_vs_float32"] = medians["float32"] / medians["fit"]
     if others:
         steps = {first: medians["fit"], **{name: medians[name] for name in others}}
+        memory = {name: objective_memory_mb(options, name) for name in steps}
         report["objectives"] = {
             name: {
                 "train_step_s": step,
                 "relative_step": step / medians["fit"],
-                "peak_rss_mb": objective_peak_rss_mb(options, name),
+                **memory[name],
+                "relative_training_mb": memory[name]["training_mb"] / memory[first]["training_mb"],
             }
             for name, step in steps.items()
         }
@@ -186,11 +193,15 @@ def training_model(options, strategy, objective=None):
         return build_training_model(config, steps_per_epoch=max(options.steps, 1))
 
 
-def objective_peak_rss_mb(options, objective):
-    """The peak resident memory of a process that builds and trains only ``objective`` (MiB).
+def objective_memory_mb(options, objective):
+    """The memory of a process that builds and trains only ``objective`` (MiB).
 
     Runs ``cyclegan-benchmark --parts train --objective OBJECTIVE --steps 2`` with the same
     networks, sizes and precision in a child process, so that each objective's figure is its own.
+
+    Returns:
+        dict: ``peak_rss_mb``, the child's peak resident memory, and ``training_mb``, what building
+        and training added to its runtime's resident memory.
     """
     argv = [
         *("--parts", "train", "--objective", objective, "--steps", "2", "--rounds", "1"),
@@ -211,7 +222,11 @@ def objective_peak_rss_mb(options, objective):
                 f"measuring {objective} alone failed: {result.stderr.strip().splitlines()[-1:]}"
             )
         with open(path) as f:
-            return json.load(f)["peak_rss_mb"]
+            child = json.load(f)
+    return {
+        "peak_rss_mb": child["peak_rss_mb"],
+        "training_mb": child["peak_rss_mb"] - child["runtime_rss_mb"],
+    }
 
 
 def _random_batch(options, seed):
@@ -422,6 +437,18 @@ def _pairs_per_second(iterator, batches, batch_size):
     for _ in range(batches):
         next(iterator)
     return batches * batch_size / (time.perf_counter() - start)
+
+
+def resident_mb():
+    """The process's resident memory now in MiB (``VmRSS``; None where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def peak_rss_mb():

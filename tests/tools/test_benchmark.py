@@ -87,3 +87,32 @@ def test_pipeline_reads_a_given_folder_with_the_given_cache(synthetic_dir):
     )
     report = benchmark.measure_pipeline(options)
     assert report["pipeline_images_per_s"] > 0 and report["pipeline_first_pass_images_per_s"] > 0
+
+
+def test_benchmark_sets_objectives_side_by_side_each_with_its_own_memory(tmp_path, capsys):
+    path = tmp_path / "objectives.json"
+    argv = [*TINY, "--n-res-blocks", "2", "--objective", "cyclegan,fastcut", "--parts", "train"]
+    assert benchmark_cli.main([*argv, "--no-handwritten", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    rows = report["objectives"]
+    assert sorted(rows) == ["cyclegan", "fastcut"]
+    assert rows["cyclegan"]["train_step_s"] == report["train_step_s"]
+    assert (
+        rows["cyclegan"]["relative_step"] == 1.0 and rows["cyclegan"]["relative_training_mb"] == 1
+    )
+    fastcut = rows["fastcut"]
+    assert fastcut["relative_step"] == pytest.approx(
+        fastcut["train_step_s"] / report["train_step_s"]
+    )
+    for row in rows.values():  # each child's own figures: a runtime, and training on top of it
+        assert 0 < row["training_mb"] < row["peak_rss_mb"]
+    assert fastcut["relative_training_mb"] == pytest.approx(
+        fastcut["training_mb"] / rows["cyclegan"]["training_mb"]
+    )
+    table = capsys.readouterr().out
+    line = next(line for line in table.splitlines() if line.startswith("fastcut step"))
+    assert line.endswith(
+        f"{fastcut['train_step_s']:.4f} s ({fastcut['relative_step']:.2f}x), "
+        f"{fastcut['peak_rss_mb']:.0f} MiB ({fastcut['training_mb']:.0f} MiB, "
+        f"{fastcut['relative_training_mb']:.2f}x)"
+    )
