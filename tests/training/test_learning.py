@@ -32,14 +32,18 @@ BACKGROUND_L1_MAX = 0.15  # mean |output - input| over the background, in [0, 1]
 CUT_BACKGROUND_L1_MAX = 0.25
 # Their fruit hue swings more from run to run as well: with no identity L1 or cycle term to steady the
 # adversarial game, the third-lowest hue of 24 (what the 90 % check hangs on) ranged from 19.9 to 30.7
-# degrees over six seeds and the images' mean from 22.7 to 33.0 (after 300 steps, the lowest hue of a
-# run ranged from 15.8 to 26.1 and two runs in eight failed ORANGE_HUE_MIN). They are
-# held to the midpoint between the test apples' highest hue and the oranges' lowest: every fruit
+# degrees over twelve runs (six seeds each) and the images' mean from 22.7 to 33.0 (after 300 steps,
+# the lowest hue of a run ranged from 15.8 to 26.1 and two runs in eight failed ORANGE_HUE_MIN). They
+# are held to the midpoint between the test apples' highest hue and the oranges' lowest: every fruit
 # nearer an orange than any apple.
 CUT_ORANGE_HUE_MIN = 17.5
 CYCLE_L1_MAX = 0.13  # mean |F(G(x)) - x|, in [0, 1] units
 CYCLE_VS_INIT_MAX = 0.5  # the trained cycle error is at most half of an untrained generator's
 DISTINCT_MIN = 0.5  # nearest other output / nearest other input distance
+# With no cycle to map back, FastCUT's outputs lie closer together than CycleGAN's: the ratio that
+# 90 % of the images pass ranged from 0.55 to 0.71 over six seeds (CUT's 0.61 to 0.81; 0.45 for one
+# FastCUT run after 300 steps). A translator giving one output for every input scores 0.
+CUT_DISTINCT_MIN = 0.4
 
 
 @dataclasses.dataclass
@@ -107,6 +111,7 @@ def failed_checks(
     untrained_cycle_l1=None,
     background_max=BACKGROUND_L1_MAX,
     orange_min=ORANGE_HUE_MIN,
+    distinct_min=DISTINCT_MIN,
 ):
     """The names of the per-image checks that fewer than ``SHARE`` of the images pass.
 
@@ -117,7 +122,7 @@ def failed_checks(
     checks = {
         "hue": hue_ok,
         "background": quality.background_l1 < background_max,
-        "distinct": quality.distinct > DISTINCT_MIN,
+        "distinct": quality.distinct > distinct_min,
     }
     if untrained_cycle_l1 is not None:
         checks["cycle"] = (quality.cycle_l1 < CYCLE_L1_MAX) & (
@@ -206,7 +211,11 @@ def test_a_trained_cut_turns_each_apple_into_an_orange(objective, tmp_path_facto
     print(f"{objective} A->B: {quality.summary()}")
     assert (quality.hue_before < APPLE_HUE_MAX).mean() >= SHARE
     failed = failed_checks(
-        quality, True, background_max=CUT_BACKGROUND_L1_MAX, orange_min=CUT_ORANGE_HUE_MIN
+        quality,
+        True,
+        background_max=CUT_BACKGROUND_L1_MAX,
+        orange_min=CUT_ORANGE_HUE_MIN,
+        distinct_min=CUT_DISTINCT_MIN,
     )
     assert failed == []
     assert np.median(quality.background_l1) < BACKGROUND_L1_MAX
@@ -228,6 +237,9 @@ def test_the_checks_catch_broken_translators(synthetic_dir):
 
     same_orange = [oranges[0]] * len(apples)  # mode collapse: one orange for every apple
     assert "distinct" in failed_checks(measure(apples, same_orange, apples), True, untrained_cycle)
+    one_way_bars = {"orange_min": CUT_ORANGE_HUE_MIN, "distinct_min": CUT_DISTINCT_MIN}
+    assert "distinct" in failed_checks(measure(apples, same_orange), True, **one_way_bars)
+    assert failed_checks(measure(apples, apples), True, **one_way_bars) == ["hue"]  # untranslated
     assert "background" in failed_checks(
         measure(apples, same_orange, apples), True, untrained_cycle
     )
