@@ -60,6 +60,13 @@ def build_parser():
     return parser
 
 
+def _training_memory(row):
+    """`` (T MiB, Rx)``: what training added to the runtime, and its ratio; empty where unknown."""
+    if row["training_mb"] is None:
+        return ""
+    return f" ({row['training_mb']:.0f} MiB, {row['relative_training_mb']:.2f}x)"
+
+
 def format_table(report):
     """The report as an aligned two-column table (unmeasured rows are left out)."""
     rows = [
@@ -75,8 +82,7 @@ def format_table(report):
             (
                 f"{objective} step, peak RSS (training)",
                 f"{row['train_step_s']:.4f} s ({row['relative_step']:.2f}x), "
-                f"{row['peak_rss_mb']:.0f} MiB ({row['training_mb']:.0f} MiB, "
-                f"{row['relative_training_mb']:.2f}x)",
+                f"{row['peak_rss_mb']:.0f} MiB{_training_memory(row)}",
             )
         )
     width = max(len(label) for label, _ in rows)

@@ -15,7 +15,7 @@ Keys of the report (``run_benchmark``'s dict and the ``--json`` file):
   the same interleaved rounds, and its ratio to the first one's; the peak resident memory of a process
   that builds and trains only that objective (a child process each, the same options, ``--steps 2``),
   what of it training added to the runtime (``peak_rss_mb - runtime_rss_mb`` of that process), and
-  that figure's ratio to the first objective's.
+  that figure's ratio to the first objective's (both None where ``/proc`` is missing).
 * ``handwritten_step_s`` (for ``--objective cyclegan``): the same networks, losses and Adam updates
   in one hand-written ``tf.function`` (no image pool, no metrics), as the Keras guides write a
   CycleGAN step; ``fit_overhead``: ``train_step_s / handwritten_step_s - 1``.
@@ -156,7 +156,9 @@ def _measure_training(options, strategy, report):
                 "train_step_s": step,
                 "relative_step": step / medians["fit"],
                 **memory[name],
-                "relative_training_mb": memory[name]["training_mb"] / memory[first]["training_mb"],
+                "relative_training_mb": _ratio(
+                    memory[name]["training_mb"], memory[first]["training_mb"]
+                ),
             }
             for name, step in steps.items()
         }
@@ -223,10 +225,16 @@ def objective_memory_mb(options, objective):
             )
         with open(path) as f:
             child = json.load(f)
+    runtime = child["runtime_rss_mb"]
     return {
         "peak_rss_mb": child["peak_rss_mb"],
-        "training_mb": child["peak_rss_mb"] - child["runtime_rss_mb"],
+        "training_mb": None if runtime is None else child["peak_rss_mb"] - runtime,
     }
+
+
+def _ratio(value, reference):
+    """``value / reference``, or None where either is unknown."""
+    return None if value is None or reference is None else value / reference
 
 
 def _random_batch(options, seed):
@@ -439,16 +447,21 @@ def _pairs_per_second(iterator, batches, batch_size):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def resident_mb():
-    """The process's resident memory now in MiB (``VmRSS``; None where ``/proc`` is missing)."""
+def _proc_status_mb(field):
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB; None without ``/proc``."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def resident_mb():
+    """The process's resident memory now in MiB (``VmRSS``; None where ``/proc`` is missing)."""
+    return _proc_status_mb("VmRSS")
 
 
 def peak_rss_mb():
@@ -458,13 +471,9 @@ def peak_rss_mb():
     ``ru_maxrss`` would not do for a child process: Linux keeps there the resident size of the parent
     it was forked from, up to its ``exec``. Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
     """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
 

@@ -116,3 +116,11 @@ def test_benchmark_sets_objectives_side_by_side_each_with_its_own_memory(tmp_pat
         f"{fastcut['peak_rss_mb']:.0f} MiB ({fastcut['training_mb']:.0f} MiB, "
         f"{fastcut['relative_training_mb']:.2f}x)"
     )
+
+
+def test_without_proc_an_objective_row_has_no_training_figure_and_no_error():
+    """Where ``/proc`` is missing the runtime's memory is unknown: the row gives the peak alone."""
+    known = {"training_mb": 612.4, "relative_training_mb": 0.684}
+    assert benchmark_cli._training_memory(known) == " (612 MiB, 0.68x)"
+    unknown = {"training_mb": None, "relative_training_mb": None}
+    assert benchmark_cli._training_memory(unknown) == ""
