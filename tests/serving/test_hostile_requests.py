@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -22,6 +23,7 @@ pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
 requests = pytest.importorskip("requests")
 
 from cyclegan_tf import export  # noqa: E402
+from cyclegan_tf.models import resnet_generator  # noqa: E402
 from cyclegan_tf.serving import loadtest  # noqa: E402
 from cyclegan_tf.serving.process import ServerProcess, free_port  # noqa: E402
 from tests.serving.conftest import b64, png, tiny_generator  # noqa: E402
@@ -44,6 +46,9 @@ LIMITS = {
 def base_path(tmp_path_factory):
     base = tmp_path_factory.mktemp("hostile_models")
     export.export_generator(tiny_generator(1), str(base), "m")
+    # Fifty times the work of "m" per image (50 ms at 128 x 128 on a 2-core CPU): a batch that lasts.
+    keras.utils.set_random_seed(5)
+    export.export_generator(resnet_generator(ngf=16, n_res_blocks=3), str(base), "slow")
     for seed in (2, 3):  # versions 1 and 2
         export.export_generator(tiny_generator(seed), str(base), "rollback")
     return base
@@ -147,20 +152,30 @@ def test_a_client_that_goes_away_leaves_one_log_line(server):
 
 def test_a_large_batch_does_not_hold_the_run_slot(server):
     # One run slot: the batch of 48 images runs one image per reservation, so a request that comes
-    # later is served between two of them instead of after the whole batch.
+    # while it runs is served between two of its images instead of after the whole batch.
     batch = translate_bytes([png(128, 128, flat=True)] * 48)
-    finished = []
+    single = translate_bytes([png(16, 16)])
+    timings = {}
 
     def send(name, body):
-        response = requests.post(url(server), json=body, timeout=120)
-        finished.append((name, response.status_code))
+        start = time.monotonic()
+        response = requests.post(url(server, "slow"), json=body, timeout=120)
+        timings[name] = (time.monotonic() - start, response.status_code)
 
-    large = threading.Thread(target=send, args=("batch", batch))
+    send("batch alone", batch)  # warm: each size's first run builds its kernels
+    send("single alone", single)
+    batch_seconds = timings["batch alone"][0]
+    finished = []
+    large = threading.Thread(target=lambda: (send("batch", batch), finished.append("batch")))
     large.start()
-    time.sleep(0.5)
-    send("single", translate_bytes([png(16, 16)]))
+    time.sleep(batch_seconds / 4)  # a quarter of its images done: the batch holds the slot
+    send("single", single)
+    finished.append("single")
     large.join()
-    assert finished == [("single", 200), ("batch", 200)]
+    assert finished == ["single", "batch"], timings
+    assert {status for _, status in timings.values()} == {200}, timings
+    # It waited for one of the batch's images, not for the three quarters left.
+    assert timings["single"][0] < batch_seconds / 4, timings
 
 
 def test_rollback_under_load_serves_version_1_with_no_errors(server, base_path):
