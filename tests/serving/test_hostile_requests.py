@@ -135,10 +135,12 @@ def test_a_client_that_goes_away_leaves_one_log_line(server):
         leaving.sendall(head.encode() + b'{"instances": [')
         time.sleep(0.3)
     body = json.dumps(translate_bytes([png(128, 128, flat=True)] * 40)).encode()
-    head = f"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    head = (
+        f"POST /v1/models/slow:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     with _raw_connection(server) as impatient:
         impatient.sendall(head.encode() + body)
-        time.sleep(0.5)  # the translation has begun
+        time.sleep(0.5)  # the translation has begun; it takes 2 s or more
     for _ in range(100):  # the second leaves its line when its work stops, at the next image
         new = server.log()[len(before) :]
         if "its work stopped" in new:
