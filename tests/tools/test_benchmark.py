@@ -118,8 +118,16 @@ def test_benchmark_sets_objectives_side_by_side_each_with_its_own_memory(tmp_pat
     )
 
 
-def test_without_proc_an_objective_row_has_no_training_figure_and_no_error():
-    """Where ``/proc`` is missing the runtime's memory is unknown: the row gives the peak alone."""
+def test_without_proc_the_runtime_memory_is_unknown_and_a_row_gives_the_peak_alone(monkeypatch):
+    from cyclegan_tf.tools import benchmark
+
+    def no_proc(path, *args, **kwargs):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(benchmark, "open", no_proc, raising=False)
+    assert benchmark.resident_mb() is None
+    assert benchmark.peak_rss_mb() > 0  # from getrusage instead
+    assert benchmark._ratio(None, 2312.0) is None and benchmark._ratio(1567.0, 2312.0) > 0.6
     known = {"training_mb": 612.4, "relative_training_mb": 0.684}
     assert benchmark_cli._training_memory(known) == " (612 MiB, 0.68x)"
     unknown = {"training_mb": None, "relative_training_mb": None}
